@@ -1,0 +1,242 @@
+"""Settings: the one source of truth for every listener, timer and credential.
+
+Order of precedence: defaults < TOML file (``--config``) < ``UACSTA_<SECTION>__<KEY>`` environment
+variables (e.g. ``UACSTA_PHONES__PASSWORD=secret``, lists comma-separated) < explicit overrides
+from the command line. Unknown keys and wrong types are errors that name the offending key, so
+a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the key and what to fix."""
+
+
+@dataclass
+class PhoneSettings:
+    """Phone connection (estos manual §3.2, §3.6)."""
+
+    listen: list[str] = field(
+        default_factory=lambda: ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060", "tls:0.0.0.0:5061"]
+    )
+    password: str = "change-me"
+    #: Per-phone password overrides, keyed by MAC (any notation).
+    passwords: dict[str, str] = field(default_factory=dict)
+    realm: str = "uacsta"
+    auto_activate: bool = True
+    registration_expires: int = 300
+    keepalive_interval: int = 60
+    session_expires: int = 1800
+    csta_timeout: float = 5.0
+    relink_backoff: float = 5.0
+    #: Failed authentications per source address before it is blocked for ``block_time`` s.
+    max_auth_failures: int = 10
+    block_time: float = 60.0
+
+
+@dataclass
+class ClientAccount:
+    name: str = "cti"
+    password: str = "change-me"
+    #: Devices this account may monitor and control; empty means all.
+    devices: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ClientSettings:
+    """Client connection: uaCSTA over SIP (TR/87) and CSTA XML over TCP (ECMA-323 Annex J)."""
+
+    sip_listen: list[str] = field(default_factory=lambda: ["tcp:0.0.0.0:5062", "tls:0.0.0.0:5063"])
+    csta_listen: list[str] = field(default_factory=lambda: ["tcp:0.0.0.0:8882", "tls:0.0.0.0:8883"])
+    require_authentication: bool = True
+    session_duration: int = 180
+    max_session_duration: int = 3600
+    accounts: list[ClientAccount] = field(default_factory=lambda: [ClientAccount()])
+
+
+@dataclass
+class StoreSettings:
+    path: str = "./data"
+    #: SQLAlchemy URL; empty means SQLite in ``path``.
+    url: str = ""
+
+    @property
+    def database_url(self) -> str:
+        return self.url or f"sqlite:///{Path(self.path).resolve() / 'uacsta.db'}"
+
+
+@dataclass
+class TlsSettings:
+    certificate: str = ""
+    private_key: str = ""
+
+
+@dataclass
+class HttpSettings:
+    listen: str = "tcp:0.0.0.0:8080"
+
+
+@dataclass
+class LogSettings:
+    level: str = "INFO"
+    directory: str = ""
+    max_file_size: int = 10 * 1024 * 1024
+    delete_daily: bool = False
+    mac_filter: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Settings:
+    phones: PhoneSettings = field(default_factory=PhoneSettings)
+    clients: ClientSettings = field(default_factory=ClientSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            return hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        _, item = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+        return {str(k): _coerce(v, item, f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+        return _build(hint, value, key)
+    if isinstance(hint, types.UnionType):  # pragma: no cover - no optional settings yet
+        return value
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")
+
+
+def _key(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _build(cls: type[Any], data: Mapping[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(sorted(_key(prefix, u) for u in unknown))}; "
+            f"known in [{prefix or 'top level'}]: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: _coerce(v, hints[k], _key(prefix, k)) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith("UACSTA_") or "__" not in name:
+            continue
+        section, _, key = name[len("UACSTA_") :].lower().partition("__")
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from defaults, a TOML file, the environment and overrides."""
+    data: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"configuration file {p} is not valid TOML: {exc}") from None
+    data = _merge(data, _env_overrides(os.environ if env is None else env))
+    if overrides:
+        data = _merge(data, overrides)
+    settings: Settings = _build(Settings, data, "")
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    from uacsta.net.address import parse_listen_address  # adapters own address syntax
+
+    for key, addresses in (
+        ("phones.listen", settings.phones.listen),
+        ("clients.sip_listen", settings.clients.sip_listen),
+        ("clients.csta_listen", settings.clients.csta_listen),
+        ("http.listen", [settings.http.listen]),
+    ):
+        for address in addresses:
+            try:
+                parse_listen_address(address)
+            except ValueError as exc:
+                raise ConfigError(f"{key}: {exc}") from None
+    p = settings.phones
+    if p.registration_expires < 30:
+        raise ConfigError("phones.registration_expires: must be at least 30 seconds")
+    if p.keepalive_interval <= 0:
+        raise ConfigError("phones.keepalive_interval: must be positive")
+    if p.session_expires < 90:
+        raise ConfigError("phones.session_expires: RFC 4028 requires at least 90 seconds")
+    if not p.password:
+        raise ConfigError("phones.password: must not be empty")
+    if settings.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("log.level: one of DEBUG, INFO, WARNING, ERROR")
+
+
+def settings_to_dict(settings: Settings) -> dict[str, Any]:
+    return dataclasses.asdict(settings)

@@ -1,0 +1,66 @@
+"""Hardened XML parsing for every CSTA and ECMA-354 document that enters uacsta.
+
+Every document from a phone or client goes through :func:`parse_document`: no DTD, no entity
+expansion, no network access, and hard bounds on size and depth, so XXE and billion-laughs inputs
+are refused with :class:`CstaDecodeError` before they cost memory.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from uacsta.csta.errors import CstaDecodeError
+
+MAX_DOCUMENT_BYTES = 256 * 1024
+MAX_DEPTH = 32
+
+_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    remove_comments=True,
+    remove_pis=True,
+    collect_ids=False,
+)
+
+
+def local_name(element: etree._Element) -> str:
+    """The element's name without namespace (CSTA editions differ only in namespace)."""
+    tag = element.tag
+    if not isinstance(tag, str):
+        return ""
+    return tag.rpartition("}")[2]
+
+
+def namespace(element: etree._Element) -> str | None:
+    tag = element.tag
+    if isinstance(tag, str) and tag.startswith("{"):
+        return tag[1:].partition("}")[0]
+    return None
+
+
+def parse_document(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> etree._Element:
+    """Parse one XML document; raise :class:`CstaDecodeError` for anything unsafe or malformed."""
+    if len(data) > max_bytes:
+        raise CstaDecodeError(f"document of {len(data)} bytes exceeds the limit of {max_bytes}")
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise CstaDecodeError("DTDs and entity declarations are not accepted")
+    try:
+        root = etree.fromstring(data, _PARSER)
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        raise CstaDecodeError(f"malformed XML: {exc}") from exc
+    if root is None:
+        raise CstaDecodeError("empty document")
+    _check_depth(root)
+    return root
+
+
+def _check_depth(root: etree._Element) -> None:
+    stack: list[tuple[etree._Element, int]] = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise CstaDecodeError(f"document nested deeper than {MAX_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in element)
