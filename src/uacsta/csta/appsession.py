@@ -708,7 +708,8 @@ class ApplicationSession:
     def _start(self, msg: StartApplicationSession, now: float) -> AppSessionMessage:
         if self._state is not SessionState.IDLE:
             return self._reject_start(StartApplicationSessionError.MAX_NUMBER_SESSIONS)
-        if not self._check_credentials(msg.credentials):
+        verified, user = self._check_credentials(msg.credentials)
+        if not verified:
             self._failed_starts += 1
             self._log.info("application session refused: authentication failed")
             if self._failed_starts >= self._max_failed_starts:
@@ -726,6 +727,7 @@ class ApplicationSession:
         self._session_id = self._session_id_factory()
         self._protocol_version = version
         self._application_id = msg.application_id
+        self._user = user
         self._duration = self._clamp(msg.requested_session_duration, self._default_duration)
         self._deadline = now + self._duration
         self._log.info(
@@ -744,15 +746,15 @@ class ApplicationSession:
         self._transition(SessionEvent.START_REJECTED)
         return StartApplicationSessionNegResponse(defined_error=error)
 
-    def _check_credentials(self, credentials: SessionLoginInfo | None) -> bool:
+    def _check_credentials(self, credentials: SessionLoginInfo | None) -> tuple[bool, str | None]:
+        """(accepted, verified user name)."""
         if credentials is None:
-            return not self._require_authentication
+            return not self._require_authentication, None
         if self._authenticator is None:
-            return True  # nothing to verify against; the name stays unauthenticated
+            return True, None  # nothing to verify against; the name stays unauthenticated
         if not self._authenticator(credentials.user_name, credentials.password):
-            return False
-        self._user = credentials.user_name
-        return True
+            return False, None
+        return True, credentials.user_name
 
     def _choose_version(self, requested: Sequence[str]) -> str | None:
         if not requested:

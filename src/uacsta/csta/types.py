@@ -31,7 +31,7 @@ __all__ = [
     "PassThroughEnum",
     "SnapshotCallResponseInfo",
     "SnapshotDeviceResponseInfo",
-    "SystemStatus",
+    "SystemStatusValue",
     "xml_meta",
 ]
 
@@ -42,16 +42,15 @@ def xml_meta(
     path: tuple[str, ...] = (),
     item: str | None = None,
     aliases: tuple[str, ...] = (),
-    flags: bool = False,
 ) -> dict[str, object]:
     """Field metadata for the codec.
 
     ``tag``: element name when it is not the camelCase of the field name; ``path``: wrapper
     elements between the parent and the element; ``item``: name of the repeated element inside
-    a list element; ``aliases``: other element names accepted on decode; ``flags``: the field is
-    a set of ``<name>true</name>`` leaves anywhere below the element.
+    a list element (``tuple`` fields); ``aliases``: other element names accepted on decode.
+    A ``frozenset[str]`` field is a set of ``<name>true</name>`` leaves at any depth below it.
     """
-    return {"xml": {"tag": tag, "path": path, "item": item, "aliases": aliases, "flags": flags}}
+    return {"xml": {"tag": tag, "path": path, "item": item, "aliases": aliases}}
 
 
 class PassThroughEnum(enum.StrEnum):
@@ -188,7 +187,7 @@ class ForwardingType(PassThroughEnum):
     FORWARD_DND_EXT = "forwardDNDExt"
 
 
-class SystemStatus(PassThroughEnum):
+class SystemStatusValue(PassThroughEnum):
     INITIALIZING = "initializing"
     ENABLED = "enabled"
     NORMAL = "normal"

@@ -43,6 +43,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 
+from uacsta.sip.errors import SipError
+
 __all__ = [
     "Algorithm",
     "AuthResult",
@@ -64,8 +66,10 @@ MAX_VALUE_LENGTH = 8192
 MAX_PARAMS = 32
 
 
-class DigestError(ValueError):
+class DigestError(SipError, ValueError):
     """A Digest header value or challenge cannot be used (malformed or unsupported)."""
+
+    status_code = 400
 
 
 # --------------------------------------------------------------------------- parsing
@@ -359,6 +363,7 @@ class NonceManager:
             raise ValueError("lifetime and max_tracked must be positive")
         self._secret = secret
         self.lifetime = lifetime
+        self._lifetime_ms = int(lifetime * 1000)
         self.max_tracked = max_tracked
         self._nc: OrderedDict[str, _NcEntry] = OrderedDict()
         self._floor_ms = -1  # nonces issued at or before this may have lost their nc state
@@ -392,7 +397,7 @@ class NonceManager:
         now_ms = int(now * 1000)
         if issued > now_ms + _FUTURE_SKEW_MS:
             return NonceStatus.INVALID
-        if now_ms - issued > self.lifetime * 1000:
+        if issued < now_ms - self._lifetime_ms:  # same test as prune(), to the millisecond
             return NonceStatus.STALE
         return NonceStatus.VALID
 
@@ -424,7 +429,7 @@ class NonceManager:
 
     def prune(self, now: float, *, limit: int | None = None) -> None:
         """Drop expired entries from the least recently used end (all of them if no limit)."""
-        horizon = int((now - self.lifetime) * 1000)
+        horizon = int(now * 1000) - self._lifetime_ms
         if limit is None:
             for key in [k for k, e in self._nc.items() if e.issued_ms < horizon]:
                 del self._nc[key]

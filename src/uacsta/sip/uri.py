@@ -17,6 +17,44 @@ _TOKEN_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 )
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:[]")
+_BAD_PARAM_VALUE = frozenset(' \t"<>,\x00')
+_URI_FORBIDDEN = frozenset(' \t\r\n<>"\x00')
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.")
+_MAX_INT = 2**32 - 1
+
+
+def _is_token(text: str) -> bool:
+    """RFC 3261 §25.1 token (non-empty)."""
+    return bool(text) and all(c in _TOKEN_CHARS for c in text)
+
+
+def is_digits(text: str) -> bool:
+    """ASCII decimal digits only (``str.isdigit`` also accepts '²', which ``int`` rejects)."""
+    return text.isascii() and text.isdigit()
+
+
+def parse_uint(text: str, *, max_digits: int = 10) -> int | None:
+    """A bounded unsigned integer, or None when ``text`` is not one.
+
+    Leading zeros are allowed (RFC 4475 §3.1.1.1). The digit bound keeps ``int()`` away from
+    its quadratic conversion and its 4300-digit limit on hostile input.
+    """
+    text = text.strip(" \t")
+    if not is_digits(text):
+        return None
+    text = text.lstrip("0") or "0"
+    if len(text) > max_digits:
+        return None
+    return int(text)
+
+
+def clamp_delta_seconds(text: str) -> int | None:
+    """delta-seconds (§25.1); values over 2**32-1 are taken as 2**32-1 (§20.19), junk is None."""
+    text = text.strip(" \t")
+    if not is_digits(text):
+        return None
+    text = text.lstrip("0") or "0"
+    return _MAX_INT if len(text) > 10 else min(int(text), _MAX_INT)
 
 
 def _param_get(params: Params, name: str) -> str | None:
@@ -43,23 +81,22 @@ def _format_params(params: Params) -> str:
 
 
 def _parse_params(text: str, where: str) -> Params:
-    """Parse ``;a=b;c`` (leading ';' already removed or present)."""
+    """Parse ``a=b;c`` (the text after the first ';'). Empty parameters (``;;``) are an error."""
     out: list[tuple[str, str | None]] = []
     for raw in _split_outside_quotes(text, ";"):
-        item = raw.strip()
-        if not item:
-            continue
-        name, eq, value = item.partition("=")
-        name = name.strip()
-        if not name or not all(c in _TOKEN_CHARS for c in name):
-            raise SipParseError(f"bad parameter name {name!r} in {where}")
+        name, eq, value = raw.partition("=")
+        name = name.strip(" \t")
+        if not name:
+            raise SipParseError(f"empty parameter in {where!r}")
+        if not _is_token(name):
+            raise SipParseError(f"bad parameter name {name!r} in {where!r}")
         if eq:
-            value = value.strip()
+            value = value.strip(" \t")
             if value.startswith('"'):
                 if len(value) < 2 or not value.endswith('"'):
-                    raise SipParseError(f"unbalanced quotes in parameter {name!r} of {where}")
-            elif not value or any(c in ' \t"<>' for c in value):
-                raise SipParseError(f"bad value for parameter {name!r} in {where}")
+                    raise SipParseError(f"unbalanced quotes in parameter {name!r} of {where!r}")
+            elif not value or any(c in _BAD_PARAM_VALUE for c in value):
+                raise SipParseError(f"bad value for parameter {name!r} in {where!r}")
             out.append((name, value))
         else:
             out.append((name, None))
@@ -96,6 +133,13 @@ def _split_outside_quotes(text: str, sep: str) -> list[str]:
     return parts
 
 
+def split_list(text: str) -> list[str]:
+    """Split a comma-separated header value outside quotes and <>; empty elements are kept."""
+    if "," not in text:
+        return [text.strip(" \t")]
+    return [p.strip(" \t") for p in _split_outside_quotes(text, ",")]
+
+
 def split_header_values(text: str) -> list[str]:
     """Split a comma-separated header value, respecting quotes and angle brackets (§7.3.1)."""
     return [p.strip() for p in _split_outside_quotes(text, ",") if p.strip()]
@@ -118,9 +162,13 @@ def _parse_hostport(text: str, where: str) -> tuple[str, int | None]:
             raise SipParseError(f"empty port in {where}")
     if not host or not all(c in _HOST_CHARS for c in host):
         raise SipParseError(f"bad host {host!r} in {where}")
+    if host[0] == "[" and (len(host) < 3 or host[-1] != "]" or host.count("[") != 1):
+        raise SipParseError(f"bad IPv6 reference {host!r} in {where}")
+    if host[0] != "[" and any(c in "[]:" for c in host):
+        raise SipParseError(f"bad host {host!r} in {where}")
     port: int | None = None
     if port_text:
-        if not port_text.isdigit() or len(port_text) > 5 or not 0 < int(port_text) < 65536:
+        if not is_digits(port_text) or len(port_text) > 5 or not 0 < int(port_text) < 65536:
             raise SipParseError(f"bad port {port_text!r} in {where}")
         port = int(port_text)
     return host, port
@@ -193,21 +241,24 @@ Uri = SipUri | AbsoluteUri
 
 
 def parse_uri(text: str) -> Uri:
-    """Parse a Request-URI or the URI of a name-addr; raise :class:`SipParseError`."""
-    text = text.strip()
+    """Parse a Request-URI or the URI of a name-addr; raise :class:`SipParseError`.
+
+    The userinfo ends at the last '@': user and password may hold '?', ';' and ',' (RFC 4475
+    §3.1.1.2, §3.1.1.9) but no '@', and neither may parameters or headers (§25.1).
+    """
+    text = text.strip(" \t")
     scheme, colon, rest = text.partition(":")
-    if not colon or not scheme or not scheme[0].isalpha():
+    if not colon or not scheme or not scheme[0].isascii() or not scheme[0].isalpha():
         raise SipParseError(f"not a URI: {text!r}")
-    if not all(c.isalnum() or c in "+-." for c in scheme):
+    if not all(c in _SCHEME_CHARS for c in scheme):
         raise SipParseError(f"bad URI scheme in {text!r}")
-    if any(c in " \t\r\n<>\"" for c in text):
+    if any(c in _URI_FORBIDDEN for c in text):
         raise SipParseError(f"URI contains a forbidden character: {text!r}")
     lscheme = scheme.lower()
     if lscheme not in ("sip", "sips"):
         if not rest:
             raise SipParseError(f"empty URI: {text!r}")
         return AbsoluteUri(text)
-    rest, qmark, header_text = rest.partition("?")
     user: str | None = None
     password: str | None = None
     if "@" in rest:
@@ -217,9 +268,10 @@ def parse_uri(text: str) -> Uri:
             password = pw
         if not user:
             raise SipParseError(f"empty user part in {text!r}")
-    hostport, _, param_text = rest.partition(";")
+    rest, qmark, header_text = rest.partition("?")
+    hostport, semi, param_text = rest.partition(";")
     host, port = _parse_hostport(hostport, text)
-    params = _parse_params(param_text, text) if param_text else ()
+    params = _parse_params(param_text, text) if semi else ()
     headers: tuple[tuple[str, str], ...] = ()
     if qmark:
         pairs = []
@@ -264,7 +316,7 @@ class NameAddr:
     @property
     def expires(self) -> int | None:
         value = self.param("expires")
-        return int(value) if value is not None and value.isdigit() else None
+        return clamp_delta_seconds(value) if value is not None else None
 
     def __str__(self) -> str:
         name = f"{self.display_name} " if self.display_name else ""
@@ -272,49 +324,59 @@ class NameAddr:
 
 
 def parse_name_addr(text: str) -> NameAddr:
-    """Parse name-addr (``"Bob" <sip:b@h>;tag=1``) or addr-spec (``sip:b@h;tag=1``) forms."""
-    text = text.strip()
+    """Parse name-addr (``"Bob" <sip:b@h>;tag=1``) or addr-spec (``sip:b@h;tag=1``) forms.
+
+    A display name is a quoted string (kept with its quotes and escapes) or tokens separated
+    by whitespace (RFC 3261 §25.1); ``Bell, Alexander <sip:...>`` is rejected (RFC 4475
+    §3.1.2.15), as is whitespace inside the angle brackets (§3.1.2.14).
+    """
+    text = text.strip(" \t")
     if not text:
         raise SipParseError("empty address")
     display: str | None = None
-    if text.startswith('"'):
+    if text[0] == '"':
         i = 1
-        while i < len(text):
-            if text[i] == "\\":
+        n = len(text)
+        while i < n:
+            ch = text[i]
+            if ch == "\\":
                 i += 2
                 continue
-            if text[i] == '"':
+            if ch == '"':
                 break
             i += 1
-        if i >= len(text):
+        if i >= n:
             raise SipParseError(f"unbalanced quotes in display name: {text!r}")
         display = text[: i + 1]
-        text = text[i + 1 :].lstrip()
+        text = text[i + 1 :].lstrip(" \t")
         if not text.startswith("<"):
             raise SipParseError(f"quoted display name without <URI>: {text!r}")
     lt = text.find("<")
     if lt >= 0:
-        if display is None:
-            prefix = text[:lt].strip()
-            if prefix:
-                if any(c in prefix for c in '"<>;'):
-                    raise SipParseError(f"bad display name {prefix!r}")
-                display = " ".join(prefix.split())
+        if display is None and lt:
+            words = text[:lt].split()
+            if not all(_is_token(w) for w in words):
+                raise SipParseError(f"display name must be tokens or quoted: {text[:lt]!r}")
+            display = " ".join(words) or None
         gt = text.find(">", lt)
         if gt < 0:
             raise SipParseError(f"missing '>' in address {text!r}")
-        uri = parse_uri(text[lt + 1 : gt])
-        rest = text[gt + 1 :].strip()
-        if rest and not rest.startswith(";"):
+        inner = text[lt + 1 : gt]
+        if not inner or inner[0] in " \t" or inner[-1] in " \t":
+            raise SipParseError(f"whitespace inside <> in address {text!r}")
+        uri = parse_uri(inner)
+        rest = text[gt + 1 :].lstrip(" \t")
+        if not rest:
+            return NameAddr(uri=uri, display_name=display)
+        if rest[0] != ";":
             raise SipParseError(f"unexpected text after address: {rest!r}")
-        params = _parse_params(rest, text) if rest else ()
-        return NameAddr(uri=uri, display_name=display, params=params)
+        return NameAddr(uri=uri, display_name=display, params=_parse_params(rest[1:], text))
     # addr-spec: parameters after the URI belong to the header, not the URI (§20.10).
-    uri_text, _, param_text = text.partition(";")
-    if "?" in uri_text or "," in uri_text:
+    uri_text, semi, param_text = text.partition(";")
+    if any(c in "?," for c in uri_text):
         raise SipParseError(f"addr-spec with reserved characters must use <>: {text!r}")
     uri = parse_uri(uri_text)
-    params = _parse_params(param_text, text) if param_text else ()
+    params = _parse_params(param_text, text) if semi else ()
     return NameAddr(uri=uri, params=params)
 
 
@@ -344,7 +406,16 @@ class Via:
     @property
     def rport(self) -> int | None:
         value = self.param("rport")
-        return int(value) if value else None
+        return parse_uint(value, max_digits=5) if value else None
+
+    @property
+    def has_rfc3261_branch(self) -> bool:
+        """The branch carries the magic cookie and something after it (§8.1.1.7).
+
+        Otherwise the transaction layer matches the RFC 2543 way (§17.2.3; RFC 4475 §3.2.1).
+        """
+        branch = self.branch
+        return branch is not None and len(branch) > 7 and branch.startswith("z9hG4bK")
 
     @property
     def wants_rport(self) -> bool:
@@ -360,16 +431,26 @@ class Via:
 
 def parse_via(text: str) -> Via:
     """Parse one Via value; LWS around the '/' of sent-protocol is allowed (§25.1)."""
-    name, slash1, rest = text.strip().partition("/")
+    name, slash1, rest = text.strip(" \t").partition("/")
     version, slash2, rest = rest.partition("/")
-    if not (slash1 and slash2) or name.strip().upper() != "SIP" or version.strip() != "2.0":
+    if not (slash1 and slash2) or name.strip(" \t").upper() != "SIP":
         raise SipParseError(f"bad Via sent-protocol: {text!r}")
-    pieces = rest.strip().split(None, 1)
+    if version.strip(" \t") != "2.0":
+        raise SipParseError(f"unsupported Via protocol version: {text!r}")
+    pieces = rest.split(None, 1)
     if len(pieces) != 2:
         raise SipParseError(f"Via without sent-by: {text!r}")
     transport, rest = pieces
-    sent_by, _, param_text = rest.partition(";")
+    if not _is_token(transport):
+        raise SipParseError(f"bad Via transport: {text!r}")
+    sent_by, semi, param_text = rest.partition(";")
     sent_by = "".join(sent_by.split())
     host, port = _parse_hostport(sent_by, "Via")
-    params = _parse_params(param_text, "Via") if param_text else ()
+    params = _parse_params(param_text, "Via") if semi else ()
+    for key, value in params:
+        lkey = key.lower()
+        if lkey == "branch" and not value:
+            raise SipParseError(f"empty Via branch: {text!r}")
+        if lkey == "rport" and value is not None and parse_uint(value, max_digits=5) is None:
+            raise SipParseError(f"bad Via rport: {text!r}")
     return Via(transport=transport.upper(), host=host, port=port, params=params)

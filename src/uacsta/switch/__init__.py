@@ -1,1 +1,1 @@
-"""switch layer."""
+"""The switching function: one CSTA view over every line of every ready phone (pure logic)."""

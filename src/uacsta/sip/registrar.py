@@ -1,0 +1,364 @@
+"""Registrar bindings, sans-IO (RFC 3261 §10.3; expiry §10.2.1.1, §20.19; 423 §10.3 step 7).
+
+This module owns the binding store: for each address of record (AOR) the Contact URIs a
+user agent registered, when each expires, the Call-ID/CSeq that last touched it (ordering
+per §10.3 step 7) and the opaque *flow token* of the transport flow the REGISTER came on,
+so that requests to a phone can go back over the connection it registered on (the same
+idea as RFC 5626 flows, without its extensions).
+
+Authentication and authorization (§10.3 steps 3-4) are the caller's job, done with
+:mod:`uacsta.sip.digest` before :meth:`Registrar.process_register` is called. Time is
+always an argument (``now``, seconds on any monotonic clock); nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+
+from uacsta.sip.errors import SipParseError
+from uacsta.sip.helpers import build_response, reason_phrase
+from uacsta.sip.message import Request, Response
+from uacsta.sip.uri import NameAddr, SipUri, parse_name_addr, parse_uri
+
+__all__ = [
+    "Binding",
+    "RegisterResult",
+    "Registrar",
+    "RegistrarPolicy",
+    "contact_key",
+]
+
+# §20.19 / §10.2.1.1: a value larger than 2**32-1 is taken as 2**32-1.
+_MAX_DELTA = 2**32 - 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistrarPolicy:
+    """Expiry and size limits (seconds). ``max_expires`` is the server-suggested clamp."""
+
+    default_expires: int = 3600
+    min_expires: int = 60
+    max_expires: int = 7200
+    max_bindings_per_aor: int = 10
+    # None: any domain; otherwise the Request-URI host must be one of these (§10.3 step 1).
+    domains: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_expires <= self.default_expires <= self.max_expires:
+            raise ValueError("need 0 < min_expires <= default_expires <= max_expires")
+        if self.max_bindings_per_aor < 1:
+            raise ValueError("max_bindings_per_aor must be at least 1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Binding:
+    """One registered contact of an AOR. ``flow`` is the caller's opaque flow token."""
+
+    aor: str
+    contact: NameAddr
+    expires_at: float
+    call_id: str
+    cseq: int
+    flow: Hashable | None = None
+    registered_at: float = 0.0
+    user_agent: str | None = None
+
+    @property
+    def key(self) -> str:
+        return contact_key(self.contact)
+
+    @property
+    def q(self) -> float:
+        value = self.contact.param("q")
+        try:
+            return float(value) if value else 1.0
+        except ValueError:
+            return 1.0
+
+    def expires_in(self, now: float) -> int:
+        """Whole seconds left (rounded), never negative."""
+        return max(0, math.floor(self.expires_at - now + 0.5))
+
+    def contact_header(self, now: float) -> str:
+        """The Contact value a 200 OK lists for this binding, with its ``expires``."""
+        return str(self.contact.with_param("expires", str(self.expires_in(now))))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegisterResult:
+    """Outcome of a REGISTER: status, the headers to put in the response, and the changes.
+
+    ``headers`` holds Contact (one per current binding, with ``expires``), Expires (when the
+    request registered contacts), Min-Expires for 423, Unsupported for 420.
+    """
+
+    status_code: int
+    reason: str
+    headers: tuple[tuple[str, str], ...] = ()
+    aor: str | None = None
+    bindings: tuple[Binding, ...] = ()
+    added: tuple[Binding, ...] = ()
+    refreshed: tuple[Binding, ...] = ()
+    removed: tuple[Binding, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    def response(self, request: Request, *, to_tag: str | None = None) -> Response:
+        """The response to ``request`` carrying this result (§10.3 step 8)."""
+        return build_response(
+            request, self.status_code, self.reason, to_tag=to_tag, headers=self.headers
+        )
+
+
+def contact_key(contact: NameAddr) -> str:
+    """Comparison key of a Contact URI (§19.1.4, simplified).
+
+    Scheme and host compare case-insensitively, user and password case-sensitively; URI
+    parameters compare by lower-cased name in any order. Header parameters (``expires``,
+    ``q``) are not part of the URI and do not make a different binding.
+    """
+    uri = contact.uri
+    if not isinstance(uri, SipUri):
+        return str(uri)
+    params = ";".join(sorted(f"{k.lower()}={(v or '').lower()}" for k, v in uri.params))
+    password = f":{uri.password}" if uri.password is not None else ""
+    user = f"{uri.user}{password}@" if uri.user is not None else ""
+    port = f":{uri.port}" if uri.port is not None else ""
+    return f"{uri.scheme.lower()}:{user}{uri.host.lower()}{port};{params}"
+
+
+def _fail(
+    status: int, reason: str | None = None, *, headers: tuple[tuple[str, str], ...] = ()
+) -> RegisterResult:
+    return RegisterResult(
+        status_code=status,
+        reason=reason or reason_phrase(status),
+        headers=headers,
+    )
+
+
+@dataclass(slots=True)
+class _Change:
+    contact: NameAddr
+    key: str
+    expires: int
+    existing: Binding | None
+
+
+@dataclass(slots=True)
+class Registrar:
+    """The binding store. Not thread-safe; one instance per server."""
+
+    policy: RegistrarPolicy = field(default_factory=RegistrarPolicy)
+    _aors: dict[str, dict[str, Binding]] = field(default_factory=dict)
+
+    # --- queries -------------------------------------------------------------------------
+    def lookup(self, aor: str, now: float) -> list[Binding]:
+        """Live bindings of an AOR, best first (highest q, then most recently registered)."""
+        live = [b for b in self._aors.get(aor, {}).values() if b.expires_at > now]
+        live.sort(key=lambda b: (-b.q, -b.registered_at))
+        return live
+
+    def all_bindings(self) -> list[Binding]:
+        return [b for contacts in self._aors.values() for b in contacts.values()]
+
+    def bindings_for_flow(self, flow: Hashable) -> list[Binding]:
+        return [b for b in self.all_bindings() if b.flow == flow]
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self._aors.values())
+
+    # --- timers --------------------------------------------------------------------------
+    def get_timer(self) -> float | None:
+        """When the next binding expires (call :meth:`expire` then), or None."""
+        times = [b.expires_at for b in self.all_bindings()]
+        return min(times) if times else None
+
+    def expire(self, now: float) -> list[Binding]:
+        """Remove and return every binding whose expiry time has passed."""
+        return self._remove_where(lambda b: b.expires_at <= now)
+
+    def remove_flow(self, flow: Hashable) -> list[Binding]:
+        """Remove and return the bindings registered over ``flow`` (its connection died)."""
+        return self._remove_where(lambda b: b.flow == flow)
+
+    def _remove_where(self, pred: Callable[[Binding], bool]) -> list[Binding]:
+        removed: list[Binding] = []
+        for aor in list(self._aors):
+            contacts = self._aors[aor]
+            for key in [k for k, b in contacts.items() if pred(b)]:
+                removed.append(contacts.pop(key))
+            if not contacts:
+                del self._aors[aor]
+        return removed
+
+    # --- REGISTER ------------------------------------------------------------------------
+    def process_register(
+        self, request: Request, now: float, flow_token: Hashable | None = None
+    ) -> RegisterResult:
+        """Apply a REGISTER (already authenticated) per §10.3 steps 1, 2 and 5-8.
+
+        The request is applied atomically: either every contact is processed or none.
+        """
+        if request.method != "REGISTER":
+            raise ValueError("process_register needs a REGISTER request")
+        policy = self.policy
+        try:
+            to = request.to
+            call_id = request.call_id
+            cseq = request.cseq.seq
+        except SipParseError as exc:
+            return _fail(400, str(exc)[:80] or None)
+
+        # Step 1: the Request-URI names a domain we are responsible for.
+        if policy.domains is not None:
+            host = _request_uri_host(request.uri)
+            if host is None or host.lower() not in policy.domains:
+                return _fail(404, "Domain Not Served")
+
+        # Step 2: we support no extensions that a registrar could be required to.
+        required = request.header_values("Require")
+        if required:
+            return _fail(420, headers=tuple(("Unsupported", tag) for tag in required))
+
+        # Step 5: the AOR from To.
+        if not isinstance(to.uri, SipUri):
+            return _fail(404, "Address Not Supported")
+        aor = to.uri.aor
+
+        contacts_raw = request.header_values("Contact")
+        header_expires = _delta(request.header("Expires"))
+        if request.header("Expires") is not None and header_expires is None:
+            return _fail(400, "Bad Expires")
+
+        current = self._aors.get(aor, {})
+
+        # Step 6: Contact: * removes every binding (Expires must be 0, no other contact).
+        if "*" in contacts_raw:
+            if len(contacts_raw) != 1 or header_expires != 0:
+                return _fail(400, "Invalid Wildcard Contact")
+            removed: list[Binding] = []
+            for key, binding in list(current.items()):
+                if binding.call_id == call_id and cseq <= binding.cseq:
+                    return _fail(500, "Out of Order CSeq")
+                removed.append(binding)
+                del current[key]
+            if not current:
+                self._aors.pop(aor, None)
+            return self._ok(aor, now, registered=None, removed=removed)
+
+        try:
+            contacts = [parse_name_addr(v) for v in contacts_raw]
+        except SipParseError:
+            return _fail(400, "Bad Contact")
+
+        # Step 7, first pass: validate everything before changing anything.
+        changes: list[_Change] = []
+        for contact in contacts:
+            param = contact.param("expires")
+            if param is not None:
+                expires = _delta(param)
+                if expires is None:
+                    return _fail(400, "Bad Contact Expires")
+            elif header_expires is not None:
+                expires = header_expires
+            else:
+                expires = policy.default_expires
+            if expires != 0:
+                if expires < policy.min_expires:
+                    return _fail(423, headers=(("Min-Expires", str(policy.min_expires)),))
+                expires = min(expires, policy.max_expires)
+            key = contact_key(contact)
+            existing = current.get(key)
+            if existing is not None and existing.call_id == call_id and cseq <= existing.cseq:
+                return _fail(500, "Out of Order CSeq")
+            changes.append(_Change(contact=contact, key=key, expires=expires, existing=existing))
+
+        new_keys = {c.key for c in changes if c.expires and c.existing is None}
+        if len(current) + len(new_keys) > policy.max_bindings_per_aor:
+            return _fail(403, "Too Many Contacts")
+
+        # Second pass: apply.
+        user_agent = request.header("User-Agent")
+        added: list[Binding] = []
+        refreshed: list[Binding] = []
+        removed = []
+        for change in changes:
+            if change.expires == 0:
+                old = current.pop(change.key, None)
+                if old is not None:
+                    removed.append(old)
+                continue
+            binding = Binding(
+                aor=aor,
+                contact=_strip_header_params(change.contact),
+                expires_at=now + change.expires,
+                call_id=call_id,
+                cseq=cseq,
+                flow=flow_token,
+                registered_at=now,
+                user_agent=user_agent,
+            )
+            current[change.key] = binding
+            (refreshed if change.existing is not None else added).append(binding)
+        if current:
+            self._aors[aor] = current
+        else:
+            self._aors.pop(aor, None)
+        first = next((c.expires for c in changes), None)
+        return self._ok(
+            aor, now, registered=first, added=added, refreshed=refreshed, removed=removed
+        )
+
+    def _ok(
+        self,
+        aor: str,
+        now: float,
+        *,
+        registered: int | None,
+        added: Iterable[Binding] = (),
+        refreshed: Iterable[Binding] = (),
+        removed: Iterable[Binding] = (),
+    ) -> RegisterResult:
+        live = self.lookup(aor, now)
+        headers = [("Contact", b.contact_header(now)) for b in live]
+        if registered is not None:
+            headers.append(("Expires", str(registered)))
+        return RegisterResult(
+            status_code=200,
+            reason="OK",
+            headers=tuple(headers),
+            aor=aor,
+            bindings=tuple(live),
+            added=tuple(added),
+            refreshed=tuple(refreshed),
+            removed=tuple(removed),
+        )
+
+
+def _delta(value: str | None) -> int | None:
+    """delta-seconds (§25.1), clamped to 2**32-1; None when absent or malformed."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.isdigit() or not value.isascii():
+        return None
+    return _MAX_DELTA if len(value) > 10 else min(int(value), _MAX_DELTA)
+
+
+def _strip_header_params(contact: NameAddr) -> NameAddr:
+    """The stored contact keeps its URI and parameters except ``expires`` (re-added live)."""
+    params = tuple((k, v) for k, v in contact.params if k.lower() != "expires")
+    return NameAddr(uri=contact.uri, display_name=contact.display_name, params=params)
+
+
+def _request_uri_host(uri: str) -> str | None:
+    try:
+        parsed = parse_uri(uri)
+    except SipParseError:
+        return None
+    return parsed.host if isinstance(parsed, SipUri) else None

@@ -1,0 +1,177 @@
+"""The database: phone inventory, lines and runtime settings, on SQLAlchemy Core.
+
+SQLite (WAL, synchronous=NORMAL) is the embedded default; a restart or a SIGKILL loses nothing
+that was flushed, and the server flushes changed phones in batches, never per message. The
+schema is versioned by a small ordered list of migrations applied at open: the tables are few
+and simple, so Alembic's machinery would be more than the job needs.
+Calls are synchronous; the asyncio server runs them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+metadata = sa.MetaData()
+
+phones = sa.Table(
+    "phones",
+    metadata,
+    sa.Column("mac", sa.String(12), primary_key=True),
+    sa.Column("vendor", sa.String(32), nullable=False, default="generic"),
+    sa.Column("model", sa.String(64)),
+    sa.Column("firmware", sa.String(64)),
+    sa.Column("user_agent", sa.String(255)),
+    sa.Column("identity", sa.String(255)),
+    sa.Column("ip", sa.String(64)),
+    sa.Column("port", sa.Integer),
+    sa.Column("transport", sa.String(8)),
+    sa.Column("first_seen", sa.String(32)),
+    sa.Column("last_login", sa.String(32)),
+    sa.Column("state", sa.String(16), nullable=False, default="offline"),
+    sa.Column("state_reason", sa.String(255)),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("simulated", sa.Boolean, nullable=False, default=False),
+    sa.Column("lines", sa.Text, nullable=False, default="[]"),
+)
+
+settings_table = sa.Table(
+    "settings",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied", sa.String(32), nullable=False),
+)
+
+# Ordered migrations: index + 1 is the version they produce. Version 1 is the initial schema.
+MIGRATIONS: list[list[str]] = [[]]
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class PhoneRecord:
+    """One phone of the inventory (estos manual §3.5: type, MAC, identity, IP, login, status)."""
+
+    mac: str
+    vendor: str = "generic"
+    model: str | None = None
+    firmware: str | None = None
+    user_agent: str | None = None
+    identity: str | None = None
+    ip: str | None = None
+    port: int | None = None
+    transport: str | None = None
+    first_seen: str | None = None
+    last_login: str | None = None
+    state: str = "offline"
+    state_reason: str | None = None
+    enabled: bool = True
+    simulated: bool = False
+    lines: list[str] = field(default_factory=list)
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["lines"] = json.dumps(self.lines)
+        return row
+
+    @classmethod
+    def from_row(cls, row: Any) -> PhoneRecord:
+        data = dict(row._mapping)
+        data["lines"] = json.loads(data.get("lines") or "[]")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine = sa.create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+            current = current or 0
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                for statement in statements:
+                    conn.execute(sa.text(statement))
+                conn.execute(schema_version.insert().values(version=version, applied=utcnow()))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- phones --------------------------------------------------------------------------
+    def load_phones(self) -> list[PhoneRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(phones).order_by(phones.c.mac))
+            return [PhoneRecord.from_row(r) for r in rows]
+
+    def save_phones(self, records: Iterable[PhoneRecord]) -> int:
+        """Insert or update phones in one transaction; returns how many were written."""
+        rows = [r.to_row() for r in records]
+        if not rows:
+            return 0
+        with self.engine.begin() as conn:
+            existing = {
+                m
+                for (m,) in conn.execute(
+                    sa.select(phones.c.mac).where(phones.c.mac.in_([r["mac"] for r in rows]))
+                )
+            }
+            updates = [r for r in rows if r["mac"] in existing]
+            inserts = [r for r in rows if r["mac"] not in existing]
+            if inserts:
+                conn.execute(phones.insert(), inserts)
+            if updates:
+                stmt = (
+                    phones.update()
+                    .where(phones.c.mac == sa.bindparam("_mac"))
+                    .values({c.name: sa.bindparam(c.name) for c in phones.c if c.name != "mac"})
+                )
+                conn.execute(stmt, [{**r, "_mac": r["mac"]} for r in updates])
+        return len(rows)
+
+    def delete_phone(self, mac: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(phones.delete().where(phones.c.mac == mac)).rowcount > 0
+
+    # --- runtime settings ----------------------------------------------------------------
+    def get_settings(self) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            return {k: json.loads(v) for k, v in conn.execute(sa.select(settings_table))}
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(settings_table.delete().where(settings_table.c.key == key))
+            conn.execute(settings_table.insert().values(key=key, value=json.dumps(value)))

@@ -1,0 +1,573 @@
+"""The switching function: devices, shared monitors, request routing and event fan-out.
+
+Pure logic (sans-IO). Gateways feed it client requests, phone links feed it phone lifecycle,
+responses and events; it answers with actions: :class:`ToPhone` (send a CSTA request to a phone
+and report the answer back with ``phone_response``/``phone_failed`` and the same token) and
+:class:`ToClient` (a response to one invoke, or an unsolicited event/request when ``invoke`` is
+None). Timeouts live in the phone link, which reports them as ``phone_failed(token, timeout)``.
+
+Behaviour follows the estos uaCSTA server (manual §4.1.1): MonitorStart is answered at once and
+followed by BackInService once the phone's monitor point exists; several clients on one line
+share that point; OutOfService when the phone is lost, BackInService when it is back.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from uacsta.csta import messages as m
+from uacsta.csta.types import DeviceEntry, DeviceIdentifier
+from uacsta.switch.devices import Device, DeviceRegistry
+from uacsta.switch.monitors import ClientMonitor, MonitorPoint, MonitorTable, PointState
+from uacsta.switch.router import SUBJECT_FIELDS, rewrite_subject, service_name, subject_of
+
+ClientId = Hashable
+
+_NULL_LOGGER = logging.getLogger("uacsta.switch")
+_NULL_LOGGER.addHandler(logging.NullHandler())
+
+#: Services answered by the switching function itself, never relayed.
+SERVER_SERVICES = (
+    "GetCSTAFeatures",
+    "GetSwitchingFunctionDevices",
+    "SystemRegister",
+    "SystemRegisterCancel",
+    "RequestSystemStatus",
+    "MonitorStart",
+    "MonitorStop",
+)
+
+RELAYED_EVENTS = (
+    "CallCleared",
+    "Conferenced",
+    "ConnectionCleared",
+    "Delivered",
+    "DigitsDialed",
+    "Diverted",
+    "Established",
+    "Failed",
+    "Held",
+    "NetworkCapabilitiesChanged",
+    "NetworkReached",
+    "Offered",
+    "Originated",
+    "Queued",
+    "Retrieved",
+    "ServiceInitiated",
+    "Transferred",
+    "DigitsGenerated",
+    "MessageWaiting",
+    "DoNotDisturb",
+    "Forwarding",
+    "BackInService",
+    "OutOfService",
+    "MonitorEnded",
+)
+
+
+def _camel(name: str) -> str:
+    return name[0].lower() + name[1:]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SwitchAction:
+    """Base of what the switching function asks its adapters to do."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToPhone(SwitchAction):
+    phone: str
+    token: int
+    request: m.CstaRequest
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToClient(SwitchAction):
+    client: ClientId
+    message: m.CstaMessage
+    #: The client's invoke this answers; None for events and requests from the switch.
+    invoke: object | None = None
+    #: Human-readable reason for an error response (logs, JSON API).
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class PhoneState:
+    phone: str
+    ready: bool = False
+    #: Services the phone implements (None: unknown, try everything).
+    services: frozenset[str] | None = None
+    #: AlternateCall done as HoldCall + RetrieveCall (phones without native AlternateCall).
+    emulate_alternate_call: bool = True
+
+
+@dataclass(slots=True)
+class ClientState:
+    client: ClientId
+    allowed: frozenset[str] = frozenset()
+    system_registrations: set[str] = field(default_factory=set)
+
+
+PendingKind = Literal[
+    "relay", "monitor_start", "monitor_stop", "alternate_hold", "alternate_retrieve"
+]
+
+
+@dataclass(slots=True)
+class _Pending:
+    kind: PendingKind
+    phone: str
+    client: ClientId | None = None
+    invoke: object | None = None
+    request: m.CstaRequest | None = None
+    point: MonitorPoint | None = None
+
+
+class SwitchingFunction:
+    def __init__(
+        self,
+        *,
+        segment_size: int = 100,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        self.devices = DeviceRegistry()
+        self.monitors = MonitorTable()
+        self.phones: dict[str, PhoneState] = {}
+        self.clients: dict[ClientId, ClientState] = {}
+        self.segment_size = segment_size
+        self.log = logger or _NULL_LOGGER
+        self._tokens = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._register_ids = itertools.count(1)
+        self._service_xrefs = itertools.count(1)
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    def ready_devices(self) -> list[Device]:
+        return [
+            d for d in self.devices.devices() if self.phones.get(d.phone, PhoneState(d.phone)).ready
+        ]
+
+    # ------------------------------------------------------------------ phones
+    def phone_ready(
+        self,
+        phone: str,
+        device_ids: Iterable[str],
+        *,
+        services: frozenset[str] | None = None,
+        emulate_alternate_call: bool = True,
+    ) -> list[SwitchAction]:
+        """The phone's CSTA link is up and its lines are known: restore its monitors."""
+        state = self.phones.setdefault(phone, PhoneState(phone))
+        state.ready = True
+        state.services = services
+        state.emulate_alternate_call = emulate_alternate_call
+        actions = self._set_lines(phone, device_ids)
+        for point in self.monitors.points_of_phone(phone):
+            if point.state is PointState.DOWN:
+                actions.extend(self._start_point(point))
+        actions.extend(self._devices_changed())
+        return actions
+
+    def phone_lines_changed(self, phone: str, device_ids: Iterable[str]) -> list[SwitchAction]:
+        actions = self._set_lines(phone, device_ids)
+        state = self.phones.get(phone)
+        if state is not None and state.ready:
+            for point in self.monitors.points_of_phone(phone):
+                if point.state is PointState.DOWN:
+                    actions.extend(self._start_point(point))
+        actions.extend(self._devices_changed())
+        return actions
+
+    def phone_lost(self, phone: str) -> list[SwitchAction]:
+        """The link is gone: OutOfService to every client monitor, pending requests fail."""
+        state = self.phones.get(phone)
+        if state is None or not state.ready:
+            return []
+        state.ready = False
+        actions = self._fail_pending_of(phone)
+        for point in self.monitors.points_of_phone(phone):
+            self.monitors.clear_phone_ref(point)
+            for cm in point.clients.values():
+                actions.append(self._event(cm, m.OutOfServiceEvent(device=_dev(cm.device))))
+        actions.extend(self._devices_changed())
+        return actions
+
+    def phone_removed(self, phone: str) -> list[SwitchAction]:
+        """Disabled or deleted: its lines leave the switching function."""
+        actions = self.phone_lost(phone)
+        actions.extend(self._set_lines(phone, ()))
+        self.phones.pop(phone, None)
+        actions.extend(self._devices_changed())
+        return actions
+
+    def _set_lines(self, phone: str, device_ids: Iterable[str]) -> list[SwitchAction]:
+        _added, removed = self.devices.set_phone_lines(phone, device_ids)
+        actions: list[SwitchAction] = []
+        for device in removed:
+            point = self.monitors.points.get(device)
+            if point is None:
+                continue
+            for cm in list(point.clients.values()):
+                actions.append(self._event(cm, m.MonitorEndedEvent(cause="resourcesNotAvailable")))
+                self.monitors.remove_client_monitor(cm.cross_ref_id)
+        return actions
+
+    def phone_event(self, phone: str, event: m.CstaEvent) -> list[SwitchAction]:
+        """Fan an event out to every client monitor of the line, each with its own xref."""
+        xref = event.monitor_cross_ref_id
+        point = self.monitors.point_for_phone_ref(phone, xref) if xref is not None else None
+        if point is None:
+            self.log.debug(
+                "event %s from %s for unknown monitor %r", service_name(event), phone, xref
+            )
+            return []
+        if isinstance(event, m.MonitorEndedEvent):
+            self.monitors.clear_phone_ref(point)
+            state = self.phones.get(phone)
+            if state is not None and state.ready:
+                return self._start_point(point)
+        return [self._event(cm, event) for cm in point.clients.values()]
+
+    def phone_response(self, token: int, response: m.CstaMessage) -> list[SwitchAction]:
+        pending = self._pending.pop(token, None)
+        if pending is None:
+            return []
+        if isinstance(response, m.CSTAErrorCode):
+            return self._failed(pending, response, "the phone answered with an error")
+        match pending.kind:
+            case "relay":
+                return self._answer(pending, response)
+            case "monitor_start":
+                return self._monitor_started(pending, response)
+            case "monitor_stop":
+                return []
+            case "alternate_hold":
+                assert isinstance(pending.request, m.AlternateCall)
+                retrieve = m.RetrieveCall(call_to_be_retrieved=pending.request.held_call)
+                return [self._to_phone(replace(pending, kind="alternate_retrieve"), retrieve)]
+            case "alternate_retrieve":
+                return self._answer(pending, m.AlternateCallResponse())
+        return []  # pragma: no cover - exhaustive match
+
+    def phone_failed(
+        self, token: int, error: m.CSTAErrorCode, detail: str = ""
+    ) -> list[SwitchAction]:
+        """No usable answer (timeout, transport failure): the requester gets ``error``."""
+        pending = self._pending.pop(token, None)
+        if pending is None:
+            return []
+        return self._failed(pending, error, detail or "the phone did not answer")
+
+    # ------------------------------------------------------------------ clients
+    def client_attach(self, client: ClientId, *, allowed_devices: Iterable[str] = ()) -> None:
+        self.clients[client] = ClientState(client, frozenset(allowed_devices))
+
+    def client_detach(self, client: ClientId) -> list[SwitchAction]:
+        """The client left: its monitors are released, phone monitors stopped when unused."""
+        self.clients.pop(client, None)
+        actions: list[SwitchAction] = []
+        for cm in self.monitors.monitors_of(client):
+            actions.extend(self._release(cm.cross_ref_id))
+        for pending in self._pending.values():
+            if pending.client == client:
+                pending.client = None
+        return actions
+
+    def client_request(
+        self, client: ClientId, invoke: object, request: m.CstaMessage
+    ) -> list[SwitchAction]:
+        if client not in self.clients:
+            self.client_attach(client)
+        match request:
+            case m.MonitorStart():
+                return self._monitor_start(client, invoke, request)
+            case m.MonitorStop():
+                return self._monitor_stop(client, invoke, request)
+            case m.GetSwitchingFunctionDevices():
+                return self._get_devices(client, invoke, request)
+            case m.SystemRegister():
+                reg_id = f"sr{next(self._register_ids)}"
+                self.clients[client].system_registrations.add(reg_id)
+                return [
+                    self._reply(
+                        client, invoke, m.SystemRegisterResponse(sys_stat_register_id=reg_id)
+                    )
+                ]
+            case m.SystemRegisterCancel():
+                regs = self.clients[client].system_registrations
+                if request.sys_stat_register_id not in regs:
+                    return [
+                        self._error(
+                            client,
+                            invoke,
+                            m.CSTAErrorCode.operation("invalidCrossRefId"),
+                            f"no SystemRegister {request.sys_stat_register_id!r}",
+                        )
+                    ]
+                regs.discard(request.sys_stat_register_id or "")
+                return [self._reply(client, invoke, m.SystemRegisterCancelResponse())]
+            case m.RequestSystemStatus():
+                return [
+                    self._reply(
+                        client, invoke, m.RequestSystemStatusResponse(system_status="normal")
+                    )
+                ]
+            case m.GetCSTAFeatures():
+                return [self._reply(client, invoke, self.features())]
+            case m.CstaRequest() if type(request) in SUBJECT_FIELDS:
+                return self._relay(client, invoke, request)
+            case m.CstaResponse() | m.CstaEvent():
+                return []  # answers to what we sent (SwFunctionDevicesChanged...): nothing to do
+            case _:
+                return [
+                    self._error(
+                        client,
+                        invoke,
+                        m.CSTAErrorCode.operation("invalidFeature"),
+                        f"{service_name(request)} is not a service uacsta offers",
+                    )
+                ]
+
+    def features(self) -> m.GetCSTAFeaturesResponse:
+        services = [_camel(c.__name__) for c in SUBJECT_FIELDS] + [
+            _camel(s) for s in SERVER_SERVICES
+        ]
+        return m.GetCSTAFeaturesResponse(
+            supported_services=frozenset(services),
+            supported_events=frozenset(_camel(e) for e in RELAYED_EVENTS),
+        )
+
+    # ------------------------------------------------------------------ internals
+    def _allowed(self, client: ClientId, device: Device) -> bool:
+        state = self.clients.get(client)
+        if state is None or not state.allowed:
+            return True
+        return any(self.devices.resolve(a) == device for a in state.allowed)
+
+    def _resolve_for(
+        self, client: ClientId, invoke: object, text: str | None
+    ) -> tuple[Device | None, list[SwitchAction]]:
+        device = self.devices.resolve(text)
+        if device is None:
+            detail = f"unknown device {text!r}" if text else "the request names no device"
+            return None, [
+                self._error(client, invoke, m.CSTAErrorCode.operation("invalidDeviceID"), detail)
+            ]
+        if not self._allowed(client, device):
+            return None, [
+                self._error(
+                    client,
+                    invoke,
+                    m.CSTAErrorCode.operation("privilegeViolationOnSpecifiedDevice"),
+                    f"this account may not use {device.device_id}",
+                )
+            ]
+        return device, []
+
+    def _relay(
+        self, client: ClientId, invoke: object, request: m.CstaRequest
+    ) -> list[SwitchAction]:
+        device, errors = self._resolve_for(client, invoke, subject_of(request))
+        if device is None:
+            return errors
+        phone = self.phones.get(device.phone)
+        if phone is None or not phone.ready:
+            return [
+                self._error(
+                    client,
+                    invoke,
+                    m.CSTAErrorCode.system_resource_availability("outOfService"),
+                    f"the phone of {device.device_id} is not connected",
+                )
+            ]
+        service = service_name(request)
+        rewritten = rewrite_subject(request, device.device_id)
+        pending = _Pending("relay", device.phone, client, invoke, rewritten)
+        if isinstance(rewritten, m.AlternateCall) and phone.emulate_alternate_call:
+            hold = m.HoldCall(call_to_be_held=rewritten.active_call)
+            return [self._to_phone(replace(pending, kind="alternate_hold"), hold)]
+        if phone.services is not None and service not in phone.services:
+            return [
+                self._error(
+                    client,
+                    invoke,
+                    m.CSTAErrorCode.operation("invalidFeature"),
+                    f"the phone of {device.device_id} does not support {service}",
+                )
+            ]
+        return [self._to_phone(pending, rewritten)]
+
+    def _monitor_start(
+        self, client: ClientId, invoke: object, request: m.MonitorStart
+    ) -> list[SwitchAction]:
+        device, errors = self._resolve_for(client, invoke, request.monitor_object)
+        if device is None:
+            return errors
+        cm, _created = self.monitors.add_client_monitor(client, device)
+        point = self.monitors.points[device]
+        actions: list[SwitchAction] = [
+            self._reply(
+                client, invoke, m.MonitorStartResponse(monitor_cross_ref_id=cm.cross_ref_id)
+            )
+        ]
+        phone = self.phones.get(device.phone)
+        if phone is None or not phone.ready:
+            actions.append(self._event(cm, m.OutOfServiceEvent(device=_dev(device))))
+        elif point.state is PointState.ACTIVE:
+            actions.append(self._event(cm, m.BackInServiceEvent(device=_dev(device))))
+        elif point.state is PointState.DOWN:
+            actions.extend(self._start_point(point))
+        return actions
+
+    def _monitor_stop(
+        self, client: ClientId, invoke: object, request: m.MonitorStop
+    ) -> list[SwitchAction]:
+        xref = request.monitor_cross_ref_id or ""
+        cm = self.monitors.client_monitors.get(xref)
+        if cm is None or cm.client != client:
+            return [
+                self._error(
+                    client,
+                    invoke,
+                    m.CSTAErrorCode.operation("invalidCrossRefId"),
+                    f"no monitor {xref!r} of this client",
+                )
+            ]
+        return [self._reply(client, invoke, m.MonitorStopResponse()), *self._release(xref)]
+
+    def _release(self, xref: str) -> list[SwitchAction]:
+        removed = self.monitors.remove_client_monitor(xref)
+        if removed is None:
+            return []
+        _cm, point = removed
+        if (
+            point is None
+            or point.state is not PointState.ACTIVE
+            or point.phone_cross_ref_id is None
+        ):
+            return []
+        phone = self.phones.get(point.device.phone)
+        if phone is None or not phone.ready:
+            return []
+        if phone.services is not None and "MonitorStop" not in phone.services:
+            return []
+        stop = m.MonitorStop(monitor_cross_ref_id=point.phone_cross_ref_id)
+        return [self._to_phone(_Pending("monitor_stop", point.device.phone), stop)]
+
+    def _start_point(self, point: MonitorPoint) -> list[SwitchAction]:
+        point.state = PointState.STARTING
+        request = m.MonitorStart(monitor_object=point.device.device_id)
+        return [self._to_phone(_Pending("monitor_start", point.device.phone, point=point), request)]
+
+    def _monitor_started(self, pending: _Pending, response: m.CstaMessage) -> list[SwitchAction]:
+        point = pending.point
+        xref = (
+            response.monitor_cross_ref_id if isinstance(response, m.MonitorStartResponse) else None
+        )
+        if point is None or xref is None:
+            return []
+        if self.monitors.points.get(point.device) is not point:
+            # Every client left while the phone was starting the monitor: stop it again.
+            stop = m.MonitorStop(monitor_cross_ref_id=xref)
+            return [self._to_phone(_Pending("monitor_stop", pending.phone), stop)]
+        self.monitors.set_active(point, xref)
+        return [
+            self._event(cm, m.BackInServiceEvent(device=_dev(point.device)))
+            for cm in point.clients.values()
+        ]
+
+    def _get_devices(
+        self, client: ClientId, invoke: object, request: m.GetSwitchingFunctionDevices
+    ) -> list[SwitchAction]:
+        devices = self.ready_devices()
+        if request.requested_device_id:
+            wanted = self.devices.resolve(request.requested_device_id)
+            devices = [d for d in devices if d == wanted]
+        devices = [d for d in devices if self._allowed(client, d)]
+        xref = f"sfd{next(self._service_xrefs)}"
+        actions: list[SwitchAction] = [
+            self._reply(
+                client, invoke, m.GetSwitchingFunctionDevicesResponse(service_cross_ref_id=xref)
+            )
+        ]
+        size = max(1, self.segment_size)
+        chunks = [devices[i : i + size] for i in range(0, len(devices), size)] or [[]]
+        for number, chunk in enumerate(chunks, start=1):
+            entries = tuple(
+                DeviceEntry(device_id=d.device_id, device_category="station") for d in chunk
+            )
+            segment = m.SwitchingFunctionDevices(
+                service_cross_ref_id=xref,
+                segment_id=number,
+                last_segment=number == len(chunks),
+                device_list=entries,
+            )
+            actions.append(ToClient(client=client, message=segment))
+        return actions
+
+    def _devices_changed(self) -> list[SwitchAction]:
+        return [
+            ToClient(client=c.client, message=m.SwFunctionDevicesChanged(sys_stat_register_id=reg))
+            for c in self.clients.values()
+            for reg in sorted(c.system_registrations)
+        ]
+
+    def _fail_pending_of(self, phone: str) -> list[SwitchAction]:
+        actions: list[SwitchAction] = []
+        for token in [t for t, p in self._pending.items() if p.phone == phone]:
+            pending = self._pending.pop(token)
+            actions.extend(
+                self._failed(
+                    pending,
+                    m.CSTAErrorCode.system_resource_availability("outOfService"),
+                    "the phone was lost before it answered",
+                )
+            )
+        return actions
+
+    def _failed(self, pending: _Pending, error: m.CSTAErrorCode, detail: str) -> list[SwitchAction]:
+        if pending.kind == "monitor_start" and pending.point is not None:
+            point = pending.point
+            if self.monitors.points.get(point.device) is point:
+                self.monitors.clear_phone_ref(point)
+            self.log.warning("MonitorStart on %s failed: %s", point.device.device_id, detail)
+            return []
+        if pending.kind == "monitor_stop" or pending.client is None:
+            return []
+        return [self._error(pending.client, pending.invoke, error, detail)]
+
+    def _answer(self, pending: _Pending, response: m.CstaMessage) -> list[SwitchAction]:
+        if pending.client is None:
+            return []
+        return [self._reply(pending.client, pending.invoke, response)]
+
+    def _to_phone(self, pending: _Pending, request: m.CstaRequest) -> ToPhone:
+        token = next(self._tokens)
+        self._pending[token] = pending
+        return ToPhone(phone=pending.phone, token=token, request=request)
+
+    @staticmethod
+    def _reply(client: ClientId, invoke: object, message: m.CstaMessage) -> ToClient:
+        return ToClient(client=client, message=message, invoke=invoke)
+
+    @staticmethod
+    def _error(client: ClientId, invoke: object, error: m.CSTAErrorCode, detail: str) -> ToClient:
+        return ToClient(client=client, message=error, invoke=invoke, detail=detail)
+
+    @staticmethod
+    def _event(cm: ClientMonitor, event: m.CstaEvent) -> ToClient:
+        return ToClient(
+            client=cm.client, message=replace(event, monitor_cross_ref_id=cm.cross_ref_id)
+        )
+
+
+def _dev(device: Device) -> DeviceIdentifier:
+    return DeviceIdentifier(device.device_id)

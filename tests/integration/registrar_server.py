@@ -1,0 +1,120 @@
+"""A small registrar built from the core, for integration tests (not the product server).
+
+UDP/TCP/TLS listeners from :mod:`uacsta.net`, REGISTER with digest (RFC 3261 §22.4) and
+:class:`uacsta.sip.registrar.Registrar`. A wrong answer to one of our nonces gets 403, not a
+second 401; an unknown or foreign nonce gets a fresh 401, an expired one a 401 with
+``stale=true``. Other methods: 405 (known) or 501 (unknown), ACK is absorbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable, Iterable
+
+from uacsta.net import Flow, FlowClosed, SipTransport, TransportLimits
+from uacsta.sip.digest import Algorithm, AuthStatus, DigestServer, FailureReason, NonceManager
+from uacsta.sip.helpers import build_response, generate_tag
+from uacsta.sip.message import Message, Request, Response
+from uacsta.sip.registrar import Registrar, RegistrarPolicy
+from uacsta.sip.uri import SipUri
+
+KNOWN_METHODS = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "NOTIFY", "SUBSCRIBE",
+                 "PRACK", "UPDATE", "MESSAGE", "REFER", "PUBLISH"}
+
+
+class RegistrarServer:
+    def __init__(
+        self,
+        users: dict[str, str],
+        *,
+        realm: str = "uacsta.test",
+        algorithms: Iterable[Algorithm] = (Algorithm.MD5,),
+        policy: RegistrarPolicy | None = None,
+        limits: TransportLimits | None = None,
+    ) -> None:
+        self.users = users
+        self.digest = DigestServer(realm, NonceManager(b"test-secret" * 3), algorithms)
+        self.registrar = Registrar(policy or RegistrarPolicy())
+        self.transport = SipTransport(self._on_message, on_closed=self._on_closed, limits=limits)
+        self.sent: list[tuple[str, int]] = []  # (method, status) of every response sent
+        self.closed_flows: list[Flow] = []
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+
+    async def listen(self, address: str, ssl_context: ssl.SSLContext | None = None) -> int:
+        listener = await self.transport.listen(address, ssl_context=ssl_context)
+        return listener.port
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait until ``predicate()`` holds, re-checked after every response and close."""
+
+        async def _wait() -> None:
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(_wait(), timeout)
+
+    def _notify(self) -> None:
+        self._changed.set()
+
+    def _on_closed(self, flow: Flow) -> None:
+        self.closed_flows.append(flow)
+        self._notify()
+
+    def _reply(self, request: Request, response: Response, flow: Flow) -> None:
+        self.sent.append((request.method, response.status_code))
+        try:
+            self.transport.send(response, flow)
+        except FlowClosed:
+            pass
+        self._notify()
+
+    def _on_message(self, message: Message, flow: Flow) -> None:
+        if not isinstance(message, Request):
+            return
+        if message.method == "ACK":
+            return
+        if message.method != "REGISTER":
+            if message.method in KNOWN_METHODS:
+                resp = build_response(message, 405, to_tag=generate_tag(),
+                                      headers=(("Allow", "REGISTER"),))
+            else:
+                resp = build_response(message, 501, to_tag=generate_tag())
+            self._reply(message, resp, flow)
+            return
+        self._register(message, flow)
+
+    def _register(self, request: Request, flow: Flow) -> None:
+        now = self._loop.time()
+        tag = generate_tag()
+        authorization = request.header("Authorization")
+        if authorization is None:
+            self._challenge(request, flow, now, stale=False)
+            return
+        result = self.digest.verify(authorization, "REGISTER", self.users.get, now)
+        if result.status is AuthStatus.STALE:
+            self._challenge(request, flow, now, stale=True)
+            return
+        if result.status is AuthStatus.FAILED:
+            if result.reason is FailureReason.BAD_NONCE:
+                self._challenge(request, flow, now, stale=False)
+            else:
+                self._reply(request, build_response(request, 403, to_tag=tag), flow)
+            return
+        # §10.3 step 4: the authenticated user may only register its own AOR.
+        to_uri = request.to.uri
+        if not isinstance(to_uri, SipUri) or to_uri.user != result.username:
+            self._reply(request, build_response(request, 403, to_tag=tag), flow)
+            return
+        reg = self.registrar.process_register(request, now, flow)
+        self._reply(request, reg.response(request, to_tag=tag), flow)
+
+    def _challenge(self, request: Request, flow: Flow, now: float, *, stale: bool) -> None:
+        headers = tuple(("WWW-Authenticate", v) for v in self.digest.challenges(now, stale))
+        resp = build_response(request, 401, to_tag=generate_tag(), headers=headers)
+        self._reply(request, resp, flow)
