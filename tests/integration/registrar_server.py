@@ -9,6 +9,7 @@ second 401; an unknown or foreign nonce gets a fresh 401, an expired one a 401 w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Callable, Iterable
 
@@ -19,8 +20,21 @@ from uacsta.sip.message import Message, Request, Response
 from uacsta.sip.registrar import Registrar, RegistrarPolicy
 from uacsta.sip.uri import SipUri
 
-KNOWN_METHODS = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "NOTIFY", "SUBSCRIBE",
-                 "PRACK", "UPDATE", "MESSAGE", "REFER", "PUBLISH"}
+KNOWN_METHODS = {
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "INFO",
+    "NOTIFY",
+    "SUBSCRIBE",
+    "PRACK",
+    "UPDATE",
+    "MESSAGE",
+    "REFER",
+    "PUBLISH",
+}
 
 
 class RegistrarServer:
@@ -68,10 +82,8 @@ class RegistrarServer:
 
     def _reply(self, request: Request, response: Response, flow: Flow) -> None:
         self.sent.append((request.method, response.status_code))
-        try:
+        with contextlib.suppress(FlowClosed):
             self.transport.send(response, flow)
-        except FlowClosed:
-            pass
         self._notify()
 
     def _on_message(self, message: Message, flow: Flow) -> None:
@@ -81,8 +93,9 @@ class RegistrarServer:
             return
         if message.method != "REGISTER":
             if message.method in KNOWN_METHODS:
-                resp = build_response(message, 405, to_tag=generate_tag(),
-                                      headers=(("Allow", "REGISTER"),))
+                resp = build_response(
+                    message, 405, to_tag=generate_tag(), headers=(("Allow", "REGISTER"),)
+                )
             else:
                 resp = build_response(message, 501, to_tag=generate_tag())
             self._reply(message, resp, flow)

@@ -50,8 +50,9 @@ def build_response(
             copied.append((name, value))
         elif name == "To":
             if to_tag is not None and status_code != 100 and request.to.tag is None:
-                value = str(request.to.with_tag(to_tag))
-            copied.append((name, value))
+                copied.append((name, str(request.to.with_tag(to_tag))))
+            else:
+                copied.append((name, value))
         elif name == "Record-Route" and 100 < status_code < 300:
             copied.append((name, value))
     copied.extend(headers)

@@ -14,7 +14,18 @@ from dataclasses import dataclass, replace
 from typing import Self
 
 from uacsta.sip.errors import MessageTooLarge, SipParseError
-from uacsta.sip.uri import NameAddr, Via, parse_name_addr, parse_via, split_header_values
+from uacsta.sip.uri import (
+    NameAddr,
+    Uri,
+    Via,
+    clamp_delta_seconds,
+    is_digits,
+    parse_name_addr,
+    parse_uint,
+    parse_uri,
+    parse_via,
+    split_list,
+)
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -85,6 +96,39 @@ MULTI_VALUE = frozenset(
     }
 )
 
+# Multi-value headers whose grammar allows an empty value (``Supported:``, ``Allow:``...).
+_MAY_BE_EMPTY = frozenset(
+    {"Allow", "Supported", "Accept", "Accept-Encoding", "Accept-Language", "Allow-Events"}
+)
+
+# Address-valued headers are parsed while reading, so a malformed one is a 400 at once rather
+# than an exception deep in the dialog layer (RFC 4475 §3.1.2.1, §3.1.2.6, §3.1.2.13-15).
+_ADDRESS_HEADERS = frozenset({"From", "To", "Contact", "Route", "Record-Route"})
+# Headers that must appear exactly once (§8.1.1; RFC 4475 §3.3.8).
+_SINGLETONS = frozenset({"From", "To", "Call-ID", "CSeq"})
+_MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
+
+# Methods this stack knows. A CSeq mismatch on one of them is a 400; on an unknown method it is
+# a 501, which RFC 4475 §3.1.2.18 prefers as the more future-proof answer.
+KNOWN_METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "INFO",
+        "PRACK",
+        "UPDATE",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "REFER",
+        "MESSAGE",
+        "PUBLISH",
+    }
+)
+
 _TOKEN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 
 REASON_PHRASES = {
@@ -133,15 +177,28 @@ REASON_PHRASES = {
 }
 
 
+_NAME_CACHE: dict[str, str] = {}
+_NAME_CACHE_MAX = 512
+
+
 def canonical_name(name: str) -> str:
     """Canonical spelling of a header name (compact form expanded, case normalised)."""
+    cached = _NAME_CACHE.get(name)
+    if cached is not None:
+        return cached
     lname = name.lower()
     if len(lname) == 1 and lname in COMPACT_FORMS:
-        return COMPACT_FORMS[lname]
-    special = _SPECIAL_CASE.get(lname)
-    if special is not None:
-        return special
-    return "-".join(part.capitalize() for part in lname.split("-"))
+        result = COMPACT_FORMS[lname]
+    else:
+        special = _SPECIAL_CASE.get(lname)
+        if special is not None:
+            result = special
+        else:
+            result = "-".join(part.capitalize() for part in lname.split("-"))
+    # Bounded: a peer inventing header names must not grow this without limit.
+    if len(_NAME_CACHE) < _NAME_CACHE_MAX and len(name) <= 64:
+        _NAME_CACHE[name] = result
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,12 +211,13 @@ class CSeq:
 
 
 def parse_cseq(value: str) -> CSeq:
+    """CSeq (§20.16); the number must be below 2**31 (§8.1.1.5; RFC 4475 §3.1.2.4)."""
     parts = value.split()
-    if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10:
+    if len(parts) != 2:
         raise SipParseError(f"bad CSeq: {value!r}")
-    seq = int(parts[0])
-    if seq >= 2**31:
-        raise SipParseError(f"CSeq number out of range: {value!r}")
+    seq = parse_uint(parts[0])
+    if seq is None or seq >= 2**31:
+        raise SipParseError(f"bad CSeq number: {value!r}")
     if not all(c in _TOKEN for c in parts[1]):
         raise SipParseError(f"bad CSeq method: {value!r}")
     return CSeq(seq, parts[1])
@@ -273,10 +331,15 @@ class SipMessage:
 
     @property
     def expires(self) -> int | None:
+        """Expires in seconds (huge values clamp to 2**32-1, junk is None: §20.19)."""
         value = self.header("Expires")
-        if value is None or not value.strip().isdigit():
-            return None
-        return int(value)
+        return clamp_delta_seconds(value) if value is not None else None
+
+    @property
+    def max_forwards(self) -> int | None:
+        """Max-Forwards (§20.22), None when absent or not a number (RFC 4475 §3.4.1)."""
+        value = self.header("Max-Forwards")
+        return parse_uint(value) if value is not None else None
 
     def option_tags(self, name: str) -> set[str]:
         """Lower-cased option tags of Supported/Require/Unsupported/Proxy-Require."""
@@ -302,6 +365,11 @@ class Request(SipMessage):
     def start_line(self) -> str:
         return f"{self.method} {self.uri} {self.version}"
 
+    @property
+    def request_uri(self) -> Uri:
+        """The Request-URI, parsed (``uri`` keeps the text as received)."""
+        return parse_uri(self.uri)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Response(SipMessage):
@@ -325,50 +393,79 @@ Message = Request | Response
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
-    end = data.find(b"\r\n\r\n")
-    if end >= 0:
-        return data[:end], data[end + 4 :]
-    end = data.find(b"\n\n")
-    if end >= 0:
-        return data[:end], data[end + 2 :]
+    crlf = data.find(b"\r\n\r\n")
+    lf = data.find(b"\n\n", 0, crlf if crlf >= 0 else len(data))
+    if lf >= 0:  # bare-LF line ends (tolerated), and their blank line comes first
+        return data[:lf], data[lf + 2 :]
+    if crlf >= 0:
+        return data[:crlf], data[crlf + 4 :]
     # Headers only, no empty line: accept only when the message ends with a line break.
-    if data.endswith(b"\r\n") or data.endswith(b"\n"):
+    if data.endswith(b"\n"):
         return data.rstrip(b"\r\n"), b""
     raise SipParseError("message has no end of headers")
 
 
 def _unfold(head: str) -> list[str]:
-    lines: list[str] = []
-    for raw in head.replace("\r\n", "\n").split("\n"):
+    """Split into lines; a line starting with SP/HTAB continues the previous one (§7.3.1)."""
+    if "\r" in head:
+        head = head.replace("\r\n", "\n")
+        if "\r" in head:
+            raise SipParseError("bare CR in header section")
+    lines = head.split("\n")
+    if "\n " not in head and "\n\t" not in head:
+        return lines
+    out: list[str] = []
+    for raw in lines:
         if raw[:1] in (" ", "\t"):
-            if not lines:
+            if not out:
                 raise SipParseError("message starts with a continuation line")
-            lines[-1] = lines[-1].rstrip() + " " + raw.strip()
+            # The line break and the leading whitespace count as one SP (§7.3.1).
+            out[-1] = out[-1].rstrip(" \t") + " " + raw.lstrip(" \t")
         else:
-            lines.append(raw)
-    return lines
+            out.append(raw)
+    return out
 
 
-def _parse_start_line(line: str) -> tuple[str, str, str] | tuple[int, str, str]:
+def _check_nul(head: str) -> None:
+    """NUL is allowed only as a quoted-pair (RFC 4475 §3.1.1.2); a bare one is refused."""
+    i = head.find("\x00")
+    while i >= 0:
+        if i == 0 or head[i - 1] != "\\":
+            raise SipParseError("NUL byte in header section")
+        i = head.find("\x00", i + 1)
+
+
+def _bad_version(version: str) -> SipParseError:
+    # SIP-Version syntax with another number is a 505 (§8.2.2; RFC 4475 §3.1.2.16);
+    # anything else is plain garbage, a 400.
+    name, slash, number = version.partition("/")
+    major, dot, minor = number.partition(".")
+    if name.upper() == "SIP" and slash and dot and is_digits(major) and is_digits(minor):
+        return SipParseError(f"unsupported SIP version {version!r}", status_code=505)
+    return SipParseError(f"bad SIP version {version!r}")
+
+
+def _parse_start_line(line: str) -> tuple[str, str] | tuple[int, str]:
     if line.startswith("SIP/"):
         version, _, rest = line.partition(" ")
         code, _, reason = rest.partition(" ")
         if version != "SIP/2.0":
-            raise SipParseError(f"unsupported SIP version {version!r}", status_code=505)
-        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
-            raise SipParseError(f"bad status code {code!r}")
-        return int(code), reason, version
+            raise _bad_version(version)
+        if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
+            raise SipParseError(f"bad status code {code[:20]!r}")
+        return int(code), reason
+    # Request-Line = Method SP Request-URI SP SIP-Version: exactly two single spaces
+    # (RFC 4475 §3.1.2.8-10 are rejected).
     parts = line.split(" ")
     if len(parts) != 3 or not all(parts):
-        raise SipParseError(f"bad request line {line!r}")
+        raise SipParseError(f"bad request line {line[:80]!r}")
     method, uri, version = parts
     if not all(c in _TOKEN for c in method):
-        raise SipParseError(f"bad method {method!r}")
-    if version.upper() != "SIP/2.0":
-        raise SipParseError(f"unsupported SIP version {version!r}", status_code=505)
-    if ":" not in uri:
-        raise SipParseError(f"bad Request-URI {uri!r}")
-    return method, uri, version
+        raise SipParseError(f"bad method {method[:40]!r}")
+    if version != "SIP/2.0":
+        raise _bad_version(version)
+    parse_uri(uri)  # validates: no <>, no LWS, a scheme (RFC 4475 §3.1.2.7)
+    return method, uri
 
 
 def parse_message(
@@ -386,7 +483,8 @@ def parse_message(
     already cut the message and the body must match Content-Length exactly.
     Raises only :class:`SipParseError` (or its subclass :class:`MessageTooLarge`).
     """
-    data = data.lstrip(b"\r\n")
+    if data[:1] in (b"\r", b"\n"):
+        data = data.lstrip(b"\r\n")
     head_bytes, body = _split_head(data)
     if len(head_bytes) > max_header_bytes:
         raise MessageTooLarge(f"header section of {len(head_bytes)} bytes is over the limit")
@@ -395,10 +493,12 @@ def parse_message(
     except UnicodeDecodeError as exc:
         raise SipParseError(f"header section is not UTF-8: {exc}") from exc
     if "\x00" in head:
-        raise SipParseError("NUL byte in header section")
+        _check_nul(head)
     lines = _unfold(head)
     first = _parse_start_line(lines[0])
     headers: list[tuple[str, str]] = []
+    append = headers.append
+    seen: set[str] = set()
     content_length: int | None = None
     for line in lines[1:]:
         name, colon, value = line.partition(":")
@@ -406,23 +506,52 @@ def parse_message(
         if not colon or not name or not all(c in _TOKEN for c in name):
             raise SipParseError(f"bad header line {line[:80]!r}")
         cname = canonical_name(name)
-        value = " ".join(value.split())
+        value = value.strip(" \t")
         if cname == "Content-Length":
-            if not value.isdigit() or len(value) > 9:
-                raise SipParseError(f"bad Content-Length {value!r}")
-            if content_length is not None and content_length != int(value):
-                raise SipParseError("conflicting Content-Length headers")
-            content_length = int(value)
+            length = parse_uint(value, max_digits=9)
+            if length is None:
+                raise SipParseError(f"bad Content-Length {value[:20]!r}")
+            if content_length is not None and content_length != length:
+                raise SipParseError("conflicting Content-Length headers")  # RFC 4475 §3.3.9
+            content_length = length
             continue
-        if cname in MULTI_VALUE:
-            values = split_header_values(value)
-            if not values:
-                raise SipParseError(f"empty {cname} header")
+        if cname in _SINGLETONS:
+            if cname in seen:
+                raise SipParseError(f"{cname} must appear exactly once")  # RFC 4475 §3.3.8
+            if cname == "CSeq":
+                parse_cseq(value)
+            elif cname != "Call-ID":
+                parse_name_addr(value)
+            elif not value:
+                raise SipParseError("empty Call-ID")
+            seen.add(cname)
+            append((cname, value))
+        elif cname in MULTI_VALUE:
+            values = split_list(value)
+            if cname == "Via":
+                for v in values:
+                    parse_via(v)
+            elif cname in _ADDRESS_HEADERS:
+                for v in values:
+                    if v != "*" or cname != "Contact":
+                        parse_name_addr(v)
+            elif not value:
+                if cname not in _MAY_BE_EMPTY:
+                    raise SipParseError(f"empty {cname} header")
+                append((cname, ""))
+                continue
+            else:
+                # Option tags, codings and the like: tolerate empty list elements.
+                values = [v for v in values if v]
+            seen.add(cname)
             headers.extend((cname, v) for v in values)
         else:
-            headers.append((cname, value))
+            append((cname, value))
         if len(headers) > max_headers:
             raise MessageTooLarge(f"more than {max_headers} headers")
+    for mandatory in _MANDATORY:
+        if mandatory not in seen:
+            raise SipParseError(f"missing mandatory header {mandatory}")  # RFC 4475 §3.3.1
     if content_length is not None:
         if content_length > max_body_bytes:
             raise MessageTooLarge(f"body of {content_length} bytes is over the limit")
@@ -432,36 +561,23 @@ def parse_message(
             )
         if not datagram and content_length != len(body):
             raise SipParseError("body longer than Content-Length")
-        body = body[:content_length]
+        if content_length != len(body):
+            body = body[:content_length]
     elif len(body) > max_body_bytes:
         raise MessageTooLarge(f"body of {len(body)} bytes is over the limit")
-    msg: Message
-    if isinstance(first[0], int):
-        msg = Response(status_code=first[0], reason=first[1], headers=tuple(headers), body=body)
-    else:
-        method, uri, _ = first
-        msg = Request(method=method, uri=uri, headers=tuple(headers), body=body)
-    _check_mandatory(msg)
-    return msg
+    kind, text = first
+    if isinstance(kind, int):
+        return Response(status_code=kind, reason=text, headers=tuple(headers), body=body)
+    request = Request(method=kind, uri=text, headers=tuple(headers), body=body)
+    _check_cseq_method(request)
+    return request
 
 
-_MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
-
-
-def _check_mandatory(msg: Message) -> None:
-    """§8.1.1: the headers every transaction and dialog needs, and their syntax."""
-    for name in _MANDATORY:
-        if not msg.has_header(name):
-            raise SipParseError(f"missing mandatory header {name}")
-    if len(msg.header_values("Call-ID")) != 1 or len(msg.header_values("CSeq")) != 1:
-        raise SipParseError("Call-ID and CSeq must appear exactly once")
-    if len(msg.header_values("From")) != 1 or len(msg.header_values("To")) != 1:
-        raise SipParseError("From and To must appear exactly once")
-    cseq = msg.cseq
-    msg.from_  # noqa: B018 - parsed for validation
-    msg.to  # noqa: B018
-    msg.top_via  # noqa: B018
-    if isinstance(msg, Request) and cseq.method != msg.method and msg.method != "ACK":
-        raise SipParseError(f"CSeq method {cseq.method} does not match {msg.method}")
-    if isinstance(msg, Request) and msg.method == "ACK" and cseq.method != "ACK":
-        raise SipParseError("CSeq method of an ACK must be ACK")
+def _check_cseq_method(msg: Request) -> None:
+    """The CSeq method matches the Request-Line (§8.1.1.5; RFC 4475 §3.1.2.17-18)."""
+    cseq_method = msg.cseq.method
+    if msg.method != cseq_method:
+        status = 400 if msg.method in KNOWN_METHODS else 501
+        raise SipParseError(
+            f"CSeq method {cseq_method} does not match {msg.method}", status_code=status
+        )

@@ -13,9 +13,7 @@ from uacsta.sip.errors import SipParseError
 
 Params = tuple[tuple[str, str | None], ...]
 
-_TOKEN_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
-)
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._:[]")
 _BAD_PARAM_VALUE = frozenset(' \t"<>,\x00')
 _URI_FORBIDDEN = frozenset(' \t\r\n<>"\x00')

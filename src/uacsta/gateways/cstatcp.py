@@ -1,0 +1,281 @@
+"""CSTA XML over TCP/TLS (ECMA-323 Annex J framing) with ECMA-354 application sessions.
+
+One connection is one client of the switching function. A client starts with
+StartApplicationSession (credentials in the Avaya or plain shape, see
+:mod:`uacsta.csta.appsession`); with ``require_authentication`` off, a client may also send CSTA
+requests straight away. Every request gets its answer under the same invoke ID; events use
+invoke ID 9999; requests from the switching function (SwitchingFunctionDevices,
+SwFunctionDevicesChanged) get invoke IDs of their own. The client's edition (its
+actualProtocolVersion, else the namespace of its last document) is the edition we answer in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from typing import Any
+
+from uacsta.accounts import ClientAccounts
+from uacsta.csta import appsession as ecma354
+from uacsta.csta import codec
+from uacsta.csta import messages as m
+from uacsta.csta.errors import CstaDecodeError, CstaFramingError
+from uacsta.csta.framing import EVENT_INVOKE_ID, FrameDecoder, InvokeIdAllocator, encode_frame
+from uacsta.csta.xmlparse import local_name, parse_document
+from uacsta.hub import SwitchHub
+from uacsta.switch.function import ToClient
+
+log = logging.getLogger("uacsta.gateways.cstatcp")
+
+#: A connection that has not started its application session by then is closed.
+LOGIN_TIMEOUT = 30.0
+MAX_CONNECTIONS = 1000
+
+
+class CstaTcpClient:
+    """One CSTA-over-TCP connection (the client ID the switching function sees)."""
+
+    def __init__(
+        self,
+        gateway: CstaTcpGateway,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.gateway = gateway
+        self.reader = reader
+        self.writer = writer
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        self.peer = f"{peer[0]}:{peer[1]}"
+        self.edition = codec.Edition.ED3
+        self.session = ecma354.ApplicationSession(
+            authenticator=gateway.accounts.authenticate,
+            require_authentication=gateway.require_authentication,
+            default_duration=gateway.session_duration,
+            max_duration=max(gateway.session_duration, gateway.max_session_duration),
+            min_duration=min(10, gateway.session_duration),
+        )
+        self.user: str | None = None
+        self.attached = False
+        self.invoke_ids = InvokeIdAllocator()
+        self._timer: asyncio.TimerHandle | None = None
+        self._closing = False
+
+    def __repr__(self) -> str:
+        return f"<CSTA-TCP client {self.user or '-'}@{self.peer}>"
+
+    # --- from the switching function ---------------------------------------------------
+    def deliver(self, action: ToClient) -> None:
+        message = action.message
+        if action.invoke is not None:
+            invoke = str(action.invoke)
+            if action.detail and isinstance(message, m.CSTAErrorCode):
+                log.info("%r: %s refused: %s", self, invoke, action.detail)
+        elif isinstance(message, m.CstaRequest):
+            invoke = self.invoke_ids.allocate()
+        else:
+            invoke = EVENT_INVOKE_ID
+        self.send_frame(invoke, codec.encode(message, self.edition))
+
+    def send_frame(self, invoke: str, xml: bytes) -> None:
+        if self._closing or self.writer.is_closing():
+            return
+        self.writer.write(encode_frame(invoke, xml))
+
+    # --- connection loop ---------------------------------------------------------------
+    async def run(self) -> None:
+        decoder = FrameDecoder()
+        loop = asyncio.get_running_loop()
+        login_deadline = loop.time() + LOGIN_TIMEOUT
+        try:
+            while not self._closing:
+                timeout = None
+                if not self.session.is_active and self.gateway.require_authentication:
+                    timeout = max(0.0, login_deadline - loop.time())
+                try:
+                    data = await asyncio.wait_for(self.reader.read(65536), timeout)
+                except TimeoutError:
+                    log.warning(
+                        "%r: no application session within %ss, closing", self, LOGIN_TIMEOUT
+                    )
+                    break
+                if not data:
+                    break
+                decoder.receive_data(data)
+                for frame in decoder.frames():
+                    self._handle_frame(frame.invoke_id, frame.xml)
+                await self.writer.drain()
+        except CstaFramingError as exc:
+            log.warning("%r: broken Annex J framing (%s), closing", self, exc)
+        except (ConnectionError, ssl.SSLError) as exc:
+            log.info("%r: connection lost: %s", self, exc)
+        finally:
+            await self.close()
+
+    def _handle_frame(self, invoke: str, xml: bytes) -> None:
+        try:
+            root = parse_document(xml)
+        except CstaDecodeError as exc:
+            log.warning("%r: undecodable document under invoke %s: %s", self, invoke, exc)
+            self._answer_error(invoke, m.CSTAErrorCode.operation("generic"))
+            return
+        if ecma354.is_appsession_document(local_name(root)):
+            self._handle_appsession(invoke, root)
+            return
+        try:
+            message, edition = codec.decode_with_edition(xml)
+        except CstaDecodeError as exc:
+            log.warning("%r: bad CSTA document under invoke %s: %s", self, invoke, exc)
+            self._answer_error(invoke, m.CSTAErrorCode.operation("generic"))
+            return
+        if self.session.protocol_version is None and edition is not codec.Edition.NONE:
+            self.edition = edition
+        if isinstance(message, m.CstaResponse):
+            self.invoke_ids.release(invoke)  # the client answering our request
+            return
+        if not self.session.is_active and self.gateway.require_authentication:
+            log.warning("%r: %s before StartApplicationSession", self, type(message).__name__)
+            self._answer_error(invoke, m.CSTAErrorCode.operation("securityViolation"))
+            return
+        self._ensure_attached()
+        self.gateway.hub.client_request(self, invoke, message)
+
+    def _handle_appsession(self, invoke: str, root: Any) -> None:
+        try:
+            message = ecma354.decode_appsession_element(root)
+        except CstaDecodeError as exc:
+            log.warning("%r: bad ECMA-354 document: %s", self, exc)
+            self._answer_error(invoke, m.CSTAErrorCode.operation("generic"))
+            return
+        if message is None:
+            return
+        loop = asyncio.get_running_loop()
+        out = self.session.handle(message, loop.time())
+        if isinstance(message, ecma354.StartApplicationSession):
+            self._after_start(message)
+        for reply in out:
+            self.send_frame(invoke, ecma354.encode_appsession(reply))
+        self._arm_timer()
+        if self.session.state is ecma354.SessionState.TERMINATED:
+            self._closing = True  # after Stop, expiry or too many failed logins
+
+    def _after_start(self, message: ecma354.StartApplicationSession) -> None:
+        if self.session.is_active:
+            self.user = self.session.authenticated_user
+            version = self.session.protocol_version
+            if version:
+                self.edition = codec.edition_for_namespace(version)
+            log.info(
+                "%r: application session %s started (%s, %s, %ss)",
+                self,
+                self.session.session_id,
+                message.application_id,
+                self.edition.name,
+                self.session.session_duration,
+            )
+            self._ensure_attached()
+        else:
+            log.warning("%r: StartApplicationSession refused", self)
+
+    def _ensure_attached(self) -> None:
+        if not self.attached:
+            self.attached = True
+            self.gateway.hub.client_attach(
+                self, allowed_devices=self.gateway.accounts.allowed_devices(self.user)
+            )
+
+    def _answer_error(self, invoke: str, error: m.CSTAErrorCode) -> None:
+        self.send_frame(invoke, codec.encode(error, self.edition))
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.session.get_timer()
+        if deadline is not None:
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        out = self.session.handle_timer(asyncio.get_running_loop().time())
+        for reply in out:
+            self.send_frame(EVENT_INVOKE_ID, ecma354.encode_appsession(reply))
+        if out:
+            log.info("%r: application session expired", self)
+            self._closing = True
+            self.writer.close()
+        else:
+            self._arm_timer()
+
+    def terminate(self) -> None:
+        """Server shutdown: ApplicationSessionTerminated, then close."""
+        for reply in self.session.terminate():
+            self.send_frame(EVENT_INVOKE_ID, ecma354.encode_appsession(reply))
+        self._closing = True
+        self.writer.close()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.attached:
+            self.attached = False
+            self.gateway.hub.client_detach(self)
+        self.gateway.clients.discard(self)
+        if not self.writer.is_closing():
+            self.writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await self.writer.wait_closed()
+
+
+class CstaTcpGateway:
+    def __init__(
+        self,
+        hub: SwitchHub,
+        accounts: ClientAccounts,
+        *,
+        require_authentication: bool = True,
+        session_duration: int = 180,
+        max_session_duration: int = 3600,
+    ) -> None:
+        self.hub = hub
+        self.accounts = accounts
+        self.require_authentication = require_authentication
+        self.session_duration = session_duration
+        self.max_session_duration = max_session_duration
+        self.clients: set[CstaTcpClient] = set()
+        self.servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def listen(
+        self, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+    ) -> asyncio.Server:
+        server = await asyncio.start_server(self._accept, host, port, ssl=ssl_context)
+        self.servers.append(server)
+        return server
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self.clients) >= MAX_CONNECTIONS:
+            log.warning(
+                "refusing CSTA client %s: %d connections",
+                writer.get_extra_info("peername"),
+                len(self.clients),
+            )
+            writer.close()
+            return
+        client = CstaTcpClient(self, reader, writer)
+        self.clients.add(client)
+        log.info("%r connected", client)
+        await client.run()
+
+    async def close(self) -> None:
+        for server in self.servers:
+            server.close()
+        for client in list(self.clients):
+            client.terminate()
+        for server in self.servers:
+            await server.wait_closed()
+        for client in list(self.clients):
+            await client.close()

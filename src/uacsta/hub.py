@@ -1,0 +1,133 @@
+"""The asyncio adapter around the switching function: gateways on one side, phone links on the
+other. It runs the pure :class:`SwitchingFunction` and carries out its actions: ``ToClient`` to
+the client's gateway sink, ``ToPhone`` to the phone's link as an awaited CSTA request whose
+answer (or failure) is fed back. Adding a gateway never touches this module or the switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Protocol
+
+from uacsta.csta import messages as m
+from uacsta.switch.function import SwitchAction, SwitchingFunction, ToClient, ToPhone
+
+log = logging.getLogger("uacsta.hub")
+
+
+class ClientSink(Protocol):
+    """What a gateway gives the hub for each connected client (hashable: it is the client ID)."""
+
+    def deliver(self, action: ToClient) -> None: ...
+
+
+class PhoneChannel(Protocol):
+    """A ready phone link: sends one CSTA request and returns the phone's answer.
+
+    Returns a ``CSTAErrorCode`` for a negative answer or a timeout; raises only on bugs.
+    """
+
+    async def csta_request(self, request: m.CstaRequest) -> m.CstaMessage: ...
+
+
+class SwitchHub:
+    def __init__(self, switch: SwitchingFunction | None = None) -> None:
+        self.switch = switch or SwitchingFunction()
+        self.channels: dict[str, PhoneChannel] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.requests_relayed = 0
+        self.events_relayed = 0
+
+    # ------------------------------------------------------------------ phones
+    def phone_ready(
+        self,
+        phone: str,
+        channel: PhoneChannel,
+        lines: Iterable[str],
+        *,
+        services: frozenset[str] | None = None,
+        emulate_alternate_call: bool = True,
+    ) -> None:
+        self.channels[phone] = channel
+        self._run(
+            self.switch.phone_ready(
+                phone, lines, services=services, emulate_alternate_call=emulate_alternate_call
+            )
+        )
+
+    def phone_lines_changed(self, phone: str, lines: Iterable[str]) -> None:
+        self._run(self.switch.phone_lines_changed(phone, lines))
+
+    def phone_lost(self, phone: str) -> None:
+        self.channels.pop(phone, None)
+        self._run(self.switch.phone_lost(phone))
+
+    def phone_removed(self, phone: str) -> None:
+        self.channels.pop(phone, None)
+        self._run(self.switch.phone_removed(phone))
+
+    def phone_event(self, phone: str, event: m.CstaEvent) -> None:
+        self._run(self.switch.phone_event(phone, event))
+
+    # ------------------------------------------------------------------ clients
+    def client_attach(self, client: ClientSink, *, allowed_devices: Iterable[str] = ()) -> None:
+        self.switch.client_attach(client, allowed_devices=allowed_devices)
+
+    def client_detach(self, client: ClientSink) -> None:
+        self._run(self.switch.client_detach(client))
+
+    def client_request(self, client: ClientSink, invoke: object, request: m.CstaMessage) -> None:
+        self._run(self.switch.client_request(client, invoke, request))
+
+    # ------------------------------------------------------------------ actions
+    def _run(self, actions: list[SwitchAction]) -> None:
+        for action in actions:
+            match action:
+                case ToClient():
+                    sink = action.client
+                    if isinstance(action.message, m.CstaEvent):
+                        self.events_relayed += 1
+                    try:
+                        sink.deliver(action)  # type: ignore[attr-defined]
+                    except Exception:  # a broken client must not stop the fan-out to others
+                        log.exception(
+                            "delivering %s to a client failed", type(action.message).__name__
+                        )
+                case ToPhone():
+                    channel = self.channels.get(action.phone)
+                    if channel is None:
+                        self._run(
+                            self.switch.phone_failed(
+                                action.token,
+                                m.CSTAErrorCode.system_resource_availability("outOfService"),
+                                "the phone is not connected",
+                            )
+                        )
+                        continue
+                    self.requests_relayed += 1
+                    task = asyncio.get_running_loop().create_task(self._ask(channel, action))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+
+    async def _ask(self, channel: PhoneChannel, action: ToPhone) -> None:
+        try:
+            answer = await channel.csta_request(action.request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("CSTA request to %s failed", action.phone)
+            self._run(
+                self.switch.phone_failed(
+                    action.token, m.CSTAErrorCode.system_resource_availability("generic"), str(exc)
+                )
+            )
+            return
+        self._run(self.switch.phone_response(action.token, answer))
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
