@@ -81,21 +81,27 @@ def sipp_binary() -> str:
 
 @pytest.fixture
 def run_sipp(sipp_binary: str, tmp_path: Path) -> SippRunner:
-    """``await run_sipp(scenario, remote, *args, timeout=20)``: run sipp once, collect output.
+    """``await run_sipp(scenario, *args, remote="h:p", port=None, timeout=20, transport="u1")``.
 
-    sipp runs with its working directory in ``tmp_path`` (its logs land there), local
-    signalling and media ports chosen free, ``-m 1``, its own ``-timeout`` and ours.
+    Runs sipp once and collects its output. sipp runs with its working directory in
+    ``tmp_path`` (its logs land there), local signalling (``port``, else a free one) and media
+    ports chosen free, ``-m 1``, its own ``-timeout`` and ours. Without ``remote`` it is a UAS.
     """
 
     async def run(
-        scenario: str, remote: str, *args: str, timeout: float = 20.0, transport: str = "u1"
+        scenario: str,
+        *args: str,
+        remote: str | None = None,
+        port: int | None = None,
+        timeout: float = 20.0,
+        transport: str = "u1",
     ) -> SippResult:
         workdir = tmp_path / f"sipp-{scenario.removesuffix('.xml')}-{transport}"
         workdir.mkdir(exist_ok=True)
         error_file = workdir / "errors.log"
         cmd = [
             sipp_binary,
-            remote,
+            *([remote] if remote else []),
             "-sf",
             str(SIPP_DIR / scenario),
             "-t",
@@ -103,7 +109,7 @@ def run_sipp(sipp_binary: str, tmp_path: Path) -> SippRunner:
             "-i",
             "127.0.0.1",
             "-p",
-            str(free_port()),
+            str(port or free_port()),
             "-mp",
             str(free_port_range(4)),
             "-m",

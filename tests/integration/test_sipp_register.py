@@ -41,13 +41,13 @@ async def test_sipp_register_with_digest(
     port = await server.listen(f"{listen}:127.0.0.1:0")
     result = await run_sipp(
         "register_auth.xml",
-        f"127.0.0.1:{port}",
         "-s",
         "alice",
         "-au",
         "alice",
         "-ap",
         USERS["alice"],
+        remote=f"127.0.0.1:{port}",
         transport=sipp_transport,
     )
     assert result.returncode == 0, result.explain()
@@ -73,13 +73,13 @@ async def test_sipp_register_wrong_password_gets_403(
     port = await server.listen(f"{listen}:127.0.0.1:0")
     result = await run_sipp(
         "register_wrong_password.xml",
-        f"127.0.0.1:{port}",
         "-s",
         "alice",
         "-au",
         "alice",
         "-ap",
         "not-the-password",
+        remote=f"127.0.0.1:{port}",
         transport=sipp_transport,
     )
     assert result.returncode == 0, result.explain()

@@ -337,15 +337,22 @@ def test_invite_server_trying_disabled_or_immediate() -> None:
     assert isinstance(trying, Response) and trying.status_code == 100
 
 
-def test_invite_server_2xx_terminates() -> None:
-    tx = InviteServerTransaction(INVITE, reliable=False)
+def test_invite_server_2xx_goes_to_accepted_then_timer_l() -> None:
+    tx = InviteServerTransaction(INVITE, reliable=True)
     tx.start(0.0)
     ok = build_response(INVITE, 200, to_tag="t1")
-    actions = tx.send_response(ok, 0.1)
-    assert actions == [Transmit.of(ok), Terminated()]
-    assert tx.receive_request(INVITE, 0.2) == []
-    assert tx.send_response(ok, 0.3) == []
+    assert tx.send_response(ok, 0.1) == [Transmit.of(ok)]
+    assert tx.state is State.ACCEPTED
+    assert tx.timers() == {Input.TIMER_L: 32.1}  # RFC 6026: 64*T1 on any transport
+    assert tx.receive_request(INVITE, 0.2) == []  # absorbed, not a new INVITE for the TU
+    assert tx.send_response(ok, 0.5) == [Transmit.of(ok)]  # the TU's 2xx retransmission
+    ack = INVITE.with_header_set("CSeq", "314159 ACK")
+    ack = Request(method="ACK", uri=ack.uri, headers=ack.headers)
+    assert tx.receive_request(ack, 0.6) == [DeliverRequest(request=ack)]
+    assert tx.send_response(build_response(INVITE, 486, to_tag="t1"), 0.7) == []
     assert tx.last_response == ok
+    assert tx.handle_timer(32.1) == [Terminated()]
+    assert tx.receive_request(INVITE, 33.0) == []
 
 
 def test_invite_server_non_2xx_retransmits_with_g_and_times_out_with_h() -> None:
@@ -643,7 +650,7 @@ def test_layer_heap_stays_bounded_with_lazy_deletion() -> None:
     assert len(layer) == 300
     assert len(layer._heap) <= 2 * 300 + 64
     # A retransmitting client whose deadline moves many times.
-    key, _ = layer.new_client(INVITE, reliable=False, now=0.0)
+    layer.new_client(INVITE, reliable=False, now=0.0)
     for i in range(200):
         layer.receive_response(resp(INVITE, 180), 0.01 * i)
     assert len(layer._heap) <= 2 * len(layer) + 64
@@ -735,7 +742,9 @@ def test_random_inputs_keep_invariants(machine: str, reliable: bool, ops: list) 
                 check.feed(tx.receive_response(resp(request, int(arg)), now), now)
             case "send" if not is_client:
                 assert isinstance(tx, InviteServerTransaction | NonInviteServerTransaction)
-                check.feed(tx.send_response(build_response(request, int(arg), to_tag="t"), now), now)
+                check.feed(
+                    tx.send_response(build_response(request, int(arg), to_tag="t"), now), now
+                )
             case "req" if not is_client:
                 assert isinstance(tx, InviteServerTransaction | NonInviteServerTransaction)
                 if arg == "ack":
@@ -808,3 +817,15 @@ def test_layer_random_drive_keeps_heap_consistent(ops: list[tuple[str, int, floa
         live = [tx.get_timer() for key in list(layer._transactions) if (tx := layer.get(key))]
         expected = min((d for d in live if d is not None), default=None)
         assert deadline == expected
+
+
+def test_layer_invite_retransmission_after_2xx_is_not_a_new_request() -> None:
+    layer = TransactionLayer()
+    ((key, _),) = layer.receive_request(INVITE, reliable=False, now=0.0)
+    assert key is not None
+    ok = build_response(INVITE, 200, to_tag="t1")
+    assert layer.send_response(key, ok, 0.1) == [(key, Transmit.of(ok))]
+    assert layer.receive_request(INVITE, reliable=False, now=0.6) == []
+    assert layer.get_timer() == pytest.approx(32.1)
+    assert layer.handle_timer(32.1) == [(key, Terminated())]
+    assert key not in layer

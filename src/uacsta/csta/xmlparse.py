@@ -57,10 +57,10 @@ def parse_document(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> etree
     return root
 
 
+# Compiled once: true when an element exists below MAX_DEPTH levels (C speed, no Python walk).
+_TOO_DEEP = etree.XPath("boolean(/*" + "/*" * MAX_DEPTH + ")")
+
+
 def _check_depth(root: etree._Element) -> None:
-    stack: list[tuple[etree._Element, int]] = [(root, 1)]
-    while stack:
-        element, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise CstaDecodeError(f"document nested deeper than {MAX_DEPTH} levels")
-        stack.extend((child, depth + 1) for child in element)
+    if _TOO_DEEP(root):
+        raise CstaDecodeError(f"document nested deeper than {MAX_DEPTH} levels")

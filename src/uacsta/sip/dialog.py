@@ -396,16 +396,18 @@ class Dialog:
             raise DialogError(f"{method} is not built by create_request")
         if self.state is DialogState.TERMINATED:
             raise DialogError("dialog is terminated")
-        self.local_cseq += 1
-        return self._build(
+        seq = self.local_cseq + 1
+        request = self._build(
             method,
-            cseq=f"{self.local_cseq} {method}",
+            cseq=f"{seq} {method}",
             branch=branch,
             body=body,
             content_type=content_type,
             extra_headers=extra_headers,
             via=via,
         )
+        self.local_cseq = seq  # only once the request could be built
+        return request
 
     def create_ack(
         self,

@@ -2,7 +2,7 @@
 
 This module owns the four transaction state machines (INVITE client §17.1.1, non-INVITE
 client §17.1.2, INVITE server §17.2.1, non-INVITE server §17.2.2), their timers (A, B, D,
-E, F, K, G, H, I, J and the optional 200 ms 100 Trying), the ACK for non-2xx final
+E, F, K, G, H, I, J, RFC 6026's L, and the optional 200 ms 100 Trying), the ACK for non-2xx final
 responses (§17.1.1.3), and :class:`TransactionLayer`, which owns many transactions, matches
 messages to them and keeps one timer heap over all of them.
 
@@ -134,7 +134,8 @@ class DeliverResponse(Action):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DeliverRequest(Action):
-    """A request for the TU: a new server transaction, or an ACK matching none (2xx ACK)."""
+    """A request for the TU: a new server transaction's request, an ACK matching no
+    transaction (the 2xx ACK), or an ACK reaching an INVITE server in Accepted."""
 
     request: Request
 
@@ -175,6 +176,7 @@ class State(Enum):
     PROCEEDING = "Proceeding"
     COMPLETED = "Completed"
     CONFIRMED = "Confirmed"
+    ACCEPTED = "Accepted"
     TERMINATED = "Terminated"
 
 
@@ -198,6 +200,7 @@ class Input(Enum):
     TIMER_H = "timer H"
     TIMER_I = "timer I"
     TIMER_J = "timer J"
+    TIMER_L = "timer L"
     TIMER_TRYING = "timer 100 Trying"
 
 
@@ -246,9 +249,13 @@ INVITE_SERVER_TRANSITIONS: Mapping[tuple[State, Input], State] = {
     (_S.PROCEEDING, _I.TIMER_TRYING): _S.PROCEEDING,
     (_S.PROCEEDING, _I.RECV_REQUEST): _S.PROCEEDING,
     (_S.PROCEEDING, _I.SEND_PROVISIONAL): _S.PROCEEDING,
-    (_S.PROCEEDING, _I.SEND_SUCCESS): _S.TERMINATED,
+    (_S.PROCEEDING, _I.SEND_SUCCESS): _S.ACCEPTED,
     (_S.PROCEEDING, _I.SEND_FAILURE): _S.COMPLETED,
     (_S.PROCEEDING, _I.TRANSPORT_ERROR): _S.TERMINATED,
+    (_S.ACCEPTED, _I.SEND_SUCCESS): _S.ACCEPTED,
+    (_S.ACCEPTED, _I.RECV_REQUEST): _S.ACCEPTED,
+    (_S.ACCEPTED, _I.RECV_ACK): _S.ACCEPTED,
+    (_S.ACCEPTED, _I.TIMER_L): _S.TERMINATED,
     (_S.COMPLETED, _I.RECV_REQUEST): _S.COMPLETED,
     (_S.COMPLETED, _I.RECV_ACK): _S.CONFIRMED,
     (_S.COMPLETED, _I.TIMER_G): _S.COMPLETED,
@@ -376,6 +383,17 @@ class Transaction:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.request.method} {self.state.value}>"
 
+    def start(self, now: float) -> list[Action]:
+        """Client: the request is handed to the transport (transmitted, timers armed).
+        Server: the request arrived and the transaction exists. Call exactly once."""
+        if self._started:
+            raise TransactionStateError(f"{self!r} already started")
+        self._started = True
+        return self._on_start(now)
+
+    def _on_start(self, now: float) -> list[Action]:
+        raise NotImplementedError
+
     # --- timers ------------------------------------------------------------------------------
     def get_timer(self) -> float | None:
         """The earliest absolute deadline, or None when no timer is armed."""
@@ -455,11 +473,7 @@ class _ClientTransaction(Transaction):
         super().__init__(request, reliable=reliable, timers=timers, logger=logger)
         self._request_tx = Transmit.of(request)
 
-    def start(self, now: float) -> list[Action]:
-        """The request is handed to the transport: transmit it and arm the timers."""
-        if self._started:
-            raise TransactionStateError(f"{self!r} already started")
-        self._started = True
+    def _on_start(self, now: float) -> list[Action]:
         self._arm_start(now)
         return [self._request_tx]
 
@@ -594,11 +608,7 @@ class _ServerTransaction(Transaction):
         self._last_provisional: Transmit | None = None
         self._final: Transmit | None = None
 
-    def start(self, now: float) -> list[Action]:
-        """The request arrived and the transaction exists (§17.2). Call once."""
-        if self._started:
-            raise TransactionStateError(f"{self!r} already started")
-        self._started = True
+    def _on_start(self, now: float) -> list[Action]:
         return []
 
     def receive_request(self, request: Request, now: float) -> list[Action]:
@@ -620,8 +630,13 @@ class InviteServerTransaction(_ServerTransaction):
     """§17.2.1: Proceeding → Completed → Confirmed → Terminated; timers G, H, I.
 
     ``start`` arms the 100 Trying timer (``TimerSettings.trying_delay``); the transaction
-    sends 100 Trying itself if the TU has sent no provisional response by then. A 2xx
-    terminates the transaction (its retransmission is the TU's job, §13.3.1.4).
+    sends 100 Trying itself if the TU has sent no provisional response by then.
+
+    A 2xx moves to RFC 6026's Accepted state (§8.5-8.7) instead of Terminated, for timer L
+    (64*T1): INVITE retransmissions are absorbed there rather than reaching the TU as a
+    new INVITE (the RFC 3261 flaw RFC 6026 fixes), further 2xx from the TU are sent, and
+    an ACK that matches it is delivered to the TU. Retransmitting the 2xx until the ACK
+    arrives stays the TU's job (§13.3.1.4).
     """
 
     TRANSITIONS = INVITE_SERVER_TRANSITIONS
@@ -638,14 +653,13 @@ class InviteServerTransaction(_ServerTransaction):
         super().__init__(request, reliable=reliable, timers=timers, logger=logger)
         self._interval_g = self.settings.t1
 
-    def start(self, now: float) -> list[Action]:
-        actions = super().start(now)
+    def _on_start(self, now: float) -> list[Action]:
         delay = self.settings.trying_delay
         if delay is not None:
             if delay <= 0:
                 return self._step(Input.TIMER_TRYING, now, None)
             self._arm(Input.TIMER_TRYING, now, delay)
-        return actions
+        return []
 
     def _effects(
         self, old: State, inp: Input, now: float, message: Request | Response | None
@@ -657,7 +671,7 @@ class InviteServerTransaction(_ServerTransaction):
                 self._last_provisional = Transmit.of(build_response(self.request, 100))
                 return [self._last_provisional]
             case Input.RECV_REQUEST:
-                if old is State.CONFIRMED:
+                if old in (State.CONFIRMED, State.ACCEPTED):
                     return []
                 tx = self._final if old is State.COMPLETED else self._last_provisional
                 return [tx] if tx is not None else []
@@ -669,6 +683,9 @@ class InviteServerTransaction(_ServerTransaction):
             case Input.SEND_SUCCESS:
                 assert isinstance(message, Response)
                 self._final = Transmit.of(message)
+                if old is State.PROCEEDING:
+                    self._cancel(Input.TIMER_TRYING)
+                    self._arm(Input.TIMER_L, now, self.settings.timeout)
                 return [self._final]
             case Input.SEND_FAILURE:
                 assert isinstance(message, Response)
@@ -685,6 +702,9 @@ class InviteServerTransaction(_ServerTransaction):
             case Input.TIMER_H:
                 return [TransactionTimeout(timer="H")]
             case Input.RECV_ACK:
+                if old is State.ACCEPTED:
+                    assert isinstance(message, Request)
+                    return [DeliverRequest(request=message)]
                 if old is State.COMPLETED:
                     self._cancel(Input.TIMER_G, Input.TIMER_H)
                     self._arm_cleanup(Input.TIMER_I, now, self.settings.t4)
@@ -786,7 +806,8 @@ class TransactionLayer:
       INVITE whose client transaction is gone (a retransmitted 2xx: the dialog re-ACKs it);
     - ``DeliverRequest``: a new request for the TU, whose answer goes through
       ``send_response(key, ...)``; key ``None`` = an ACK matching no transaction (the ACK
-      for a 2xx: the dialog's);
+      for a 2xx: the dialog's); an INVITE key = an ACK that reached that INVITE's
+      transaction in Accepted (RFC 6026; also the dialog's);
     - ``TransactionTimeout`` / ``TransportFailed``: the transaction failed (clients carry
       the 408/503 response to treat as the final answer);
     - ``Terminated``: the key is forgotten; drop its address.

@@ -1,0 +1,370 @@
+"""A SIP endpoint on asyncio: the transport, the transaction layer and dialogs, driven together.
+
+Thin glue (read, feed, write, schedule): :class:`uacsta.net.transport.SipTransport` carries
+bytes, :class:`uacsta.sip.transaction.TransactionLayer` decides, and one ``loop.call_at``
+follows the layer's earliest timer. Requests go out with :meth:`UserAgent.request` (awaits
+the final response: a 408/503 is synthesized on timeout or transport failure, never an
+exception). Incoming requests outside a dialog go to ``on_request``; requests inside a
+dialog to the handler registered for that dialog; unknown dialogs get 481 (RFC 3261 §12.2.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from uacsta.net.errors import TransportError
+from uacsta.net.flow import Flow, TransportLimits
+from uacsta.net.transport import SipTransport
+from uacsta.sip.dialog import Dialog, DialogCheck, DialogId, DialogSet
+from uacsta.sip.helpers import build_response, generate_branch
+from uacsta.sip.message import Message, Request, Response
+from uacsta.sip.transaction import (
+    DeliverRequest,
+    DeliverResponse,
+    LayerAction,
+    Terminated,
+    TimerSettings,
+    TransactionKey,
+    TransactionLayer,
+    TransactionTimeout,
+    Transmit,
+    TransportFailed,
+)
+from uacsta.sip.uri import Via
+
+log = logging.getLogger("uacsta.net.useragent")
+
+Destination = Flow | tuple[str, str, int]
+
+
+@dataclass(eq=False)
+class ServerRequest:
+    """An incoming request and the way to answer it (once, finally; 1xx any number)."""
+
+    request: Request
+    flow: Flow
+    _ua: UserAgent
+    _key: TransactionKey | None
+    answered: bool = False
+
+    def respond(self, response: Response) -> None:
+        if self._key is None:
+            return  # ACK: nothing to answer
+        if response.status_code >= 200:
+            if self.answered:
+                return
+            self.answered = True
+        self._ua._send_response(self._key, response)
+
+    def reply(self, status_code: int, reason: str | None = None, **kwargs: object) -> Response:
+        response = build_response(self.request, status_code, reason, **kwargs)  # type: ignore[arg-type]
+        self.respond(response)
+        return response
+
+
+RequestHandler = Callable[[ServerRequest], None]
+ClosedHandler = Callable[[Flow], None]
+
+
+@dataclass(eq=False)
+class DialogUsage:
+    """A dialog plus where its requests go and who handles requests that arrive in it."""
+
+    dialog: Dialog
+    flow: Flow
+    on_request: RequestHandler | None = None
+    #: Our address as this peer knows it (Via/Contact host); None: the listener's.
+    local_host: str | None = None
+    last_ack: Request | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class UserAgent:
+    def __init__(
+        self,
+        *,
+        on_request: RequestHandler,
+        on_closed: ClosedHandler | None = None,
+        limits: TransportLimits | None = None,
+        timers: TimerSettings | None = None,
+        tls_client_context: ssl.SSLContext | None = None,
+        user_agent: str = "uacsta",
+        max_transactions: int = 50_000,
+    ) -> None:
+        self.transport = SipTransport(
+            self._on_message,
+            on_closed=self._on_closed,
+            limits=limits,
+            tls_client_context=tls_client_context,
+        )
+        self.layer = TransactionLayer(timers=timers, max_transactions=max_transactions)
+        self.dialogs = DialogSet()
+        self.usages: dict[DialogId, DialogUsage] = {}
+        self.user_agent = user_agent
+        self._on_request = on_request
+        self._on_closed_cb = on_closed
+        self._flows: dict[TransactionKey, Flow] = {}
+        self._waiters: dict[TransactionKey, asyncio.Future[Response]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------------ setup
+    async def listen(self, address: str, *, ssl_context: ssl.SSLContext | None = None) -> Flow:
+        self._loop = asyncio.get_running_loop()
+        listener = await self.transport.listen(address, ssl_context=ssl_context)
+        return Flow(listener.transport, listener.local, ("", 0))
+
+    def via(self, transport: str, host: str | None = None) -> Via:
+        """Our Via (without branch) for requests over ``transport``.
+
+        ``host``: the address the peer knows us by (a phone: the host it registered to);
+        needed when the listener is bound to a wildcard address.
+        """
+        listener = self.transport.listener(transport.lower())
+        return Via(
+            transport=transport.upper(),
+            host=host or _advertised(listener.host),
+            port=listener.port,
+            params=(("rport", None),),
+        )
+
+    def contact(self, transport: str, user: str = "uacsta", host: str | None = None) -> str:
+        listener = self.transport.listener(transport.lower())
+        param = "" if transport.lower() == "udp" else f";transport={transport.lower()}"
+        hostpart = _host_for_uri(host or _advertised(listener.host))
+        return f"<sip:{user}@{hostpart}:{listener.port}{param}>"
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        for waiter in self._waiters.values():
+            if not waiter.done():
+                waiter.cancel()
+        await self.transport.close()
+
+    # ------------------------------------------------------------------ client side
+    async def request(self, request: Request, dest: Destination) -> Response:
+        """Send ``request`` (with a Via carrying a fresh branch) and await its final response."""
+        response, _flow = await self.request_flow(request, dest)
+        return response
+
+    async def request_flow(
+        self, request: Request, dest: Destination
+    ) -> tuple[Response, Flow | None]:
+        """Like :meth:`request`, also returning the flow the request went out on (None when
+        it could not be sent), so a dialog can keep using that connection."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        transport = dest.transport if isinstance(dest, Flow) else dest[0]
+        if not request.has_header("User-Agent"):
+            request = request.with_header("User-Agent", self.user_agent)
+        reliable = transport != "udp"
+        key, actions = self.layer.new_client(request, reliable=reliable, now=loop.time())
+        waiter: asyncio.Future[Response] = loop.create_future()
+        self._waiters[key] = waiter
+        first: list[LayerAction] = []
+        rest: list[LayerAction] = []
+        for item in actions:
+            (first if isinstance(item[1], Transmit) and not first else rest).append(item)
+        if first:
+            _, transmit = first[0]
+            assert isinstance(transmit, Transmit)
+            try:
+                if isinstance(dest, Flow):
+                    self.transport.send(transmit.message, dest)
+                    self._flows[key] = dest
+                else:
+                    self._flows[key] = await self.transport.send_to(transmit.message, *dest)
+            except (TransportError, OSError, ssl.SSLError) as exc:
+                log.info("sending %s to %s failed: %s", request.method, dest, exc)
+                self._dispatch(self.layer.transport_error(key, loop.time()))
+        flow = self._flows.get(key)
+        self._dispatch(rest)
+        try:
+            return await waiter, flow
+        finally:
+            self._waiters.pop(key, None)
+
+    def send_ack(self, ack: Request, flow: Flow) -> None:
+        """ACK for a 2xx goes outside any transaction (§13.2.2.4)."""
+        try:
+            self.transport.send(ack, flow)
+        except TransportError as exc:
+            log.info("ACK to %s failed: %s", flow, exc)
+
+    # ------------------------------------------------------------------ dialogs
+    def add_usage(self, usage: DialogUsage) -> None:
+        self.dialogs.add(usage.dialog)
+        self.usages[usage.dialog.id] = usage
+
+    def remove_usage(self, usage: DialogUsage) -> None:
+        usage.dialog.terminate()
+        self.dialogs.remove(usage.dialog.id)
+        self.usages.pop(usage.dialog.id, None)
+
+    async def dialog_request(
+        self,
+        usage: DialogUsage,
+        method: str,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+    ) -> Response:
+        """An in-dialog request over the usage's flow; awaits the final response."""
+        request = usage.dialog.create_request(
+            method,
+            branch=generate_branch(),
+            body=body,
+            content_type=content_type,
+            extra_headers=extra_headers,
+            via=self.via(usage.flow.transport, usage.local_host),
+        )
+        response = await self.request(request, usage.flow)
+        usage.dialog.receive_response(response)
+        if method == "INVITE" and response.is_success:
+            self.ack_2xx(usage, response)
+        return response
+
+    def ack_2xx(self, usage: DialogUsage, response: Response) -> None:
+        ack = usage.dialog.create_ack(
+            response, branch=generate_branch(), via=self.via(usage.flow.transport, usage.local_host)
+        )
+        usage.last_ack = ack
+        self.send_ack(ack, usage.flow)
+
+    # ------------------------------------------------------------------ plumbing
+    def _send_response(self, key: TransactionKey, response: Response) -> None:
+        if not response.has_header("Server"):
+            response = response.with_header("Server", self.user_agent)
+        loop = asyncio.get_running_loop()
+        self._dispatch(self.layer.send_response(key, response, loop.time()))
+
+    def _on_message(self, message: Message, flow: Flow) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        now = loop.time()
+        if isinstance(message, Response):
+            self._dispatch(self.layer.receive_response(message, now), flow)
+        else:
+            self._dispatch(
+                self.layer.receive_request(message, reliable=flow.is_stream, now=now), flow
+            )
+
+    def _on_closed(self, flow: Flow) -> None:
+        if self._on_closed_cb is not None:
+            self._on_closed_cb(flow)
+
+    def _dispatch(self, actions: list[LayerAction], source: Flow | None = None) -> None:
+        for key, action in actions:
+            match action:
+                case Transmit():
+                    self._transmit(key, action, source)
+                case DeliverRequest():
+                    if key is not None and source is not None:
+                        self._flows[key] = source
+                    self._deliver_request(key, action.request, source)
+                case DeliverResponse():
+                    self._deliver_response(key, action.response, source)
+                case TransactionTimeout() | TransportFailed():
+                    if action.response is not None and key is not None:
+                        self._resolve(key, action.response)
+                case Terminated():
+                    if key is not None:
+                        self._flows.pop(key, None)
+        self._rearm()
+
+    def _transmit(self, key: TransactionKey | None, action: Transmit, source: Flow | None) -> None:
+        flow = self._flows.get(key) if key is not None else source
+        if flow is None:
+            flow = source
+        if flow is None:
+            log.debug("no flow to transmit %s", action.message.start_line())
+            return
+        try:
+            self.transport.send(action.message, flow)
+        except TransportError as exc:
+            log.info("transmit on %s failed: %s", flow, exc)
+            if key is not None and self._loop is not None:
+                self._dispatch(self.layer.transport_error(key, self._loop.time()))
+
+    def _resolve(self, key: TransactionKey, response: Response) -> None:
+        waiter = self._waiters.get(key)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+
+    def _deliver_response(
+        self, key: TransactionKey | None, response: Response, source: Flow | None
+    ) -> None:
+        if key is None:
+            # A retransmitted 2xx to an INVITE whose transaction is gone: re-send our ACK.
+            dialog = self.dialogs.find_for_response(response)
+            usage = self.usages.get(dialog.id) if dialog is not None else None
+            if usage is not None and usage.last_ack is not None:
+                self.send_ack(usage.last_ack, usage.flow)
+            return
+        if response.status_code >= 200:
+            self._resolve(key, response)
+
+    def _deliver_request(
+        self, key: TransactionKey | None, request: Request, source: Flow | None
+    ) -> None:
+        assert source is not None
+        server = ServerRequest(request, source, self, key)
+        if request.to.tag is None:
+            if request.method == "ACK":
+                return
+            self._call(self._on_request, server)
+            return
+        dialog, check = self.dialogs.check_request(request)
+        if check is not DialogCheck.ACCEPT or dialog is None:
+            if request.method != "ACK":
+                server.reply(check.status_code or 481)
+            return
+        usage = self.usages.get(dialog.id)
+        if request.method == "ACK" or usage is None or usage.on_request is None:
+            if request.method != "ACK":
+                server.reply(200)
+            return
+        self._call(usage.on_request, server)
+
+    def _call(self, handler: RequestHandler, server: ServerRequest) -> None:
+        try:
+            handler(server)
+        except Exception:
+            log.exception("handler failed for %s", server.request.method)
+            if not server.answered:
+                server.reply(500)
+
+    def _rearm(self) -> None:
+        deadline = self.layer.get_timer()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            loop = self._loop or asyncio.get_running_loop()
+            self._timer = loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        loop = self._loop or asyncio.get_running_loop()
+        self._dispatch(self.layer.handle_timer(loop.time()))
+
+
+def _advertised(host: str) -> str:
+    """The address to put in Via/Contact: a wildcard listener advertises loopback only when
+    nothing better is known; the server assembly passes a public address via settings."""
+    return "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+
+
+def _host_for_uri(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
