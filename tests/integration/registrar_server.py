@@ -18,6 +18,16 @@ from uacsta.sip.digest import Algorithm, AuthStatus, DigestServer, FailureReason
 from uacsta.sip.helpers import build_response, generate_tag
 from uacsta.sip.message import Message, Request, Response
 from uacsta.sip.registrar import Registrar, RegistrarPolicy
+from uacsta.sip.transaction import (
+    DeliverRequest,
+    LayerAction,
+    Terminated,
+    TimerSettings,
+    TransactionKey,
+    TransactionLayer,
+    Transmit,
+    server_key,
+)
 from uacsta.sip.uri import SipUri
 
 KNOWN_METHODS = {
@@ -54,6 +64,11 @@ class RegistrarServer:
         self.sent: list[tuple[str, int]] = []  # (method, status) of every response sent
         self.closed_flows: list[Flow] = []
         self._loop = asyncio.get_running_loop()
+        # Server transactions absorb retransmitted REGISTERs before digest sees them (a
+        # replayed nc would otherwise turn a UDP retransmission into a 403).
+        self.layer = TransactionLayer(timers=TimerSettings(trying_delay=None))
+        self._flows: dict[TransactionKey, Flow] = {}
+        self._timer: asyncio.TimerHandle | None = None
         self._changed = asyncio.Event()
 
     async def listen(self, address: str, ssl_context: ssl.SSLContext | None = None) -> int:
@@ -61,6 +76,8 @@ class RegistrarServer:
         return listener.port
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         await self.transport.close()
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -82,15 +99,41 @@ class RegistrarServer:
 
     def _reply(self, request: Request, response: Response, flow: Flow) -> None:
         self.sent.append((request.method, response.status_code))
-        with contextlib.suppress(FlowClosed):
-            self.transport.send(response, flow)
+        key = server_key(request)
+        self._run(self.layer.send_response(key, response, self._loop.time()), flow)
         self._notify()
 
+    def _run(self, actions: list[LayerAction], flow: Flow) -> None:
+        for key, action in actions:
+            match action:
+                case Transmit(message=message):
+                    target = self._flows.get(key, flow) if key is not None else flow
+                    with contextlib.suppress(FlowClosed):
+                        self.transport.send(message, target)
+                case DeliverRequest(request=request) if key is not None:
+                    self._flows[key] = flow
+                    self._on_request(request, flow)
+                case Terminated() if key is not None:
+                    self._flows.pop(key, None)
+                case _:
+                    pass  # ACKs matching nothing, timeouts: nothing to do here
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.layer.get_timer()
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._run(self.layer.handle_timer(self._loop.time()), Flow("udp", ("", 0), ("", 0)))
+
     def _on_message(self, message: Message, flow: Flow) -> None:
-        if not isinstance(message, Request):
-            return
-        if message.method == "ACK":
-            return
+        if isinstance(message, Request):
+            now = self._loop.time()
+            self._run(self.layer.receive_request(message, reliable=flow.is_stream, now=now), flow)
+
+    def _on_request(self, message: Request, flow: Flow) -> None:
         if message.method != "REGISTER":
             if message.method in KNOWN_METHODS:
                 resp = build_response(

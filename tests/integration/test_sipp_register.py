@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.conftest import SippRunner
 from tests.integration.registrar_server import RegistrarServer
-from uacsta.net import server_context
+from uacsta.net import Flow, server_context
 from uacsta.sip.digest import answer_challenge
 from uacsta.sip.framing import StreamFramer
 from uacsta.sip.helpers import generate_branch, generate_call_id, generate_tag
@@ -57,7 +57,7 @@ async def test_sipp_register_with_digest(
     assert len(bindings) == 1
     binding = bindings[0]
     assert binding.user_agent == "sipp-register"
-    assert binding.flow is not None
+    assert isinstance(binding.flow, Flow)
     assert binding.flow.transport == listen
     assert 3590 < binding.expires_at - now <= 3600
     if listen == "tcp":
@@ -156,8 +156,70 @@ async def test_tls_register_with_python_client(
         assert ok.top_via.rport == local[1]
         now = asyncio.get_running_loop().time()
         (binding,) = server.registrar.lookup("sips:0004f2a1b2c3@uacsta.test", now)
-        assert binding.flow is not None and binding.flow.transport == "tls"
+        assert isinstance(binding.flow, Flow) and binding.flow.transport == "tls"
     finally:
         writer.close()
         await writer.wait_closed()
     await server.wait_for(lambda: len(server.closed_flows) == 1)
+
+
+# --- UDP with a Python client: retransmissions and other methods -----------------------
+
+
+class _UdpClient(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Response] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        msg = parse_message(data)
+        assert isinstance(msg, Response)
+        self.queue.put_nowait(msg)
+
+    async def recv(self) -> Response:
+        return await asyncio.wait_for(self.queue.get(), 5)
+
+
+def _udp_request(
+    method: str, local: tuple[str, int], cseq: int, auth: str | None = None
+) -> Request:
+    headers = [
+        ("Via", f"SIP/2.0/UDP {local[0]}:{local[1]};branch=z9hG4bK-{method}-{cseq};rport"),
+        ("From", "<sip:alice@127.0.0.1>;tag=abc"),
+        ("To", "<sip:alice@127.0.0.1>"),
+        ("Call-ID", "udp-client@127.0.0.1"),
+        ("CSeq", f"{cseq} {method}"),
+        ("Contact", f"<sip:alice@{local[0]}:{local[1]}>"),
+    ]
+    if auth is not None:
+        headers.append(("Authorization", auth))
+    return Request(method=method, uri="sip:127.0.0.1", headers=tuple(headers))
+
+
+async def test_udp_retransmission_and_other_methods(server: RegistrarServer) -> None:
+    port = await server.listen("udp:127.0.0.1:0")
+    loop = asyncio.get_running_loop()
+    transport, client = await loop.create_datagram_endpoint(_UdpClient, local_addr=("127.0.0.1", 0))
+    try:
+        local = transport.get_extra_info("sockname")[:2]
+        for method, status in (("OPTIONS", 405), ("FROB", 501)):
+            transport.sendto(_udp_request(method, local, 1).to_bytes(), ("127.0.0.1", port))
+            resp = await client.recv()
+            assert resp.status_code == status
+            assert resp.to.tag
+        transport.sendto(_udp_request("BYE", local, 9).to_bytes(), ("127.0.0.1", port))
+        bye = await client.recv()
+        assert bye.status_code == 405 and bye.header("Allow") == "REGISTER"
+        first = _udp_request("REGISTER", local, 2)
+        transport.sendto(first.to_bytes(), ("127.0.0.1", port))
+        challenge = (await client.recv()).header("WWW-Authenticate")
+        assert challenge is not None and "MD5" in challenge
+        auth = answer_challenge(challenge, "REGISTER", "sip:127.0.0.1", "alice", USERS["alice"])
+        second = _udp_request("REGISTER", local, 3, auth).to_bytes()
+        transport.sendto(second, ("127.0.0.1", port))
+        transport.sendto(second, ("127.0.0.1", port))  # a retransmission: same nc
+        one, two = await client.recv(), await client.recv()
+        assert one.status_code == two.status_code == 200
+        assert server.sent.count(("REGISTER", 200)) == 1  # answered by the transaction
+    finally:
+        transport.close()
+        await asyncio.sleep(0)

@@ -7,16 +7,19 @@ response, BYE → 200: the uaCSTA link set-up of ECMA TR/87, against ``uas_csta.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any
 
 import pytest
 
-from tests.integration.conftest import SippRunner, free_port
+from tests.integration.conftest import SippResult, SippRunner, free_port
 from uacsta.net import Flow, SipTransport
 from uacsta.sip.dialog import Dialog
 from uacsta.sip.helpers import generate_branch, generate_call_id, generate_tag
 from uacsta.sip.message import Message, Request, Response
 from uacsta.sip.transaction import (
     DeliverResponse,
+    LayerAction,
     TimerSettings,
     TransactionKey,
     TransactionLayer,
@@ -70,7 +73,7 @@ class UacDriver:
         if isinstance(message, Response):
             self._run(self.layer.receive_response(message, self._loop.time()))
 
-    def _run(self, actions: list[tuple[TransactionKey | None, object]]) -> None:
+    def _run(self, actions: list[LayerAction]) -> None:
         for key, action in actions:
             match action:
                 case Transmit(message=message):
@@ -105,13 +108,27 @@ class UacDriver:
         self._run(self.layer.handle_timer(self._loop.time()))
 
 
+async def before_sipp_ends(aw: Awaitable[Response], sipp: asyncio.Future[SippResult]) -> Response:
+    """``aw``'s result, or a clear failure when sipp exits first (a scenario error)."""
+    task = asyncio.ensure_future(aw)
+    both: list[asyncio.Future[Any]] = [task, sipp]
+    done, _ = await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
+    if task not in done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        pytest.fail(f"sipp ended early: {sipp.result().explain()}")
+    return task.result()
+
+
 @pytest.mark.sipp
 async def test_csta_dialog_against_sipp_uas(run_sipp: SippRunner) -> None:
     uac = UacDriver()
     await uac.start()
     sipp_port = free_port()
     uac.peer = ("127.0.0.1", sipp_port)
-    sipp = asyncio.ensure_future(run_sipp("uas_csta.xml", port=sipp_port, transport="u1"))
+    sipp: asyncio.Future[SippResult] = asyncio.ensure_future(
+        run_sipp("uas_csta.xml", port=sipp_port, transport="u1")
+    )
     try:
         local = f"127.0.0.1:{uac.local[1]}"
         invite = Request(
@@ -129,10 +146,11 @@ async def test_csta_dialog_against_sipp_uas(run_sipp: SippRunner) -> None:
             ),
         ).with_body(RSS, CSTA)
         # Sent until sipp is up: Timer A retransmissions cover its start-up.
-        ok = await uac.request(invite, timeout=30)
+        ok = await before_sipp_ends(uac.request(invite, timeout=30), sipp)
         assert ok.status_code == 200, ok
         assert ok.content_type == CSTA
         assert b"<systemStatus>normal</systemStatus>" in ok.body
+        assert ok.header("X-Seen") == "RequestSystemStatus"
         dialog = Dialog.from_uac(invite, ok)
         assert dialog.remote_target == f"sip:phone@127.0.0.1:{sipp_port};transport=UDP"
         uac.last_ack = dialog.create_ack(ok, branch=generate_branch())
@@ -141,13 +159,14 @@ async def test_csta_dialog_against_sipp_uas(run_sipp: SippRunner) -> None:
         info = dialog.create_request(
             "INFO", branch=generate_branch(), body=MONITOR_START, content_type=CSTA
         )
-        info_ok = await uac.request(info)
+        info_ok = await before_sipp_ends(uac.request(info), sipp)
         assert info_ok.status_code == 200
         assert b"<monitorCrossRefID>43</monitorCrossRefID>" in info_ok.body
         assert info_ok.cseq.seq == 2
+        assert info_ok.header("X-Seen") == "MonitorStart"
 
         bye = dialog.create_request("BYE", branch=generate_branch())
-        bye_ok = await uac.request(bye)
+        bye_ok = await before_sipp_ends(uac.request(bye), sipp)
         assert bye_ok.status_code == 200
         dialog.terminate()
 

@@ -116,7 +116,9 @@ bodies = st.binary(max_size=300)
 
 @st.composite
 def _headers(draw: st.DrawFn, method: str) -> tuple[tuple[str, str], ...]:
-    headers: list[tuple[str, str]] = [("Via", str(v)) for v in draw(st.lists(vias(), min_size=1, max_size=3))]
+    headers: list[tuple[str, str]] = [
+        ("Via", str(v)) for v in draw(st.lists(vias(), min_size=1, max_size=3))
+    ]
     headers.append(("From", str(draw(name_addrs(tag=True)))))
     headers.append(("To", str(draw(name_addrs(tag=None)))))
     headers.append(("Call-ID", draw(call_ids)))

@@ -11,7 +11,7 @@ from uacsta.sip.errors import MessageTooLarge, SipParseError
 from uacsta.sip.framing import PING, StreamFramer
 from uacsta.sip.message import Message, parse_message
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 
 OPTIONS = (
     b"OPTIONS sip:pbx.example.com SIP/2.0\r\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,7 +22,7 @@ from uacsta.sip.message import (
 )
 from uacsta.sip.uri import SipUri
 
-FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def crlf(text: str) -> bytes:
@@ -94,11 +96,11 @@ Supported: timer
 Supported: 100rel
 Subject: hello   world
 Content-Encoding: gzip
-Subject: 
+Subject:<SP>
 Content-Length: 4
 
 body"""
-    )
+    ).replace(b"<SP>", b" ")
     assert parse_message(msg.to_bytes()) == msg
     assert msg.option_tags("k") == {"timer", "100rel"}
     assert msg.content_type == "application/sdp"
@@ -334,10 +336,8 @@ def test_round_trip(msg: Message) -> None:
 def _check_views(msg: Message) -> None:
     """Typed views of an accepted message raise SipParseError at worst, nothing else."""
     for view in ("call_id", "cseq", "from_", "to", "via", "top_via", "contact"):
-        try:
+        with contextlib.suppress(SipParseError):
             getattr(msg, view)
-        except SipParseError:
-            pass
     assert msg.expires is None or msg.expires >= 0
     assert msg.max_forwards is None or msg.max_forwards >= 0
     if isinstance(msg, Request):
@@ -361,8 +361,10 @@ def test_random_bytes_raise_only_parse_errors(data: bytes) -> None:
 
 
 _SPECIAL = st.sampled_from(
-    [b"\r\n", b"\r\n ", b"\n", b"\r", b":", b";", b",", b"<", b">", b'"', b"\\", b"\x00", b" "]
-    + [b"\xff", b"\xc3", b"%", b"=", b"@", b"/", b"SIP/2.0", b"Content-Length: 99999\r\n"]
+    [
+        *(b"\r\n", b"\r\n ", b"\n", b"\r", b":", b";", b",", b"<", b">", b'"', b"\\", b"\x00"),
+        *(b" ", b"\xff", b"\xc3", b"%", b"=", b"@", b"/", b"SIP/2.0", b"Content-Length: 99999\r\n"),
+    ]
 )
 
 
@@ -392,7 +394,5 @@ def mutated_messages(draw: st.DrawFn) -> bytes:
 @given(mutated_messages())
 def test_mutated_messages_raise_only_parse_errors(data: bytes) -> None:
     _only_parse_errors(data)
-    try:
+    with contextlib.suppress(SipParseError):
         parse_message(data, datagram=False, max_headers=5, max_body_bytes=10)
-    except SipParseError:
-        pass

@@ -20,6 +20,7 @@ Transactions, dialogs and authentication live in :mod:`uacsta.sip`, not here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import ssl
@@ -366,7 +367,8 @@ class SipTransport:
             answer = error_response_bytes(data, exc)
             proto = self._udp_by_local.get(listener.local)
             if answer is not None and proto is not None:
-                proto.sendto(answer, source)
+                with contextlib.suppress(FlowClosed):
+                    proto.sendto(answer, source)
             return
         self._deliver(message, flow)
 
@@ -384,7 +386,8 @@ class SipTransport:
             log.info("bad message on %s: %s", conn.flow, exc)
             answer = error_response_bytes(raw, exc)
             if answer is not None:
-                conn.send(answer)
+                with contextlib.suppress(FlowClosed):
+                    conn.send(answer)
             return
         self._deliver(message, conn.flow)
 

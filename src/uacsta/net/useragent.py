@@ -68,6 +68,8 @@ class ServerRequest:
 
 RequestHandler = Callable[[ServerRequest], None]
 ClosedHandler = Callable[[Flow], None]
+#: ``tracer("in" | "out", message, flow)``: sees every message, for diagnostics.
+Tracer = Callable[[str, Message, Flow], None]
 
 
 @dataclass(eq=False)
@@ -94,7 +96,9 @@ class UserAgent:
         tls_client_context: ssl.SSLContext | None = None,
         user_agent: str = "uacsta",
         max_transactions: int = 50_000,
+        tracer: Tracer | None = None,
     ) -> None:
+        self.tracer = tracer
         self.transport = SipTransport(
             self._on_message,
             on_closed=self._on_closed,
@@ -180,6 +184,8 @@ class UserAgent:
                     self._flows[key] = dest
                 else:
                     self._flows[key] = await self.transport.send_to(transmit.message, *dest)
+                if self.tracer is not None:
+                    self.tracer("out", transmit.message, self._flows[key])
             except (TransportError, OSError, ssl.SSLError) as exc:
                 log.info("sending %s to %s failed: %s", request.method, dest, exc)
                 self._dispatch(self.layer.transport_error(key, loop.time()))
@@ -194,6 +200,8 @@ class UserAgent:
         """ACK for a 2xx goes outside any transaction (§13.2.2.4)."""
         try:
             self.transport.send(ack, flow)
+            if self.tracer is not None:
+                self.tracer("out", ack, flow)
         except TransportError as exc:
             log.info("ACK to %s failed: %s", flow, exc)
 
@@ -249,6 +257,8 @@ class UserAgent:
         loop = asyncio.get_running_loop()
         self._loop = loop
         now = loop.time()
+        if self.tracer is not None:
+            self.tracer("in", message, flow)
         if isinstance(message, Response):
             self._dispatch(self.layer.receive_response(message, now), flow)
         else:
@@ -288,6 +298,8 @@ class UserAgent:
             return
         try:
             self.transport.send(action.message, flow)
+            if self.tracer is not None:
+                self.tracer("out", action.message, flow)
         except TransportError as exc:
             log.info("transmit on %s failed: %s", flow, exc)
             if key is not None and self._loop is not None:

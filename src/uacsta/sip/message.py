@@ -218,7 +218,7 @@ def parse_cseq(value: str) -> CSeq:
     seq = parse_uint(parts[0])
     if seq is None or seq >= 2**31:
         raise SipParseError(f"bad CSeq number: {value!r}")
-    if not all(c in _TOKEN for c in parts[1]):
+    if not _TOKEN.issuperset(parts[1]):
         raise SipParseError(f"bad CSeq method: {value!r}")
     return CSeq(seq, parts[1])
 
@@ -460,7 +460,7 @@ def _parse_start_line(line: str) -> tuple[str, str] | tuple[int, str]:
     if len(parts) != 3 or not all(parts):
         raise SipParseError(f"bad request line {line[:80]!r}")
     method, uri, version = parts
-    if not all(c in _TOKEN for c in method):
+    if not _TOKEN.issuperset(method):
         raise SipParseError(f"bad method {method[:40]!r}")
     if version != "SIP/2.0":
         raise _bad_version(version)
@@ -503,7 +503,7 @@ def parse_message(
     for line in lines[1:]:
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")
-        if not colon or not name or not all(c in _TOKEN for c in name):
+        if not colon or not name or not _TOKEN.issuperset(name):
             raise SipParseError(f"bad header line {line[:80]!r}")
         cname = canonical_name(name)
         value = value.strip(" \t")

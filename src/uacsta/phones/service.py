@@ -1,0 +1,409 @@
+"""The phones side: registrar with digest (username = MAC), the inventory, and one link per phone.
+
+Estos manual §2.2, §3.2, §3.6: phones register with their MAC address as digest username and
+the configured phone password (per-phone overrides possible); new phones are enabled
+automatically when ``auto_activate`` is on; enabled, registered phones get a CSTA link
+(:mod:`uacsta.phones.link`). Wrong credentials get 403 after the retry, logged with MAC and
+source; a source with repeated failures is blocked for ``block_time`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+import ssl
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from uacsta.config import Settings
+from uacsta.csta import messages as m
+from uacsta.hub import SwitchHub
+from uacsta.net.flow import Flow
+from uacsta.net.useragent import ServerRequest, UserAgent
+from uacsta.phones.inventory import Inventory
+from uacsta.phones.link import LinkState, PhoneLink, Target, TraceBuffer
+from uacsta.phones.mac import normalize_mac
+from uacsta.phones.vendors import detect
+from uacsta.sip.digest import AuthStatus, DigestServer, FailureReason, NonceManager
+from uacsta.sip.helpers import generate_tag
+from uacsta.sip.message import Message, Request
+from uacsta.sip.registrar import Registrar, RegistrarPolicy
+from uacsta.sip.uri import SipUri, parse_uri
+from uacsta.store.db import utcnow
+
+log = logging.getLogger("uacsta.phones")
+
+ALLOW = "REGISTER, INVITE, ACK, BYE, CANCEL, INFO, OPTIONS"
+
+
+@dataclass(slots=True)
+class _Failures:
+    count: int = 0
+    blocked_until: float = 0.0
+
+
+class PhoneService:
+    def __init__(
+        self,
+        settings: Settings,
+        inventory: Inventory,
+        hub: SwitchHub,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        observe_latency: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.inventory = inventory
+        self.hub = hub
+        self.tls_context = tls_context
+        p = settings.phones
+        expires = max(30, p.registration_expires)
+        self.registrar = Registrar(
+            RegistrarPolicy(
+                default_expires=expires, min_expires=min(30, expires), max_expires=expires
+            )
+        )
+        self.digest = DigestServer(p.realm, NonceManager(secrets.token_bytes(32)))
+        self.ua = UserAgent(
+            on_request=self._on_request,
+            on_closed=self._on_closed,
+            user_agent="uacsta",
+            tracer=self._trace_sip,
+        )
+        self.links: dict[str, PhoneLink] = {}
+        self.targets: dict[str, Target] = {}
+        self.traces: dict[str, TraceBuffer] = defaultdict(TraceBuffer)
+        self._flow_mac: dict[tuple[str, tuple[str, int]], str] = {}
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._relink: dict[str, asyncio.TimerHandle] = {}
+        self._failures: dict[str, _Failures] = defaultdict(_Failures)
+        self._observe = observe_latency
+        self._closing = False
+        self.auth_failures = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> list[str]:
+        bound = []
+        for address in self.settings.phones.listen:
+            ctx = self.tls_context if address.lower().startswith("tls:") else None
+            if address.lower().startswith("tls:") and ctx is None:
+                log.warning("no TLS certificate: %s not opened", address)
+                continue
+            await self.ua.listen(address, ssl_context=ctx)
+        for listener in self.ua.transport.listeners:
+            bound.append(listener.address)
+        return bound
+
+    async def close(self) -> None:
+        """Shutdown: BYE to every linked phone, then close the listeners."""
+        self._closing = True
+        for handle in [*self._expiry.values(), *self._relink.values()]:
+            handle.cancel()
+        await asyncio.gather(
+            *(link.stop("server shutdown") for link in list(self.links.values())),
+            return_exceptions=True,
+        )
+        await self.ua.close()
+
+    # ------------------------------------------------------------------ settings
+    def password_for_mac(self, mac: str) -> str:
+        overrides = {normalize_mac(k) or k: v for k, v in self.settings.phones.passwords.items()}
+        return overrides.get(mac, self.settings.phones.password)
+
+    def _password_for_user(self, username: str) -> str | None:
+        mac = normalize_mac(username)
+        if mac is None:
+            return None
+        return self.password_for_mac(mac)
+
+    # ------------------------------------------------------------------ SIP requests
+    def _on_request(self, sr: ServerRequest) -> None:
+        match sr.request.method:
+            case "REGISTER":
+                self._register(sr)
+            case "OPTIONS":
+                sr.reply(200, to_tag=generate_tag(), headers=(("Allow", ALLOW),))
+            case "INVITE" | "INFO" | "BYE" | "MESSAGE" | "NOTIFY" | "SUBSCRIBE":
+                sr.reply(
+                    405 if sr.request.method != "BYE" else 481,
+                    to_tag=generate_tag(),
+                    headers=(("Allow", ALLOW),),
+                )
+            case _:
+                sr.reply(501, to_tag=generate_tag())
+
+    def _register(self, sr: ServerRequest) -> None:
+        request, flow = sr.request, sr.flow
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        source = flow.remote[0]
+        failures = self._failures[source]
+        if failures.blocked_until > now:
+            sr.reply(403, "Too Many Failed Attempts", to_tag=generate_tag())
+            return
+        authorization = request.header("Authorization")
+        if authorization is None:
+            self._challenge(sr, now, stale=False)
+            return
+        result = self.digest.verify(authorization, "REGISTER", self._password_for_user, now)
+        if result.status is AuthStatus.STALE:
+            self._challenge(sr, now, stale=True)
+            return
+        if result.status is AuthStatus.FAILED:
+            if result.reason is FailureReason.BAD_NONCE:
+                self._challenge(sr, now, stale=False)
+                return
+            self._auth_failed(sr, result.username, str(result.reason), now)
+            return
+        mac = normalize_mac(result.username or "")
+        if mac is None:  # pragma: no cover - password_for refuses non-MAC users
+            self._auth_failed(sr, result.username, "username is not a MAC address", now)
+            return
+        failures.count = 0
+        reg = self.registrar.process_register(request, now, flow)
+        sr.respond(reg.response(request, to_tag=generate_tag()))
+        if reg.ok:
+            self._registered(mac, request, flow, reg.bindings, now)
+
+    def _challenge(self, sr: ServerRequest, now: float, *, stale: bool) -> None:
+        headers = tuple(("WWW-Authenticate", v) for v in self.digest.challenges(now, stale))
+        sr.reply(401, to_tag=generate_tag(), headers=headers)
+
+    def _auth_failed(self, sr: ServerRequest, user: str | None, reason: str, now: float) -> None:
+        source = sr.flow.remote[0]
+        failures = self._failures[source]
+        failures.count += 1
+        self.auth_failures += 1
+        p = self.settings.phones
+        hint = "" if user and normalize_mac(user) else " (the username must be the phone's MAC)"
+        log.warning(
+            "REGISTER from %s:%d as %r refused: %s%s (%d failures)",
+            source,
+            sr.flow.remote[1],
+            user,
+            reason,
+            hint,
+            failures.count,
+        )
+        if failures.count >= p.max_auth_failures:
+            failures.blocked_until = now + p.block_time
+            failures.count = 0
+            log.warning("blocking %s for %.0fs after repeated failures", source, p.block_time)
+        sr.reply(403, to_tag=generate_tag())
+
+    # ------------------------------------------------------------------ registrations
+    def _registered(self, mac: str, request: Request, flow: Flow, bindings, now: float) -> None:  # type: ignore[no-untyped-def]
+        record, new = self.inventory.upsert(mac)
+        if new:
+            record.enabled = self.settings.phones.auto_activate
+            log.info(
+                "new phone %s (%s), %s",
+                mac,
+                request.header("User-Agent"),
+                "enabled" if record.enabled else "waiting to be enabled",
+            )
+        user_agent = request.header("User-Agent")
+        identity = detect(user_agent, mac)
+        record.vendor, record.model, record.firmware = (
+            identity.vendor,
+            identity.model,
+            identity.firmware,
+        )
+        record.user_agent = user_agent
+        record.identity = str(request.to.uri) if isinstance(request.to.uri, SipUri) else None
+        record.ip, record.port = flow.remote
+        record.transport = flow.transport
+        if not bindings:
+            log.info("phone %s un-registered", mac)
+            self._cancel_expiry(mac)
+            self._forget_target(mac)
+            self.inventory.touch(record)
+            self._unlink(mac, "un-registered", state="offline")
+            return
+        record.last_login = utcnow()
+        binding = bindings[0]
+        target = Target(
+            contact=str(binding.contact.uri),
+            flow=flow,
+            aor=binding.aor,
+            local_host=_request_uri_host(request.uri),
+        )
+        previous = self.targets.get(mac)
+        self._forget_target(mac)
+        self.targets[mac] = target
+        self._flow_mac[(flow.transport, flow.remote)] = mac
+        self._schedule_expiry(mac, max(b.expires_at for b in bindings))
+        link = self.links.get(mac)
+        if not record.enabled:
+            self.inventory.set_state(record, "disabled", "disabled by the administrator")
+            return
+        moved = previous is not None and (
+            previous.flow != flow or previous.contact != target.contact
+        )
+        if link is not None and link.state is not LinkState.LOST and not moved:
+            self.inventory.touch(record)
+            return
+        if link is not None and moved:
+            log.info("phone %s moved to %s: re-linking", mac, flow)
+            asyncio.get_running_loop().create_task(
+                link.stop("phone re-registered elsewhere", bye=False)
+            )
+        self._start_link(mac)
+
+    def _schedule_expiry(self, mac: str, expires_at: float) -> None:
+        self._cancel_expiry(mac)
+        loop = asyncio.get_running_loop()
+        self._expiry[mac] = loop.call_at(expires_at + 1.0, self._expired, mac)
+
+    def _cancel_expiry(self, mac: str) -> None:
+        handle = self._expiry.pop(mac, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _expired(self, mac: str) -> None:
+        self._expiry.pop(mac, None)
+        now = asyncio.get_running_loop().time()
+        self.registrar.expire(now)
+        log.info("registration of %s expired", mac)
+        self._forget_target(mac)
+        self._unlink(mac, "registration expired", state="offline")
+
+    def _forget_target(self, mac: str) -> None:
+        target = self.targets.pop(mac, None)
+        if target is not None:
+            key = (target.flow.transport, target.flow.remote)
+            if self._flow_mac.get(key) == mac:
+                del self._flow_mac[key]
+
+    def _on_closed(self, flow: Flow) -> None:
+        mac = self._flow_mac.get((flow.transport, flow.remote))
+        if mac is None:
+            return
+        target = self.targets.get(mac)
+        if target is None or target.flow != flow:
+            return
+        log.info("connection of phone %s closed", mac)
+        self.registrar.remove_flow(flow)
+        self._cancel_expiry(mac)
+        self._forget_target(mac)
+        self._unlink(mac, "connection closed", state="offline")
+
+    # ------------------------------------------------------------------ links
+    def _start_link(self, mac: str) -> None:
+        if self._closing:
+            return
+        record = self.inventory.get(mac)
+        target = self.targets.get(mac)
+        if record is None or target is None or not record.enabled:
+            return
+        handle = self._relink.pop(mac, None)
+        if handle is not None:
+            handle.cancel()
+        identity = detect(record.user_agent, mac)
+        link = PhoneLink(self, mac, target, identity.profile, identity.firmware)
+        self.links[mac] = link
+        self.inventory.set_state(record, "linking")
+        link.start()
+
+    def link_ready(self, link: PhoneLink) -> None:
+        record = self.inventory.get(link.mac)
+        if record is not None:
+            record.lines = list(link.lines)
+            self.inventory.set_state(record, "ready")
+            log.info("phone %s ready with lines %s", link.mac, ", ".join(link.lines))
+
+    def lines_changed(self, link: PhoneLink) -> None:
+        record = self.inventory.get(link.mac)
+        if record is not None:
+            record.lines = list(link.lines)
+            self.inventory.touch(record)
+
+    def link_ended(self, link: PhoneLink, reason: str) -> None:
+        if self.links.get(link.mac) is not link:
+            return
+        del self.links[link.mac]
+        record = self.inventory.get(link.mac)
+        if record is None:
+            return
+        registered = link.mac in self.targets
+        if self._closing:
+            self.inventory.set_state(record, "offline", reason)
+        elif not record.enabled:
+            self.inventory.set_state(record, "disabled", "disabled by the administrator")
+        elif registered:
+            self.inventory.set_state(record, "failed", reason)
+            delay = self.settings.phones.relink_backoff
+            loop = asyncio.get_running_loop()
+            self._relink[link.mac] = loop.call_later(delay, self._start_link, link.mac)
+        else:
+            self.inventory.set_state(record, "offline", reason)
+
+    def _unlink(self, mac: str, reason: str, *, state: str) -> None:
+        link = self.links.get(mac)
+        handle = self._relink.pop(mac, None)
+        if handle is not None:
+            handle.cancel()
+        if link is not None:
+            asyncio.get_running_loop().create_task(
+                link.stop(reason, bye=state != "offline" or reason == "un-registered")
+            )
+        record = self.inventory.get(mac)
+        if record is not None:
+            self.inventory.set_state(record, state, reason)
+
+    async def set_enabled(self, mac: str, enabled: bool) -> bool:
+        record = self.inventory.get(mac)
+        if record is None:
+            return False
+        record.enabled = enabled
+        self.inventory.touch(record)
+        if not enabled:
+            link = self.links.get(mac)
+            if link is not None:
+                await link.stop("disabled by the administrator")
+            self.hub.phone_removed(mac)
+            self.inventory.set_state(record, "disabled", "disabled by the administrator")
+        elif mac in self.targets and mac not in self.links:
+            self._start_link(mac)
+        elif mac not in self.targets:
+            self.inventory.set_state(record, "offline", "enabled; waiting for its registration")
+        return True
+
+    async def delete(self, mac: str) -> bool:
+        link = self.links.get(mac)
+        if link is not None:
+            await link.stop("deleted")
+        self.hub.phone_removed(mac)
+        self.traces.pop(mac, None)
+        return self.inventory.delete(mac)
+
+    # ------------------------------------------------------------------ diagnostics
+    def _trace_sip(self, direction: str, message: Message, flow: Flow) -> None:
+        mac = self._flow_mac.get((flow.transport, flow.remote))
+        if mac is None:
+            return
+        self.traces[mac].add(direction, "sip", message.start_line())
+
+    def trace_csta(self, mac: str, direction: str, message: m.CstaMessage) -> None:
+        self.traces[mac].add(direction, "csta", type(message).__name__)
+
+    def observe_latency(self, service: str, seconds: float) -> None:
+        if self._observe is not None:
+            self._observe(service, seconds)
+
+
+def _request_uri_host(uri: str) -> str | None:
+    with contextlib.suppress(Exception):
+        parsed = parse_uri(uri)
+        if isinstance(parsed, SipUri):
+            return parsed.host.strip("[]")
+    return None
+
+
+def password_digest(password: str) -> str:
+    """A short fingerprint to log which password was configured, never the password."""
+    return hashlib.sha256(password.encode()).hexdigest()[:8]
