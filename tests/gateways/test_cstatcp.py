@@ -97,7 +97,7 @@ def start_session(user: str, password: str, version: str = ecma354.CSTA_ED5) -> 
 
 
 async def test_session_monitor_events_and_requests(gateway) -> None:
-    gw, hub, phone, connect = gateway
+    _gw, hub, phone, connect = gateway
     c = await connect()
     c.send("0001", start_session("crm", "s3cret"))
     invoke, xml = await c.recv()

@@ -235,9 +235,9 @@ def test_call_state_errors() -> None:
     inv = m.CSTAErrorCode.state_incompatibility("invalidConnectionID")
     assert req(phone, m.AnswerCall(call_to_be_answered=ConnectionID("9", dev))) == inv
     assert req(phone, m.ClearConnection()) == inv
-    assert req(phone, m.MakeCall(calling_device="sip:999@sim.test", called_directory_number="1")) == (
-        m.CSTAErrorCode.operation("invalidDeviceID")
-    )
+    assert req(
+        phone, m.MakeCall(calling_device="sip:999@sim.test", called_directory_number="1")
+    ) == (m.CSTAErrorCode.operation("invalidDeviceID"))
     assert req(phone, m.MakeCall(calling_device=dev)) == m.CSTAErrorCode.operation(
         "invalidCalledDevice"
     )

@@ -37,6 +37,9 @@ from uacsta.store.db import utcnow
 
 log = logging.getLogger("uacsta.phones")
 
+#: What the uacsta phone simulator appends to its User-Agent.
+SIMULATOR_TAG = "uacsta-simulator"
+
 ALLOW = "REGISTER, INVITE, ACK, BYE, CANCEL, INFO, OPTIONS"
 
 
@@ -214,6 +217,7 @@ class PhoneService:
             identity.firmware,
         )
         record.user_agent = user_agent
+        record.simulated = bool(user_agent and SIMULATOR_TAG in user_agent)
         record.identity = str(request.to.uri) if isinstance(request.to.uri, SipUri) else None
         record.ip, record.port = flow.remote
         record.transport = flow.transport

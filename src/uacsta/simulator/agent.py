@@ -12,12 +12,15 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import tempfile
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from uacsta.csta import codec
 from uacsta.csta import messages as m
 from uacsta.csta.errors import CstaDecodeError
 from uacsta.net.flow import Flow
+from uacsta.net.tls import client_context, ensure_self_signed_cert, server_context
 from uacsta.net.useragent import DialogUsage, ServerRequest, UserAgent
 from uacsta.simulator.callmodel import SimPhone
 from uacsta.sip.dialog import Dialog, negotiate_session_timer_uas
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("uacsta.simulator")
 
 CSTA_TYPE = "application/csta+xml"
+#: Appended to the vendor User-Agent so the server labels simulated phones as such.
+SIMULATOR_TAG = "uacsta-simulator"
 
 
 class PhoneAgent:
@@ -45,14 +50,27 @@ class PhoneAgent:
         password: str,
         expires: int = 300,
         local_host: str = "127.0.0.1",
+        min_se: int = 90,
+        tls_dir: str | None = None,
     ) -> None:
+        self.min_se = min_se
+        self.tls_dir = tls_dir
+        #: CSTA requests received from the server, by service name.
+        self.received: Counter[str] = Counter()
+        #: SIP requests received in the CSTA dialog, by method (INFO, INVITE refreshes, BYE).
+        self.sip_received: Counter[str] = Counter()
         self.sim = sim
         self.phone = phone
         self.transport, self.server_host, self.server_port = server
         self.password = password
         self.expires = expires
         self.local_host = local_host
-        self.ua = UserAgent(on_request=self._on_request, user_agent=phone.user_agent)
+        tls_client = client_context(verify=False) if self.transport == "tls" else None
+        self.ua = UserAgent(
+            on_request=self._on_request,
+            user_agent=self.user_agent,
+            tls_client_context=tls_client,
+        )
         self.usage: DialogUsage | None = None
         self.registered = asyncio.Event()
         self.linked = asyncio.Event()
@@ -71,12 +89,21 @@ class PhoneAgent:
     def mac(self) -> str:
         return self.phone.mac
 
+    @property
+    def user_agent(self) -> str:
+        return f"{self.phone.user_agent} {SIMULATOR_TAG}"
+
     def __repr__(self) -> str:
         return f"<PhoneAgent {self.mac} {self.phone.personality.key}>"
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        await self.ua.listen(f"{self.transport}:{self.local_host}:0")
+        ctx = None
+        if self.transport == "tls":
+            # Phones need a TLS listener of their own too (requests may come on a new flow).
+            folder = self.tls_dir or tempfile.mkdtemp(prefix="uacsta-sim-tls-")
+            ctx = server_context(*ensure_self_signed_cert(folder))
+        await self.ua.listen(f"{self.transport}:{self.local_host}:0", ssl_context=ctx)
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._sender()))
         self._tasks.append(loop.create_task(self._registration_loop()))
@@ -112,7 +139,7 @@ class PhoneAgent:
                 ("CSeq", f"{next(self._cseq)} REGISTER"),
                 ("Contact", contact),
                 ("Expires", str(expires)),
-                ("User-Agent", self.phone.user_agent),
+                ("User-Agent", self.user_agent),
                 *auth,
             ),
         )
@@ -197,7 +224,7 @@ class PhoneAgent:
 
     def _on_invite(self, sr: ServerRequest) -> None:
         request = sr.request
-        timer = negotiate_session_timer_uas(request)
+        timer = negotiate_session_timer_uas(request, min_se=self.min_se)
         if timer.status_code != 200:
             sr.reply(timer.status_code, to_tag=generate_tag(), headers=timer.headers)
             return
@@ -243,6 +270,7 @@ class PhoneAgent:
             return codec.encode(error, codec.Edition.ED3), CSTA_TYPE
         if not isinstance(message, m.CstaRequest):
             return b"", None
+        self.received[type(message).__name__] += 1
         if edition is codec.Edition.NONE:
             edition = codec.Edition.ED3
         now = asyncio.get_running_loop().time()
@@ -255,6 +283,7 @@ class PhoneAgent:
         if not self.phone.online:
             return
         request = sr.request
+        self.sip_received[request.method] += 1
         if request.method == "INFO":
             self.infos_received += 1
             answer = self._answer_csta(request)
@@ -270,7 +299,7 @@ class PhoneAgent:
             self.linked.clear()
             self.phone.monitors.clear()
         elif request.method == "INVITE":
-            timer = negotiate_session_timer_uas(request)
+            timer = negotiate_session_timer_uas(request, min_se=self.min_se)
             answer = self._answer_csta(request)
             if answer is None:
                 return

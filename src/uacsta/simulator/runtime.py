@@ -23,14 +23,18 @@ VENDORS = ("yealink", "snom", "mitel", "auerswald", "fanvil")
 class Simulation:
     def __init__(
         self,
-        server: tuple[str, str, int],
+        host: str,
+        ports: dict[str, int],
         *,
         password: str,
         domain: str = "sim.invalid",
         external_answer_delay: float | None = 3.0,
         expires: int = 300,
+        min_se: int = 90,
     ) -> None:
-        self.server = server
+        self.min_se = min_se
+        self.host = host
+        self.ports = ports
         self.password = password
         self.expires = expires
         self.pbx = SimPbx(domain, external_answer_delay=external_answer_delay)
@@ -54,8 +58,18 @@ class Simulation:
         if mac is None:
             mac = f"{p.mac_oui}{next(self._serial):06X}"
         phone = SimPhone(mac, p, lines, self.pbx.domain, pbx=self.pbx)
-        server = (transport or self.server[0], self.server[1], self.server[2])
-        agent = PhoneAgent(self, phone, server=server, password=self.password, expires=self.expires)
+        transport = transport or next(iter(self.ports))
+        if transport not in self.ports:
+            raise ValueError(f"the server has no {transport} listener for phones")
+        server = (transport, self.host, self.ports[transport])
+        agent = PhoneAgent(
+            self,
+            phone,
+            server=server,
+            password=self.password,
+            expires=self.expires,
+            min_se=self.min_se,
+        )
         self.agents[phone.mac] = agent
         return agent
 

@@ -1,0 +1,156 @@
+"""Phones side end to end: registrar, inventory, CSTA links, keep-alive, loss and recovery.
+
+Real server, real SIP over UDP/TCP/TLS on loopback, simulated phones as independent UAs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from typer.testing import CliRunner
+
+from tests.e2e.conftest import Harness, wait_until
+from uacsta.cli import app
+
+
+async def test_phones_of_each_transport_register_link_and_report_lines(harness: Harness) -> None:
+    server = await harness.start_server()
+    sim = harness.simulation()
+    yealink = sim.add_phone("yealink", ["100"], transport="udp")
+    snom = sim.add_phone("snom", ["200", "201"], transport="tcp")
+    mitel = sim.add_phone("mitel", ["300"], transport="tls")
+    await sim.start()
+    for agent in (yealink, snom, mitel):
+        await harness.wait_state(agent.mac, "ready")
+    inv = server.inventory
+    assert inv is not None
+    assert inv.get(snom.mac).lines == ["sip:200@sim.invalid", "sip:201@sim.invalid"]
+    assert inv.get(mitel.mac).lines == ["sip:300@sim.invalid;user=phone"]
+    rec = inv.get(yealink.mac)
+    assert (rec.vendor, rec.model, rec.transport) == ("yealink", "T46G", "udp")
+    assert inv.get(mitel.mac).transport == "tls"
+    # Set-up order: RequestSystemStatus in the INVITE, SystemRegister only where supported.
+    assert snom.received["SystemRegister"] == 1
+    assert yealink.received["SystemRegister"] == 0  # not supported by Yealink (estos §2.4)
+    for agent in (yealink, snom, mitel):
+        assert agent.received["RequestSystemStatus"] >= 1
+        assert agent.received["GetSwitchingFunctionDevices"] == 1
+    devices = {d.device_id for d in server.hub.switch.ready_devices()}
+    assert devices == {
+        "sip:100@sim.invalid",
+        "sip:200@sim.invalid",
+        "sip:201@sim.invalid",
+        "sip:300@sim.invalid;user=phone",
+    }
+
+
+async def test_wrong_password_is_refused_and_logged(harness: Harness, caplog) -> None:
+    server = await harness.start_server()
+    sim = harness.simulation(password="wrong")
+    agent = sim.add_phone("yealink", ["100"], transport="udp")
+    await sim.start()
+    await wait_until(lambda: agent.last_register_status is not None, what="REGISTER answered")
+    assert agent.last_register_status == 403
+    assert server.inventory is not None and server.inventory.get(agent.mac) is None
+    assert any(agent.mac in r.getMessage() and "refused" in r.getMessage() for r in caplog.records)
+
+
+async def test_keepalive_and_session_refresh_are_seen_on_the_wire(harness: Harness) -> None:
+    await harness.start_server(keepalive_interval=0.3, session_expires=2)
+    sim = harness.simulation()
+    agent = sim.add_phone("snom", ["200"], transport="tcp")
+    await sim.start()
+    await harness.wait_state(agent.mac, "ready")
+    first = agent.received["RequestSystemStatus"]
+    await wait_until(lambda: agent.received["RequestSystemStatus"] >= first + 2, what="keep-alives")
+    # Session-Expires 2 s with uacsta as refresher: a re-INVITE after ~1 s.
+    await wait_until(lambda: agent.sip_received["INVITE"] >= 1, what="session refresh re-INVITE")
+    assert harness.state(agent.mac) == "ready"
+
+
+async def test_silent_phone_is_lost_within_one_keepalive_and_relinked(harness: Harness) -> None:
+    server = await harness.start_server(keepalive_interval=0.5, csta_timeout=0.5)
+    sim = harness.simulation()
+    agent = sim.add_phone("yealink", ["100"], transport="udp")
+    await sim.start()
+    await harness.wait_state(agent.mac, "ready")
+    loop = asyncio.get_running_loop()
+    agent.stop_answering()
+    started = loop.time()
+    await wait_until(lambda: harness.state(agent.mac) != "ready", timeout=5, what="loss")
+    # One keep-alive interval plus the CSTA timeout.
+    assert loop.time() - started < 0.5 + 0.5 + 0.5
+    assert server.hub.switch.phones[agent.mac].ready is False
+    agent.stop_answering(False)
+    await harness.wait_state(agent.mac, "ready")
+
+
+async def test_tcp_drop_and_unregister(harness: Harness) -> None:
+    await harness.start_server()
+    sim = harness.simulation()
+    agent = sim.add_phone("snom", ["200"], transport="tcp")
+    await sim.start()
+    await harness.wait_state(agent.mac, "ready")
+    agent.drop_connection()
+    await harness.wait_state(agent.mac, "offline")
+    assert await agent.register() == 200  # the phone comes back
+    await harness.wait_state(agent.mac, "ready")
+    assert await agent.unregister() == 200
+    await harness.wait_state(agent.mac, "offline")
+
+
+async def test_restart_keeps_inventory_and_settings_and_relinks(harness: Harness) -> None:
+    server = await harness.start_server()
+    sim = harness.simulation()
+    agent = sim.add_phone("yealink", ["100"], transport="tcp")
+    other = sim.add_phone("fanvil", ["101"], transport="tcp")
+    await sim.start()
+    await harness.wait_state(agent.mac, "ready")
+    await harness.wait_state(other.mac, "ready")
+    assert server.phones is not None
+    await server.phones.set_enabled(other.mac, False)
+    assert harness.state(other.mac) == "disabled"
+    await sim.close()
+    harness.sims.clear()
+    await harness.stop_server()
+
+    server = await harness.start_server()
+    assert server.inventory is not None
+    assert {r.mac for r in server.inventory.all()} == {agent.mac, other.mac}
+    assert server.inventory.get(other.mac).enabled is False
+    assert server.inventory.get(agent.mac).lines == ["sip:100@sim.invalid"]
+    sim = harness.simulation()
+    again = sim.add_phone("yealink", ["100"], transport="tcp", mac=agent.mac)
+    again_other = sim.add_phone("fanvil", ["101"], transport="tcp", mac=other.mac)
+    await sim.start()
+    await harness.wait_state(again.mac, "ready")
+    await wait_until(lambda: again_other.registrations >= 1, what="disabled phone registered")
+    assert harness.state(other.mac) == "disabled"
+    assert not again_other.linked.is_set()
+
+
+async def test_cli_lists_and_toggles_phones_of_a_running_server(harness: Harness) -> None:
+    server = await harness.start_server()
+    sim = harness.simulation()
+    agent = sim.add_phone("auerswald", ["400"], transport="udp")
+    await sim.start()
+    await harness.wait_state(agent.mac, "ready")
+    data = str(server.data_dir)
+    runner = CliRunner()
+    env = {"UACSTA_STORE__PATH": data}
+
+    def cli(*args: str):
+        return runner.invoke(app, list(args), env=env)
+
+    listing = await asyncio.to_thread(cli, "phones")
+    assert listing.exit_code == 0, listing.output
+    assert "00:09:52" in listing.output and "ready" in listing.output
+    assert "auerswald COMfortel 2600 IP (simulated)" in listing.output
+    result = await asyncio.to_thread(cli, "phones", "disable", agent.mac.lower())
+    assert result.exit_code == 0, result.output
+    await harness.wait_state(agent.mac, "disabled")
+    result = await asyncio.to_thread(cli, "phones", "enable", agent.mac)
+    assert result.exit_code == 0, result.output
+    await harness.wait_state(agent.mac, "ready")
+    bad = await asyncio.to_thread(cli, "phones", "enable", "not-a-mac")
+    assert bad.exit_code == 2 and "not a MAC" in bad.output
