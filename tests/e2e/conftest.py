@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from uacsta.clients.cstatcp import CstaTcpClient
 from uacsta.config import Settings, load_settings
 from uacsta.server import Server
 from uacsta.simulator.runtime import Simulation
@@ -66,6 +67,7 @@ class Harness:
         self.tmp_path = tmp_path
         self.server: Server | None = None
         self.sims: list[Simulation] = []
+        self.clients: list[CstaTcpClient] = []
 
     async def start_server(self, **phones: Any) -> Server:
         self.server = Server(make_settings(self.tmp_path / "data", **phones))
@@ -85,6 +87,16 @@ class Harness:
         self.sims.append(sim)
         return sim
 
+    async def csta_client(
+        self, user: str = "crm", password: str = "crm-secret", **kwargs: Any
+    ) -> CstaTcpClient:
+        assert self.server is not None
+        client = CstaTcpClient(**kwargs)
+        self.clients.append(client)
+        await client.connect("127.0.0.1", csta_port(self.server))
+        await client.login(user, password)
+        return client
+
     def state(self, mac: str) -> str | None:
         assert self.server is not None and self.server.inventory is not None
         record = self.server.inventory.get(mac)
@@ -98,6 +110,8 @@ class Harness:
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     h = Harness(tmp_path)
     yield h
+    for client in h.clients:
+        await client.close()
     for sim in h.sims:
         await sim.close()
     await h.stop_server()

@@ -67,6 +67,7 @@ class Tr87Client:
         self.usage: DialogUsage | None = None
         self.flow: Flow | None = None
         self.infos: asyncio.Queue[Request] = asyncio.Queue()
+        self.reinvites: asyncio.Queue[Request] = asyncio.Queue()
         self.bye = asyncio.get_running_loop().create_future()
         self.call_id = generate_call_id()
         self.tag = generate_tag()
@@ -89,6 +90,8 @@ class Tr87Client:
             server.reply(self.answer_infos_with)
             self.infos.put_nowait(request)
         else:
+            if request.method == "INVITE":
+                self.reinvites.put_nowait(request)
             server.reply(200)
 
     def build_invite(
@@ -357,6 +360,19 @@ async def test_reinvite_refreshes_the_session(make_gateway: GatewayFactory) -> N
         assert isinstance(codec.decode(refresh.body), m.RequestSystemStatusResponse)
     assert not c.bye.done()
     assert len(s.gw.sessions) == 1
+
+
+async def test_gateway_refreshes_for_a_client_without_timer_support(
+    make_gateway: GatewayFactory,
+) -> None:
+    s = await make_gateway(require_authentication=False, min_se=1)
+    c = await s.connect()
+    first, _ = await c.invite(extra=(("Session-Expires", "2"),))  # no Supported: timer
+    assert first.header("Session-Expires") == "2;refresher=uas"
+    reinvite = await asyncio.wait_for(c.reinvites.get(), WAIT)  # after 1 s (half the interval)
+    assert reinvite.header("Session-Expires") == "2;refresher=uas"
+    assert isinstance(await c.csta(m.RequestSystemStatus()), m.RequestSystemStatusResponse)
+    assert len(s.gw.sessions) == 1 and not c.bye.done()
 
 
 async def test_closed_connection_and_dead_client_end_the_session(

@@ -19,6 +19,12 @@ One INVITE dialog is one client of the switching function (ECMA TR/87 §6-§7):
   order; a 408/481 answer, a closed connection, or an overdue session refresh (RFC 4028) ends
   the session (BYE where still possible) and releases its monitors.
 - The client's edition (the namespace of its documents, ED3 until it sent one) is ours.
+
+Limits of this version: no Session-Expires in the INVITE means no session timer (TCP/TLS
+clients are still watched through their connection); when the client cannot refresh
+(no ``Supported: timer``) uacsta refreshes by re-INVITE. Over UDP the 2xx to an INVITE is
+not retransmitted until the ACK (RFC 3261 §13.3.1.4): the UserAgent does not hand the ACK to
+dialog usages, so TCP/TLS are the transports to use.
 """
 
 from __future__ import annotations
@@ -375,7 +381,7 @@ class Tr87Session:
                 pending.timer.cancel()
             if not pending.done:
                 pending.done = True
-                pending.server.reply(487 if pending.kind != "INFO" else 481)
+                pending.server.reply(487)  # RFC 3261 §15.1.2: pending requests of the dialog
         self.pending.clear()
         if self.invite is not None and not self.invite.done:
             self.invite.done = True

@@ -1,0 +1,1 @@
+"""Client libraries for uacsta's own interfaces (CLI, tests, load generator)."""
