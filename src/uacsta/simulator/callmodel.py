@@ -509,9 +509,12 @@ class SimPhone:
 
     def _transfer_call(self, req: m.TransferCall, now: float) -> m.CstaResponse:
         held, active = self._held_and_active(req.held_call, req.active_call)
-        self._two_party_far(held)
+        held_far = self._two_party_far(held)
         far = self._two_party_far(active)
         if far.state not in (LCS.CONNECTED, LCS.ALERTING, LCS.HOLD):
+            raise _state("invalidObjectState")
+        if held_far.state not in (LCS.CONNECTED, LCS.HOLD):
+            # Only an answered call can be handed over; two ringing ends cannot be joined.
             raise _state("invalidObjectState")
         self._require_pbx().transfer(held, active, now)
         return m.TransferCallResponse(transferred_call=held.of(far.device_id))

@@ -261,6 +261,10 @@ class SimPbx:
         if not phone.online:
             self._fail(call, device, EventCause.DEST_OUT_OF_ORDER)
             return
+        if any(isinstance(p, Leg) and p.line is line for p in call.parties):
+            # A line calling itself (directly or via forwarding) gets busy, as on a real PBX.
+            self._fail(call, device, EventCause.BUSY)
+            return
         forward = line.forward_to(ForwardingType.FORWARD_IMMEDIATE)
         if forward is not None:
             self._divert_before_ringing(
