@@ -59,6 +59,8 @@ class ServerRequest:
                 return
             self.answered = True
         self._ua._send_response(self._key, response)
+        if self.request.method == "INVITE" and response.is_success and not self.flow.is_stream:
+            self._ua._retransmit_2xx(response, self.flow)
 
     def reply(self, status_code: int, reason: str | None = None, **kwargs: object) -> Response:
         response = build_response(self.request, status_code, reason, **kwargs)  # type: ignore[arg-type]
@@ -116,6 +118,8 @@ class UserAgent:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: 2xx to INVITE over UDP, re-sent until the ACK arrives (RFC 3261 §13.3.1.4).
+        self._unacked: dict[tuple[str, int], asyncio.TimerHandle] = {}
 
     # ------------------------------------------------------------------ setup
     async def listen(self, address: str, *, ssl_context: ssl.SSLContext | None = None) -> Flow:
@@ -146,6 +150,9 @@ class UserAgent:
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        for handle in self._unacked.values():
+            handle.cancel()
+        self._unacked.clear()
         for waiter in self._waiters.values():
             if not waiter.done():
                 waiter.cancel()
@@ -323,10 +330,36 @@ class UserAgent:
         if response.status_code >= 200:
             self._resolve(key, response)
 
+    def _retransmit_2xx(
+        self, response: Response, flow: Flow, interval: float = 0.0, elapsed: float = 0.0
+    ) -> None:
+        """Re-send a 2xx at T1, 2T1... (capped at T2) until ACK, for at most 64*T1."""
+        timers = self.layer.timers
+        key = (response.call_id, response.cseq.seq)
+        if interval:
+            if elapsed >= 64 * timers.t1:
+                self._unacked.pop(key, None)
+                log.info("no ACK for the 2xx to INVITE %s", response.call_id)
+                return
+            try:
+                self.transport.send(response, flow)
+            except TransportError:
+                self._unacked.pop(key, None)
+                return
+        delay = min(interval * 2, timers.t2) if interval else timers.t1
+        loop = self._loop or asyncio.get_running_loop()
+        self._unacked[key] = loop.call_later(
+            delay, self._retransmit_2xx, response, flow, delay, elapsed + delay
+        )
+
     def _deliver_request(
         self, key: TransactionKey | None, request: Request, source: Flow | None
     ) -> None:
         assert source is not None
+        if request.method == "ACK":
+            pending = self._unacked.pop((request.call_id, request.cseq.seq), None)
+            if pending is not None:
+                pending.cancel()
         server = ServerRequest(request, source, self, key)
         if request.to.tag is None:
             if request.method == "ACK":
