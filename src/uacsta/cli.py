@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from dataclasses import asdict
@@ -166,6 +167,180 @@ def status(config: ConfigOpt = None) -> None:
         raise typer.Exit(1)
     for key, value in answer["status"].items():
         typer.echo(f"{key}: {value}")
+
+
+@app.command()
+def demo(
+    config: ConfigOpt = None,
+    answer_after: Annotated[float, typer.Option(help="seconds before phones answer")] = 3.0,
+) -> None:
+    """Run the server with simulated phones of several vendors (what ``make run`` does)."""
+    from uacsta.demo import run_demo
+
+    settings = _settings(config)
+    setup_logging("WARNING" if settings.log.level.upper() == "INFO" else settings.log.level)
+    try:
+        asyncio.run(run_demo(settings, answer_after=answer_after))
+    except OSError as exc:
+        typer.echo(
+            f"cannot start the demo: {exc}. Another program uses a port: set other "
+            "listeners in a --config file or UACSTA_PHONES__LISTEN=...",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def simulate(
+    server: Annotated[str, typer.Option(help="uacsta phone listener host:port")] = "127.0.0.1:5060",
+    phones: Annotated[int, typer.Option(help="how many phones")] = 5,
+    vendor: Annotated[
+        str, typer.Option(help="yealink, snom, mitel, auerswald, fanvil")
+    ] = "yealink",
+    transport: Annotated[str, typer.Option(help="udp or tcp")] = "udp",
+    password: Annotated[str, typer.Option(help="the server's phone password")] = "change-me",
+    first_number: Annotated[int, typer.Option(help="number of the first line")] = 100,
+    answer_after: Annotated[float, typer.Option(help="auto-answer delay (0: never)")] = 0.0,
+) -> None:
+    """Run simulated uaCSTA phones against a uacsta server (Ctrl-C to stop)."""
+    from uacsta.simulator.runtime import Simulation
+
+    host, _, port_text = server.rpartition(":")
+    if not host or not port_text.isdigit():
+        typer.echo("--server must be host:port", err=True)
+        raise typer.Exit(2)
+    setup_logging("WARNING")
+
+    async def run() -> None:
+        sim = Simulation(host, {transport: int(port_text)}, password=password)
+        for i in range(phones):
+            sim.add_phone(vendor, [str(first_number + i)], transport=transport)
+        await sim.start()
+        if answer_after > 0:
+            sim.auto_answer(answer_after)
+        typer.echo(f"{phones} simulated {vendor} phones registering to {server} over {transport}")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await sim.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+def _csta_endpoint(settings: Settings) -> tuple[str, int, str, str]:
+    from uacsta.net.address import parse_listen_address
+
+    for address in settings.clients.csta_listen:
+        parsed = parse_listen_address(address)
+        if parsed.transport == "tcp":
+            host = "127.0.0.1" if parsed.host in ("0.0.0.0", "::") else parsed.host
+            account = settings.clients.accounts[0]
+            return host, parsed.port, account.name, account.password
+    typer.echo("no tcp entry in clients.csta_listen", err=True)
+    raise typer.Exit(2)
+
+
+def _describe(message: Any) -> str:
+    fields = []
+    for name in ("connection", "calling_device", "called_device", "alerting_device", "device"):
+        value = getattr(message, name, None)
+        if value is not None:
+            text = getattr(value, "value", None) or getattr(value, "device_id", None) or value
+            fields.append(f"{name}={text}")
+    for name in ("local_connection_info", "cause", "do_not_disturb_on"):
+        value = getattr(message, name, None)
+        if value is not None:
+            fields.append(f"{name}={value}")
+    return f"{type(message).__name__} " + " ".join(fields)
+
+
+async def _watch(client: Any, names: dict[str, str], seconds: float | None) -> None:
+    from uacsta.csta import messages as m
+
+    loop = asyncio.get_running_loop()
+    end = None if seconds is None else loop.time() + seconds
+    while end is None or loop.time() < end:
+        try:
+            message = await client.event(1.0 if end is None else max(0.05, end - loop.time()))
+        except TimeoutError:
+            continue
+        if isinstance(message, m.CstaEvent):
+            line = names.get(message.monitor_cross_ref_id or "", "?")
+            typer.echo(f"[{line}] {_describe(message)}")
+
+
+@app.command()
+def call(
+    calling: str,
+    called: str,
+    config: ConfigOpt = None,
+    watch: Annotated[float, typer.Option(help="seconds to show events")] = 8.0,
+) -> None:
+    """Make a call from one line to a number (MakeCall), showing the lines' events."""
+    from uacsta.clients.cstatcp import CstaClientError, CstaTcpClient
+    from uacsta.csta import messages as m
+
+    settings = _settings(config)
+    host, port, user, password = _csta_endpoint(settings)
+
+    async def run() -> int:
+        client = CstaTcpClient()
+        try:
+            await client.connect(host, port)
+            await client.login(user, password)
+            names: dict[str, str] = {}
+            for device in (calling, called):
+                answer = await client.request(m.MonitorStart(monitor_object=device))
+                if isinstance(answer, m.MonitorStartResponse) and answer.monitor_cross_ref_id:
+                    names[answer.monitor_cross_ref_id] = device
+            made = await client.request(
+                m.MakeCall(calling_device=calling, called_directory_number=called)
+            )
+            if isinstance(made, m.CSTAErrorCode):
+                typer.echo(f"MakeCall refused: {made.category} {made.value}", err=True)
+                return 1
+            typer.echo(f"MakeCall accepted: {_describe(made)}")
+            await _watch(client, names, watch)
+            return 0
+        except (OSError, CstaClientError) as exc:
+            typer.echo(f"cannot reach uacsta at {host}:{port}: {exc}", err=True)
+            return 1
+        finally:
+            await client.close()
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+@app.command()
+def monitor(device: str, config: ConfigOpt = None) -> None:
+    """Show the CSTA events of one line until Ctrl-C."""
+    from uacsta.clients.cstatcp import CstaClientError, CstaTcpClient
+    from uacsta.csta import messages as m
+
+    settings = _settings(config)
+    host, port, user, password = _csta_endpoint(settings)
+
+    async def run() -> int:
+        client = CstaTcpClient()
+        try:
+            await client.connect(host, port)
+            await client.login(user, password)
+            answer = await client.request(m.MonitorStart(monitor_object=device))
+            if not isinstance(answer, m.MonitorStartResponse):
+                typer.echo(f"MonitorStart refused: {answer}", err=True)
+                return 1
+            typer.echo(f"monitoring {device} (Ctrl-C to stop)")
+            await _watch(client, {answer.monitor_cross_ref_id or "": device}, None)
+            return 0
+        except (OSError, CstaClientError) as exc:
+            typer.echo(f"cannot reach uacsta at {host}:{port}: {exc}", err=True)
+            return 1
+        finally:
+            await client.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        raise typer.Exit(asyncio.run(run()))
 
 
 def main() -> None:

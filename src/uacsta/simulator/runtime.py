@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import logging
 
+from uacsta.csta.types import LocalConnectionState
 from uacsta.simulator.agent import PhoneAgent
 from uacsta.simulator.callmodel import SimPhone
 from uacsta.simulator.pbx import SimPbx
@@ -41,6 +42,7 @@ class Simulation:
         self.agents: dict[str, PhoneAgent] = {}
         self._serial = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
+        self._auto_answer: asyncio.Task[None] | None = None
 
     def add_phone(
         self,
@@ -76,7 +78,32 @@ class Simulation:
     async def start(self) -> None:
         await asyncio.gather(*(agent.start() for agent in self.agents.values()))
 
+    def auto_answer(self, delay: float) -> None:
+        """Simulated users pick up ringing calls after ``delay`` seconds (demo mode)."""
+        self._auto_answer = asyncio.get_running_loop().create_task(self._answer_loop(delay))
+
+    async def _answer_loop(self, delay: float) -> None:
+        ringing_since: dict[int, float] = {}
+        while True:
+            await asyncio.sleep(0.2)
+            now = self.now()
+            alerting = {}
+            for agent in self.agents.values():
+                for leg in agent.phone.legs():
+                    if leg.state == LocalConnectionState.ALERTING:
+                        alerting[id(leg)] = (agent.phone, leg)
+            for key in list(ringing_since):
+                if key not in alerting:
+                    del ringing_since[key]
+            for key, (phone, leg) in alerting.items():
+                since = ringing_since.setdefault(key, now)
+                if now - since >= delay and leg.line is not None:
+                    phone.answer(leg.line.number, now)
+                    self.flush()
+
     async def close(self) -> None:
+        if self._auto_answer is not None:
+            self._auto_answer.cancel()
         if self._timer is not None:
             self._timer.cancel()
         await asyncio.gather(*(agent.close() for agent in self.agents.values()))

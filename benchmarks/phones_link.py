@@ -1,0 +1,359 @@
+"""N simulated phones register and link against a real uacsta server on loopback.
+
+Run: ``.venv/bin/python benchmarks/phones_link.py --phones 1000 [--transport udp|tcp]
+[--vendors yealink,snom,...] [--ramp SECONDS]``. Writes ``benchmarks/results/phones_link.json``
+and ``.md`` next to this file and prints the table.
+
+The server runs as a separate process (``python -m uacsta.cli serve --config <tmp toml>``):
+a free port for phones (UDP and TCP on the same number, as 5060 in production), client
+listeners on ephemeral ports, the data directory in a temporary directory, log level WARNING,
+every timer (keep-alive, session, registration expiry, CSTA timeout) at its production
+default. Once its control socket answers, its idle RSS is read from ``/proc/<pid>/status``.
+Then the phone simulator (:class:`uacsta.simulator.runtime.Simulation`, one real SIP user
+agent with its own socket per phone) runs in this process, on the other core: by default all
+phones start at once (the burst after a power cut, the worst case); ``--ramp`` spreads the
+starts evenly over that many seconds instead. The control socket is polled until every phone
+is ``ready``; the figure is the wall time from the first REGISTER sent to all phones ready.
+Then the server's RSS and CPU time (utime + stime from ``/proc/<pid>/stat``) are read, the
+server gets SIGTERM (it says BYE to every phone, which the still-running simulation answers)
+and must exit 0 within a timeout; the simulation is closed last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import pathlib
+import platform
+import resource
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from uacsta.control import call
+from uacsta.simulator.runtime import VENDORS, Simulation
+
+ROOT = pathlib.Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+PASSWORD = "bench-secret"
+HOST = "127.0.0.1"
+#: ``make bench`` runs this with no arguments; 1000 phones take well under a minute here.
+DEFAULT_PHONES = 1000
+POLL_INTERVAL = 0.1
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 60.0
+
+
+class BenchmarkError(RuntimeError):
+    """The run did not get where it should; the message says how far it got."""
+
+
+# ---------------------------------------------------------------------- /proc readings
+def rss_kb(pid: int) -> int:
+    """Resident set size of ``pid`` in KiB (VmRSS)."""
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise BenchmarkError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (``/proc/<pid>/stat`` fields 14 and 15)."""
+    stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# ---------------------------------------------------------------------- server process
+def free_port() -> int:
+    """A port free for both UDP and TCP on HOST (the server binds both to it)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((HOST, 0))
+            port = int(tcp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((HOST, port))
+                except OSError:
+                    continue
+            return port
+    raise BenchmarkError("no port free for both UDP and TCP")
+
+
+def write_config(folder: pathlib.Path, port: int) -> pathlib.Path:
+    """Production defaults except addresses, password, data directory and log level."""
+    config = folder / "uacsta.toml"
+    config.write_text(
+        "\n".join(
+            [
+                "[phones]",
+                f'listen = ["udp:{HOST}:{port}", "tcp:{HOST}:{port}"]',
+                f'password = "{PASSWORD}"',
+                "[clients]",
+                f'sip_listen = ["tcp:{HOST}:0"]',
+                f'csta_listen = ["tcp:{HOST}:0"]',
+                "[store]",
+                f'path = "{folder / "data"}"',
+                "[http]",
+                f'listen = "tcp:{HOST}:0"',
+                "[log]",
+                'level = "WARNING"',
+                "",
+            ]
+        )
+    )
+    return config
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], timeout: float, what: Callable[[], str]
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise BenchmarkError(f"timed out after {timeout:.0f}s waiting for {what()}")
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+class ServerProcess:
+    def __init__(self, folder: pathlib.Path, port: int) -> None:
+        self.folder = folder
+        self.port = port
+        self.config = write_config(folder, port)
+        self.sock = folder / "data" / "uacsta.sock"
+        self.log = folder / "server.log"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def start(self) -> dict[str, Any]:
+        with self.log.open("wb") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "uacsta.cli",
+                "serve",
+                "--config",
+                str(self.config),
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        status: dict[str, Any] = {}
+
+        async def listening() -> bool:
+            if self.proc is not None and self.proc.returncode is not None:
+                raise BenchmarkError(f"server exited with {self.proc.returncode}:\n{self.tail()}")
+            nonlocal status
+            status = await self.status() or {}
+            return bool(status)
+
+        await wait_for(listening, START_TIMEOUT, lambda: "the server's control socket")
+        wanted = {f"phones udp:{HOST}:{self.port}", f"phones tcp:{HOST}:{self.port}"}
+        if not wanted <= set(status["listening"]):
+            raise BenchmarkError(f"server listens on {status['listening']}, not {wanted}")
+        return status
+
+    async def status(self) -> dict[str, Any] | None:
+        answer = await call(self.sock, {"cmd": "status"}, timeout=10.0)
+        if answer is None or not answer.get("ok"):
+            return None
+        status: dict[str, Any] = answer["status"]
+        return status
+
+    async def stop(self) -> tuple[int | None, float]:
+        """SIGTERM; the exit code (None if it had to be killed) and the seconds it took."""
+        if self.proc is None or self.proc.returncode is not None:
+            return (None if self.proc is None else self.proc.returncode), 0.0
+        start = time.perf_counter()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code: int | None = await asyncio.wait_for(self.proc.wait(), STOP_TIMEOUT)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            code = None
+        return code, time.perf_counter() - start
+
+    def tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+# ---------------------------------------------------------------------- the run
+def raise_fd_limit(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+async def run(phones: int, transport: str, vendors: list[str], ramp: float, timeout: float):  # type: ignore[no-untyped-def]
+    raise_fd_limit(4 * phones + 256)  # TCP: listener + connection per phone, server side too
+    with tempfile.TemporaryDirectory(prefix="uacsta-bench-") as tmp:
+        folder = pathlib.Path(tmp)
+        server = ServerProcess(folder, free_port())
+        await server.start()
+        await asyncio.sleep(0.5)  # let start-up allocations settle
+        idle_kb = rss_kb(server.pid)
+        cpu_idle = cpu_seconds(server.pid)
+        sim = Simulation(HOST, {transport: server.port}, password=PASSWORD)
+        first_register: list[float] = []
+        for i in range(phones):
+            agent = sim.add_phone(vendors[i % len(vendors)], [str(100000 + i)], transport=transport)
+            register = agent.register
+
+            async def timed_register(expires: int | None = None, _register=register) -> int:  # type: ignore[no-untyped-def]
+                if not first_register:
+                    first_register.append(time.perf_counter())
+                status: int = await _register(expires)
+                return status
+
+            agent.register = timed_register  # type: ignore[method-assign]
+        counts: dict[str, int] = {}
+        bench_cpu = self_cpu_seconds()
+        try:
+            if ramp > 0:
+                agents = list(sim.agents.values())
+                step = ramp / len(agents)
+                for agent in agents:
+                    await agent.start()
+                    await asyncio.sleep(step)
+            else:
+                await sim.start()
+
+            async def all_ready() -> bool:
+                nonlocal counts
+                status = await server.status()
+                if status is None:
+                    raise BenchmarkError(f"server stopped answering:\n{server.tail()}")
+                counts = {k: v for k, v in status["phones"].items() if v}
+                return counts.get("ready", 0) >= phones
+
+            def reached() -> str:
+                return f"{phones} phones ready; reached {counts}:\n{server.tail()}"
+
+            await wait_for(all_ready, timeout, reached)
+            ready_at = time.perf_counter()
+            seconds = ready_at - first_register[0]
+            after_kb = rss_kb(server.pid)
+            cpu_total = cpu_seconds(server.pid)
+            bench_cpu = self_cpu_seconds() - bench_cpu
+            bench_kb = rss_kb(os.getpid())
+            linked = sum(agent.linked.is_set() for agent in sim.agents.values())
+            code, stop_seconds = await server.stop()
+        finally:
+            await server.stop()
+            await sim.close()
+        if code != 0:
+            raise BenchmarkError(f"server exit code {code} after SIGTERM:\n{server.tail()}")
+        return {
+            "phones": phones,
+            "transport": transport,
+            "vendors": vendors,
+            "ramp_s": ramp,
+            "seconds_to_all_ready": round(seconds, 2),
+            "phones_per_s": round(phones / seconds, 1),
+            "server_rss_idle_kb": idle_kb,
+            "server_rss_after_kb": after_kb,
+            "server_kb_per_phone": round((after_kb - idle_kb) / phones, 1),
+            "server_cpu_s": round(cpu_total - cpu_idle, 2),
+            "server_cpu_startup_s": round(cpu_idle, 2),
+            "simulator_cpu_s": round(bench_cpu, 2),
+            "simulator_rss_kb": bench_kb,
+            "phones_linked_in_simulator": linked,
+            "server_stop_s": round(stop_seconds, 2),
+            "server_exit_code": code,
+        }
+
+
+# ---------------------------------------------------------------------- output
+COLUMNS = (
+    ("phones", "phones"),
+    ("transport", "transport"),
+    ("seconds_to_all_ready", "s to all ready"),
+    ("phones_per_s", "phones/s"),
+    ("server_rss_idle_kb", "server RSS idle KB"),
+    ("server_rss_after_kb", "server RSS after KB"),
+    ("server_kb_per_phone", "KB/phone"),
+    ("server_cpu_s", "server CPU s"),
+    ("simulator_cpu_s", "simulator CPU s"),
+    ("server_stop_s", "stop s"),
+)
+
+
+def write_results(row: dict[str, Any]) -> str:
+    """Merge ``row`` into the results (one row per phones x transport) and render them."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "phones_link.json"
+    rows: list[dict[str, Any]] = []
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        rows = json.loads(path.read_text())["results"]
+    rows = [r for r in rows if (r["phones"], r["transport"]) != (row["phones"], row["transport"])]
+    rows = sorted([*rows, row], key=lambda r: (r["transport"], r["phones"]))
+    meta = {
+        "benchmark": "phones_link",
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "method": (
+            "server in its own process, simulated phones in the benchmark process, loopback; "
+            "wall time from the first REGISTER to every phone 'ready' on the control socket; "
+            "RSS = VmRSS, CPU = utime+stime from /proc; server CPU counts from idle to all ready"
+        ),
+    }
+    path.write_text(json.dumps({**meta, "results": rows}, indent=2) + "\n")
+    lines = [
+        "# Phones registering and linking",
+        "",
+        f"Python {meta['python']} on {meta['platform']}, {meta['cpus']} CPUs. {meta['method']}.",
+        "Every phone starts at once (`ramp_s` 0) unless the JSON says otherwise; timers at "
+        "production defaults.",
+        "",
+        "| " + " | ".join(title for _, title in COLUMNS) + " |",
+        "|" + "|".join("---" if key == "transport" else "---:" for key, _ in COLUMNS) + "|",
+    ]
+    lines += ["| " + " | ".join(str(r.get(key, "")) for key, _ in COLUMNS) + " |" for r in rows]
+    text = "\n".join(lines) + "\n"
+    (RESULTS / "phones_link.md").write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--phones", type=int, default=DEFAULT_PHONES)
+    parser.add_argument("--transport", choices=("udp", "tcp"), default="udp")
+    parser.add_argument("--vendors", default=",".join(VENDORS), help="round-robin over these")
+    parser.add_argument("--ramp", type=float, default=0.0, help="spread starts over N seconds")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds until all ready")
+    args = parser.parse_args(argv)
+    vendors = [v.strip() for v in args.vendors.split(",") if v.strip()]
+    if args.phones < 1 or not vendors:
+        parser.error("need at least one phone and one vendor")
+    try:
+        row = asyncio.run(run(args.phones, args.transport, vendors, args.ramp, args.timeout))
+    except BenchmarkError as exc:
+        print(f"phones_link: FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(write_results(row), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
