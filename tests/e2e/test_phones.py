@@ -154,3 +154,51 @@ async def test_cli_lists_and_toggles_phones_of_a_running_server(harness: Harness
     await harness.wait_state(agent.mac, "ready")
     bad = await asyncio.to_thread(cli, "phones", "enable", "not-a-mac")
     assert bad.exit_code == 2 and "not a MAC" in bad.output
+
+
+async def test_new_phones_wait_for_enable_when_auto_activate_is_off(harness: Harness) -> None:
+    server = await harness.start_server(auto_activate=False)
+    sim = harness.simulation()
+    agent = sim.add_phone("yealink", ["100"], transport="udp")
+    await sim.start()
+    await wait_until(lambda: agent.registrations >= 1, what="registered")
+    await harness.wait_state(agent.mac, "disabled")
+    assert not agent.linked.is_set()
+    assert server.phones is not None
+    await server.phones.set_enabled(agent.mac, True)
+    await harness.wait_state(agent.mac, "ready")
+
+
+async def test_bye_from_the_phone_relinks_after_backoff(harness: Harness) -> None:
+    server = await harness.start_server()
+    sim = harness.simulation()
+    agent = sim.add_phone("snom", ["200"], transport="tcp")
+    await sim.start()
+    await harness.wait_state(agent.mac, "ready")
+    usage = agent.usage
+    assert usage is not None
+    bye = await agent.ua.dialog_request(usage, "BYE")
+    assert bye.status_code == 200
+    await wait_until(lambda: harness.state(agent.mac) != "ready", what="link dropped")
+    assert server.hub.switch.phones[agent.mac].ready is False
+    await harness.wait_state(agent.mac, "ready")  # re-linked after relink_backoff
+    assert agent.received["GetSwitchingFunctionDevices"] == 2
+
+
+async def test_line_change_reported_by_the_phone_updates_devices(harness: Harness) -> None:
+    server = await harness.start_server()
+    sim = harness.simulation()
+    agent = sim.add_phone("snom", ["200"], transport="tcp")
+    await sim.start()
+    await harness.wait_state(agent.mac, "ready")
+    from uacsta.csta import messages as m
+    from uacsta.simulator.callmodel import Line
+
+    phone = agent.phone
+    phone.lines.append(Line(number="202", device_id="sip:202@sim.invalid"))
+    agent.enqueue(m.SwFunctionDevicesChanged())
+    await wait_until(
+        lambda: "sip:202@sim.invalid" in server.inventory.get(agent.mac).lines,
+        what="new line in the inventory",
+    )
+    assert server.hub.switch.devices.resolve("202") is not None

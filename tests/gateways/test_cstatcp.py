@@ -210,3 +210,47 @@ async def test_stop_application_session_and_server_terminate(gateway) -> None:
     _, xml = await d.recv()
     assert isinstance(ecma354.decode_appsession(xml), ecma354.ApplicationSessionTerminated)
     await d.close()
+
+
+async def test_session_timer_reset_then_expiry_terminates_and_releases() -> None:
+    hub = SwitchHub()
+    phone = ScriptedPhone()
+    hub.phone_ready("001565000001", phone, [LINE])
+    gw = CstaTcpGateway(
+        hub, ClientAccounts([ClientAccount(name="crm", password="s3cret")]), session_duration=1
+    )
+    server = await gw.listen("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+    c = Client(reader, writer)
+    try:
+        start = ecma354.StartApplicationSession(
+            application_id="t",
+            requested_protocol_versions=(ecma354.CSTA_ED3,),
+            requested_session_duration=1,
+            credentials=ecma354.SessionLoginInfo(user_name="crm", password="s3cret"),
+        )
+        c.send("0001", ecma354.encode_appsession(start))
+        _, xml = await c.recv()
+        pos = ecma354.decode_appsession(xml)
+        assert pos.actual_session_duration == 1
+        c.send("0002", codec.encode(m.MonitorStart(monitor_object=LINE)))
+        await c.recv()  # MonitorStartResponse
+        await c.recv()  # BackInService
+        reset = ecma354.ResetApplicationSessionTimer(
+            session_id=pos.session_id, requested_session_duration=1
+        )
+        c.send("0003", ecma354.encode_appsession(reset))
+        invoke, xml = await c.recv()
+        assert invoke == "0003"
+        assert isinstance(
+            ecma354.decode_appsession(xml), ecma354.ResetApplicationSessionTimerPosResponse
+        )
+        _, xml = await c.recv()  # no more resets: the session expires about 1 s later
+        ended = ecma354.decode_appsession(xml)
+        assert isinstance(ended, ecma354.ApplicationSessionTerminated)
+        assert await asyncio.wait_for(reader.read(100), 5) == b""
+        assert hub.switch.monitors.client_monitors == {}
+    finally:
+        await c.close()
+        await gw.close()
+        await hub.close()
