@@ -16,11 +16,16 @@ run: $(STAMP)
 	$(BIN)/uacsta demo
 
 # Real test peers come from Debian packages; install them when missing (root, as on CI).
+# sipp (sip-tester) is the independent SIP peer; chromium drives the browser tests.
+SYSPKGS := sip-tester:sipp chromium:chromium
 sysdeps:
-	@command -v sipp >/dev/null 2>&1 || { \
-	  echo "installing sip-tester (sipp)"; \
+	@missing=""; for pair in $(SYSPKGS); do pkg=$${pair%%:*}; bin=$${pair##*:}; \
+	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester >/dev/null; }
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -12,6 +12,10 @@ class ClientAccounts:
     def __init__(self, accounts: Iterable[ClientAccount]) -> None:
         self._accounts = {a.name: a for a in accounts}
 
+    def replace(self, accounts: Iterable[ClientAccount]) -> None:
+        """New accounts (settings changed); open sessions keep running."""
+        self._accounts = {a.name: a for a in accounts}
+
     def get(self, name: str | None) -> ClientAccount | None:
         return self._accounts.get(name) if name is not None else None
 

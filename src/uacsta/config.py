@@ -240,3 +240,12 @@ def validate(settings: Settings) -> None:
 
 def settings_to_dict(settings: Settings) -> dict[str, Any]:
     return dataclasses.asdict(settings)
+
+
+def apply_changes(settings: Settings, changes: Mapping[str, Any]) -> Settings:
+    """A new :class:`Settings` with ``changes`` (``{"phones": {"password": ...}}``) applied,
+    validated like a file; raises :class:`ConfigError` naming the offending key."""
+    data = _merge(dataclasses.asdict(settings), changes)
+    new: Settings = _build(Settings, data, "")
+    validate(new)
+    return new

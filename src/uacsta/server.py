@@ -9,13 +9,16 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import ssl
 import time
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+
 from uacsta.accounts import ClientAccounts
-from uacsta.config import Settings
+from uacsta.config import ConfigError, Settings, apply_changes
 from uacsta.control import ControlServer
 from uacsta.gateways.cstatcp import CstaTcpGateway
 from uacsta.hub import SwitchHub
@@ -24,8 +27,30 @@ from uacsta.net.tls import ensure_self_signed_cert, server_context
 from uacsta.phones.inventory import Inventory
 from uacsta.phones.service import PhoneService
 from uacsta.store.db import Store
+from uacsta.web.metrics import Metrics
 
 log = logging.getLogger("uacsta.server")
+
+#: Store key of the settings changed in the web admin (they override the file).
+ADMIN_CHANGES = "admin_changes"
+
+
+def _merge_changes(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge_changes(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _keys(changes: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key, value in changes.items():
+        name = f"{prefix}{key}"
+        out += _keys(value, name + ".") if isinstance(value, dict) else [name]
+    return out
 
 
 class Server:
@@ -43,18 +68,41 @@ class Server:
         self.control: ControlServer | None = None
         self.tls_context: ssl.SSLContext | None = None
         self.listening: list[str] = []
+        self.metrics = Metrics()
+        self.http: uvicorn.Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
+        self.http_port: int | None = None
+        self.initial_admin_password: str | None = None
         self._stop = asyncio.Event()
 
     # ------------------------------------------------------------------ start / stop
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await asyncio.to_thread(Store, self.settings.store.database_url)
+        stored = await asyncio.to_thread(self.store.get_settings)
+        if stored.get(ADMIN_CHANGES):
+            try:
+                self.settings = apply_changes(self.settings, stored[ADMIN_CHANGES])
+            except ConfigError as exc:
+                log.error("ignoring settings changed in the admin: %s", exc)
+            self.accounts.replace(self.settings.clients.accounts)
         self.inventory = Inventory(self.store)
         await asyncio.to_thread(self.inventory.load)
         self.inventory.start()
         self.tls_context = self._tls()
         self.phones = PhoneService(
-            self.settings, self.inventory, self.hub, tls_context=self.tls_context
+            self.settings,
+            self.inventory,
+            self.hub,
+            tls_context=self.tls_context,
+            observe_latency=self.metrics.observe,
         )
         self.listening += [f"phones {a}" for a in await self.phones.start()]
         c = self.settings.clients
@@ -77,6 +125,7 @@ class Server:
             port = server.sockets[0].getsockname()[1]
             self.listening.append(f"csta {parsed.transport}:{parsed.host}:{port}")
         await self._start_tr87()
+        await self._start_http()
         self.control = ControlServer(self)
         await self.control.start(self.data_dir / "uacsta.sock")
         log.info("uacsta started: %s", "; ".join(self.listening))
@@ -102,6 +151,61 @@ class Server:
             )
             self.listening.append(f"tr87 {listener}")
 
+    async def _start_http(self) -> None:
+        from uacsta.web.app import create_app
+        from uacsta.web.auth import Auth
+
+        assert self.store is not None
+        self.initial_admin_password = await asyncio.to_thread(Auth(self.store).ensure_admin)
+        if self.initial_admin_password is not None:
+            path = self.data_dir / "initial-admin-password"
+            path.write_text(self.initial_admin_password + "\n")
+            path.chmod(0o600)
+            log.warning(
+                "web admin created: user 'admin', password in %s (change it in the admin or "
+                "with 'uacsta admin-password')",
+                path,
+            )
+        address = parse_listen_address(self.settings.http.listen)
+        https = address.transport == "tls"
+        app = create_app(self, https=https)
+        sock = socket.socket(socket.AF_INET6 if ":" in address.host else socket.AF_INET)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address.host, address.port))
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self.http_port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            ws_max_size=64 * 1024,
+            **self._http_tls(https),
+        )
+        self.http = uvicorn.Server(config)
+        self.http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._http_task = asyncio.get_running_loop().create_task(self.http.serve(sockets=[sock]))
+        while not self.http.started and not self._http_task.done():
+            await asyncio.sleep(0.01)
+        if self._http_task.done():
+            self._http_task.result()
+        scheme = "https" if https else "http"
+        self.listening.append(f"web {scheme}://{_url_host(address.host)}:{self.http_port}/")
+
+    def _http_tls(self, https: bool) -> dict[str, Any]:
+        if not https:
+            return {}
+        t = self.settings.tls
+        if t.certificate and t.private_key:
+            return {"ssl_certfile": t.certificate, "ssl_keyfile": t.private_key}
+        cert, key = ensure_self_signed_cert(self.data_dir / "tls")
+        return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+
     def _tls(self) -> ssl.SSLContext | None:
         t = self.settings.tls
         if t.certificate and t.private_key:
@@ -113,6 +217,10 @@ class Server:
         log.info("uacsta stopping")
         if self.control is not None:
             await self.control.close()
+        if self.http is not None and self._http_task is not None:
+            self.http.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._http_task
         if self.cstatcp is not None:
             await self.cstatcp.close()
         if self.tr87 is not None:
@@ -125,6 +233,42 @@ class Server:
         if self.store is not None:
             self.store.close()
         log.info("uacsta stopped")
+
+    async def update_settings(self, changes: dict[str, Any]) -> list[str]:
+        """Validate, persist and apply settings changed in the web admin.
+
+        Returns what was restarted. Listeners restart only when their addresses (or the TLS
+        certificate) changed; everything else applies in place, for new links and logins.
+        """
+        assert self.store is not None
+        stored = (await asyncio.to_thread(self.store.get_settings)).get(ADMIN_CHANGES, {})
+        merged = _merge_changes(stored, changes)
+        new = apply_changes(self.settings, changes)  # raises ConfigError with the key
+        await asyncio.to_thread(self.store.set_setting, ADMIN_CHANGES, merged)
+        old, self.settings = self.settings, new
+        restarted: list[str] = []
+        # Objects holding settings see the new values.
+        for holder in (self.phones, self.tr87, self.cstatcp):
+            if holder is not None and hasattr(holder, "settings"):
+                holder.settings = new
+        self.accounts.replace(new.clients.accounts)
+        if self.cstatcp is not None:
+            self.cstatcp.require_authentication = new.clients.require_authentication
+            self.cstatcp.session_duration = new.clients.session_duration
+            self.cstatcp.max_session_duration = new.clients.max_session_duration
+        if self.phones is not None:
+            self.phones.apply_settings()
+        if old.tls != new.tls:
+            self.tls_context = self._tls()
+            if self.phones is not None:
+                self.phones.tls_context = self.tls_context
+        if (old.phones.listen != new.phones.listen or old.tls != new.tls) and self.phones:
+            self.listening = [e for e in self.listening if not e.startswith("phones ")]
+            bound = await self.phones.restart_listeners()
+            self.listening += [f"phones {a}" for a in bound]
+            restarted.append("phone listeners")
+        log.info("settings changed in the admin: %s", ", ".join(sorted(_keys(changes))))
+        return restarted
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -155,3 +299,9 @@ class Server:
             "requests_relayed": self.hub.requests_relayed,
             "events_relayed": self.hub.events_relayed,
         }
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

@@ -34,6 +34,7 @@ def make_settings(data: Path, **phones: Any) -> Settings:
                 "accounts": [{"name": "crm", "password": "crm-secret"}],
             },
             "store": {"path": str(data)},
+            "http": {"listen": "tcp:127.0.0.1:0"},
             "log": {"level": "DEBUG"},
         },
     )

@@ -202,3 +202,29 @@ async def test_line_change_reported_by_the_phone_updates_devices(harness: Harnes
         what="new line in the inventory",
     )
     assert server.hub.switch.devices.resolve("202") is not None
+
+
+async def test_settings_changed_at_runtime_apply_and_persist(harness: Harness) -> None:
+    from uacsta.config import ConfigError
+
+    server = await harness.start_server()
+    try:
+        await server.update_settings({"phones": {"registration_expires": 5}})
+    except ConfigError as exc:
+        assert "registration_expires" in str(exc)  # below the documented minimum of 30 s
+    else:
+        raise AssertionError("an invalid value was accepted")
+    restarted = await server.update_settings(
+        {"phones": {"password": "new-secret", "listen": ["udp:127.0.0.1:0"]}}
+    )
+    assert restarted == ["phone listeners"]
+    sim = harness.simulation(password="new-secret")
+    agent = sim.add_phone("yealink", ["100"], transport="udp")
+    await sim.start()
+    await harness.wait_state(agent.mac, "ready")
+    await sim.close()
+    harness.sims.clear()
+    await harness.stop_server()
+    server = await harness.start_server()
+    assert server.settings.phones.password == "new-secret"
+    assert server.settings.phones.listen == ["udp:127.0.0.1:0"]

@@ -101,6 +101,31 @@ class PhoneService:
             bound.append(listener.address)
         return bound
 
+    def apply_settings(self) -> None:
+        """Settings changed: registration expiry applies to the next REGISTER, timers to new
+        links, passwords and auto-activation at once."""
+        expires = max(30, self.settings.phones.registration_expires)
+        self.registrar.policy = RegistrarPolicy(
+            default_expires=expires, min_expires=min(30, expires), max_expires=expires
+        )
+
+    async def restart_listeners(self) -> list[str]:
+        """New listener addresses: links are closed (phones re-register and re-link)."""
+        await asyncio.gather(
+            *(link.stop("phone listeners changed") for link in list(self.links.values())),
+            return_exceptions=True,
+        )
+        await self.ua.close()
+        self.ua = UserAgent(
+            on_request=self._on_request,
+            on_closed=self._on_closed,
+            user_agent="uacsta",
+            tracer=self._trace_sip,
+        )
+        self.targets.clear()
+        self._flow_mac.clear()
+        return await self.start()
+
     async def close(self) -> None:
         """Shutdown: BYE to every linked phone, then close the listeners."""
         self._closing = True

@@ -49,6 +49,28 @@ settings_table = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    #: "admin" (web admin, API tokens) or "user" (web client of one extension)
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("extension", sa.String(64)),
+    sa.Column("created", sa.String(32), nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    #: SHA-256 of the token: tokens are 256-bit random, so a fast hash is enough.
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.Column("last_used", sa.String(32)),
+)
+
 schema_version = sa.Table(
     "schema_version",
     metadata,
@@ -175,3 +197,58 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(settings_table.delete().where(settings_table.c.key == key))
             conn.execute(settings_table.insert().values(key=key, value=json.dumps(value)))
+
+    # --- users and API tokens ------------------------------------------------------------
+    def get_user(self, name: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(users).where(users.c.name == name)).first()
+            return dict(row._mapping) if row else None
+
+    def list_users(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.select(users).order_by(users.c.name))]
+
+    def set_user(self, name: str, password_hash: str, role: str, extension: str | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(users.delete().where(users.c.name == name))
+            conn.execute(
+                users.insert().values(
+                    name=name,
+                    password_hash=password_hash,
+                    role=role,
+                    extension=extension,
+                    created=utcnow(),
+                )
+            )
+
+    def delete_user(self, name: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(users.delete().where(users.c.name == name)).rowcount > 0
+
+    def add_token(self, token_id: str, name: str, token_hash: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                api_tokens.insert().values(
+                    id=token_id, name=name, token_hash=token_hash, created=utcnow()
+                )
+            )
+
+    def find_token(self, token_hash: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(api_tokens).where(api_tokens.c.token_hash == token_hash)
+            ).first()
+            return dict(row._mapping) if row else None
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.created).order_by(
+                    api_tokens.c.created
+                )
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def delete_token(self, token_id: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(api_tokens.delete().where(api_tokens.c.id == token_id)).rowcount > 0
