@@ -88,6 +88,19 @@ class HttpSettings:
 
 
 @dataclass
+class ProvisioningSettings:
+    """Configuration files for phones (estos manual §3.5.1), served at ``/provisioning/``."""
+
+    #: HTTP Basic credentials phones use to fetch their files; empty password: endpoint off.
+    user: str = "provision"
+    password: str = ""
+    #: Address phones should register to; empty: the host of the request.
+    server_host: str = ""
+    #: Transport phones use: udp, tcp or tls (must be among phones.listen).
+    transport: str = "tcp"
+
+
+@dataclass
 class LogSettings:
     level: str = "INFO"
     directory: str = ""
@@ -103,6 +116,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
 
@@ -234,6 +248,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("phones.session_expires: RFC 4028 requires at least 90 seconds")
     if not p.password:
         raise ConfigError("phones.password: must not be empty")
+    if settings.provisioning.transport not in ("udp", "tcp", "tls"):
+        raise ConfigError("provisioning.transport: one of udp, tcp, tls")
     if settings.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log.level: one of DEBUG, INFO, WARNING, ERROR")
 
