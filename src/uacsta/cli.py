@@ -157,6 +157,46 @@ def phones_disable(mac: str, config: ConfigOpt = None) -> None:
     _set_enabled(mac, False, config)
 
 
+@app.command("admin-password")
+def admin_password(
+    config: ConfigOpt = None,
+    user: Annotated[str, typer.Option(help="admin user name")] = "admin",
+) -> None:
+    """Set the web admin password (asked twice, not echoed)."""
+    from uacsta.store.db import Store
+    from uacsta.web.auth import Auth
+
+    settings = _settings(config)
+    password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        typer.echo("the password must have at least 8 characters", err=True)
+        raise typer.Exit(2)
+    store = Store(settings.store.database_url)
+    try:
+        Auth(store).set_password(user, password, role="admin")
+    finally:
+        store.close()
+    typer.echo(f"password of {user!r} set")
+
+
+@app.command()
+def token(
+    name: str,
+    config: ConfigOpt = None,
+) -> None:
+    """Create an API token (printed once; only its hash is stored)."""
+    from uacsta.store.db import Store
+    from uacsta.web.auth import Auth
+
+    settings = _settings(config)
+    store = Store(settings.store.database_url)
+    try:
+        token_id, value = Auth(store).create_token(name)
+    finally:
+        store.close()
+    typer.echo(f"token {token_id} ({name}): {value}")
+
+
 @app.command()
 def status(config: ConfigOpt = None) -> None:
     """Show the running server's status."""

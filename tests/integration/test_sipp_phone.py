@@ -102,7 +102,7 @@ async def test_sipp_phones_link_keepalive_and_unregister(
         record = server.inventory.get(mac)
         assert record is not None
         assert record.lines == [LINES[mac]]
-        assert (record.vendor, record.model, record.firmware) == ("yealink", "SIP-T46G", "28.83.0.35")
+        assert (record.vendor, record.model, record.firmware) == ("yealink", "T46G", "28.83.0.35")
         assert record.transport == listen
         assert not record.simulated
         assert server.phones.links[mac].lines == [LINES[mac]]

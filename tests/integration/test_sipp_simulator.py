@@ -43,9 +43,7 @@ def sipp_port() -> int:
 @pytest.fixture
 async def simulation(sipp_port: int) -> AsyncIterator[Simulation]:
     # No automatic answer by the outside party: exactly the three set-up events follow MakeCall.
-    sim = Simulation(
-        "127.0.0.1", {"udp": sipp_port}, password=PASSWORD, external_answer_delay=None
-    )
+    sim = Simulation("127.0.0.1", {"udp": sipp_port}, password=PASSWORD, external_answer_delay=None)
     try:
         yield sim
     finally:
