@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import json
 import os
 import pathlib
@@ -38,6 +39,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from uacsta.control import call
+from uacsta.simulator.agent import PhoneAgent
 from uacsta.simulator.runtime import VENDORS, Simulation
 
 ROOT = pathlib.Path(__file__).resolve().parent
@@ -49,6 +51,10 @@ DEFAULT_PHONES = 1000
 POLL_INTERVAL = 0.1
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
+
+
+#: The loopback address a simulated phone's outgoing TCP connections start from.
+SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar("source", default=None)
 
 
 class BenchmarkError(RuntimeError):
@@ -75,6 +81,33 @@ def cpu_seconds(pid: int) -> float:
 def self_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def udp_drops(port: int) -> int:
+    """Datagrams the kernel dropped on the UDP socket bound to HOST:``port`` (buffer full)."""
+    local = f"{int.from_bytes(socket.inet_aton(HOST), 'little'):08X}:{port:04X}"
+    for line in pathlib.Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == local:
+            return int(fields[-1])
+    return 0
+
+
+def phone_address(i: int) -> str:
+    """Phone ``i``'s own loopback address: real phones each have their own IP, and the
+    server admits only a few TCP connections per remote address."""
+    return f"127.10.{i // 250}.{i % 250 + 1}"
+
+
+class SourceBindingLoop(asyncio.SelectorEventLoop):
+    """Outgoing connections start from the address in :data:`SOURCE` (the simulator's
+    user agent connects without ``local_addr``, so all phones would come from 127.0.0.1)."""
+
+    async def create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        source = SOURCE.get()
+        if source is not None and kwargs.get("local_addr") is None and "sock" not in kwargs:
+            kwargs["local_addr"] = (source, 0)
+        return await super().create_connection(*args, **kwargs)
 
 
 # ---------------------------------------------------------------------- server process
@@ -197,6 +230,12 @@ class ServerProcess:
 
 
 # ---------------------------------------------------------------------- the run
+async def start_from(agent: PhoneAgent) -> None:
+    """Start a phone; its tasks (hence its connections) inherit its source address."""
+    SOURCE.set(agent.local_host)
+    await agent.start()
+
+
 def raise_fd_limit(needed: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < needed:
@@ -217,6 +256,7 @@ async def run(phones: int, transport: str, vendors: list[str], ramp: float, time
         first_register: list[float] = []
         for i in range(phones):
             agent = sim.add_phone(vendors[i % len(vendors)], [str(100000 + i)], transport=transport)
+            agent.local_host = phone_address(i)  # its socket, Via and Contact
             register = agent.register
 
             async def timed_register(expires: int | None = None, _register=register) -> int:  # type: ignore[no-untyped-def]
@@ -229,14 +269,14 @@ async def run(phones: int, transport: str, vendors: list[str], ramp: float, time
         counts: dict[str, int] = {}
         bench_cpu = self_cpu_seconds()
         try:
-            if ramp > 0:
-                agents = list(sim.agents.values())
-                step = ramp / len(agents)
-                for agent in agents:
-                    await agent.start()
+            agents = list(sim.agents.values())
+            step = ramp / len(agents)
+            starts = []
+            for agent in agents:
+                starts.append(asyncio.ensure_future(start_from(agent)))
+                if step:
                     await asyncio.sleep(step)
-            else:
-                await sim.start()
+            await asyncio.gather(*starts)
 
             async def all_ready() -> bool:
                 nonlocal counts
@@ -256,6 +296,7 @@ async def run(phones: int, transport: str, vendors: list[str], ramp: float, time
             cpu_total = cpu_seconds(server.pid)
             bench_cpu = self_cpu_seconds() - bench_cpu
             bench_kb = rss_kb(os.getpid())
+            drops = udp_drops(server.port)
             linked = sum(agent.linked.is_set() for agent in sim.agents.values())
             code, stop_seconds = await server.stop()
         finally:
@@ -275,6 +316,7 @@ async def run(phones: int, transport: str, vendors: list[str], ramp: float, time
             "server_kb_per_phone": round((after_kb - idle_kb) / phones, 1),
             "server_cpu_s": round(cpu_total - cpu_idle, 2),
             "server_cpu_startup_s": round(cpu_idle, 2),
+            "server_udp_drops": drops,
             "simulator_cpu_s": round(bench_cpu, 2),
             "simulator_rss_kb": bench_kb,
             "phones_linked_in_simulator": linked,
@@ -293,6 +335,7 @@ COLUMNS = (
     ("server_rss_after_kb", "server RSS after KB"),
     ("server_kb_per_phone", "KB/phone"),
     ("server_cpu_s", "server CPU s"),
+    ("server_udp_drops", "UDP drops"),
     ("simulator_cpu_s", "simulator CPU s"),
     ("server_stop_s", "stop s"),
 )
@@ -347,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.phones < 1 or not vendors:
         parser.error("need at least one phone and one vendor")
     try:
-        row = asyncio.run(run(args.phones, args.transport, vendors, args.ramp, args.timeout))
+        with asyncio.Runner(loop_factory=SourceBindingLoop) as runner:
+            row = runner.run(run(args.phones, args.transport, vendors, args.ramp, args.timeout))
     except BenchmarkError as exc:
         print(f"phones_link: FAILED: {exc}", file=sys.stderr)
         return 1

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -310,6 +311,28 @@ async def _watch(client: Any, names: dict[str, str], seconds: float | None) -> N
             typer.echo(f"[{line}] {_describe(message)}")
 
 
+def _with_client(config: Path | None, body: Callable[[Any], Awaitable[int]]) -> int:
+    """Connect and log in to the CSTA-over-TCP interface, run ``body(client)``, close."""
+    from uacsta.clients.cstatcp import CstaClientError, CstaTcpClient
+
+    settings = _settings(config)
+    host, port, user, password = _csta_endpoint(settings)
+
+    async def run() -> int:
+        client = CstaTcpClient()
+        try:
+            await client.connect(host, port)
+            await client.login(user, password)
+            return await body(client)
+        except (OSError, CstaClientError) as exc:
+            typer.echo(f"cannot reach uacsta at {host}:{port}: {exc}", err=True)
+            return 1
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
 @app.command()
 def call(
     calling: str,
@@ -318,69 +341,43 @@ def call(
     watch: Annotated[float, typer.Option(help="seconds to show events")] = 8.0,
 ) -> None:
     """Make a call from one line to a number (MakeCall), showing the lines' events."""
-    from uacsta.clients.cstatcp import CstaClientError, CstaTcpClient
     from uacsta.csta import messages as m
 
-    settings = _settings(config)
-    host, port, user, password = _csta_endpoint(settings)
-
-    async def run() -> int:
-        client = CstaTcpClient()
-        try:
-            await client.connect(host, port)
-            await client.login(user, password)
-            names: dict[str, str] = {}
-            for device in (calling, called):
-                answer = await client.request(m.MonitorStart(monitor_object=device))
-                if isinstance(answer, m.MonitorStartResponse) and answer.monitor_cross_ref_id:
-                    names[answer.monitor_cross_ref_id] = device
-            made = await client.request(
-                m.MakeCall(calling_device=calling, called_directory_number=called)
-            )
-            if isinstance(made, m.CSTAErrorCode):
-                typer.echo(f"MakeCall refused: {made.category} {made.value}", err=True)
-                return 1
-            typer.echo(f"MakeCall accepted: {_describe(made)}")
-            await _watch(client, names, watch)
-            return 0
-        except (OSError, CstaClientError) as exc:
-            typer.echo(f"cannot reach uacsta at {host}:{port}: {exc}", err=True)
+    async def body(client: Any) -> int:
+        names: dict[str, str] = {}
+        for device in (calling, called):
+            answer = await client.request(m.MonitorStart(monitor_object=device))
+            if isinstance(answer, m.MonitorStartResponse) and answer.monitor_cross_ref_id:
+                names[answer.monitor_cross_ref_id] = device
+        made = await client.request(
+            m.MakeCall(calling_device=calling, called_directory_number=called)
+        )
+        if isinstance(made, m.CSTAErrorCode):
+            typer.echo(f"MakeCall refused: {made.category} {made.value}", err=True)
             return 1
-        finally:
-            await client.close()
+        typer.echo(f"MakeCall accepted: {_describe(made)}")
+        await _watch(client, names, watch)
+        return 0
 
-    raise typer.Exit(asyncio.run(run()))
+    raise typer.Exit(_with_client(config, body))
 
 
 @app.command()
 def monitor(device: str, config: ConfigOpt = None) -> None:
     """Show the CSTA events of one line until Ctrl-C."""
-    from uacsta.clients.cstatcp import CstaClientError, CstaTcpClient
     from uacsta.csta import messages as m
 
-    settings = _settings(config)
-    host, port, user, password = _csta_endpoint(settings)
-
-    async def run() -> int:
-        client = CstaTcpClient()
-        try:
-            await client.connect(host, port)
-            await client.login(user, password)
-            answer = await client.request(m.MonitorStart(monitor_object=device))
-            if not isinstance(answer, m.MonitorStartResponse):
-                typer.echo(f"MonitorStart refused: {answer}", err=True)
-                return 1
-            typer.echo(f"monitoring {device} (Ctrl-C to stop)")
-            await _watch(client, {answer.monitor_cross_ref_id or "": device}, None)
-            return 0
-        except (OSError, CstaClientError) as exc:
-            typer.echo(f"cannot reach uacsta at {host}:{port}: {exc}", err=True)
+    async def body(client: Any) -> int:
+        answer = await client.request(m.MonitorStart(monitor_object=device))
+        if not isinstance(answer, m.MonitorStartResponse):
+            typer.echo(f"MonitorStart refused: {answer}", err=True)
             return 1
-        finally:
-            await client.close()
+        typer.echo(f"monitoring {device} (Ctrl-C to stop)")
+        await _watch(client, {answer.monitor_cross_ref_id or "": device}, None)
+        return 0
 
     with contextlib.suppress(KeyboardInterrupt):
-        raise typer.Exit(asyncio.run(run()))
+        raise typer.Exit(_with_client(config, body))
 
 
 def main() -> None:

@@ -34,6 +34,9 @@ class PhoneSettings:
     #: Per-phone password overrides, keyed by MAC (any notation).
     passwords: dict[str, str] = field(default_factory=dict)
     realm: str = "uacsta"
+    #: Digest algorithms offered, in order (RFC 8760: SHA-256 first). Phones that read only
+    #: the first challenge and know only MD5 (older firmware, SIPp) need ["MD5"].
+    digest_algorithms: list[str] = field(default_factory=lambda: ["SHA-256", "MD5"])
     auto_activate: bool = True
     registration_expires: int = 300
     keepalive_interval: int = 60
@@ -181,11 +184,12 @@ def _build(cls: type[Any], data: Mapping[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge of nested settings tables (``extra`` wins)."""
     out = dict(base)
     for key, value in extra.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -217,9 +221,9 @@ def load_settings(
             raise ConfigError(f"configuration file {p} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"configuration file {p} is not valid TOML: {exc}") from None
-    data = _merge(data, _env_overrides(os.environ if env is None else env))
+    data = merge(data, _env_overrides(os.environ if env is None else env))
     if overrides:
-        data = _merge(data, overrides)
+        data = merge(data, overrides)
     settings: Settings = _build(Settings, data, "")
     validate(settings)
     return settings
@@ -248,6 +252,10 @@ def validate(settings: Settings) -> None:
         raise ConfigError("phones.session_expires: RFC 4028 requires at least 90 seconds")
     if not p.password:
         raise ConfigError("phones.password: must not be empty")
+    known = ("MD5", "MD5-sess", "SHA-256", "SHA-256-sess")
+    bad = [a for a in p.digest_algorithms if a not in known]
+    if bad or not p.digest_algorithms:
+        raise ConfigError(f"phones.digest_algorithms: choose from {', '.join(known)}")
     if settings.provisioning.transport not in ("udp", "tcp", "tls"):
         raise ConfigError("provisioning.transport: one of udp, tcp, tls")
     if settings.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -261,7 +269,7 @@ def settings_to_dict(settings: Settings) -> dict[str, Any]:
 def apply_changes(settings: Settings, changes: Mapping[str, Any]) -> Settings:
     """A new :class:`Settings` with ``changes`` (``{"phones": {"password": ...}}``) applied,
     validated like a file; raises :class:`ConfigError` naming the offending key."""
-    data = _merge(dataclasses.asdict(settings), changes)
+    data = merge(dataclasses.asdict(settings), changes)
     new: Settings = _build(Settings, data, "")
     validate(new)
     return new

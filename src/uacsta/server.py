@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 
 from uacsta.accounts import ClientAccounts
-from uacsta.config import ConfigError, Settings, apply_changes
+from uacsta.config import ConfigError, Settings, apply_changes, merge
 from uacsta.control import ControlServer
 from uacsta.gateways.cstatcp import CstaTcpGateway
 from uacsta.hub import SwitchHub
@@ -33,16 +33,6 @@ log = logging.getLogger("uacsta.server")
 
 #: Store key of the settings changed in the web admin (they override the file).
 ADMIN_CHANGES = "admin_changes"
-
-
-def _merge_changes(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge_changes(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def _keys(changes: dict[str, Any], prefix: str = "") -> list[str]:
@@ -242,7 +232,7 @@ class Server:
         """
         assert self.store is not None
         stored = (await asyncio.to_thread(self.store.get_settings)).get(ADMIN_CHANGES, {})
-        merged = _merge_changes(stored, changes)
+        merged = merge(stored, changes)
         new = apply_changes(self.settings, changes)  # raises ConfigError with the key
         await asyncio.to_thread(self.store.set_setting, ADMIN_CHANGES, merged)
         old, self.settings = self.settings, new

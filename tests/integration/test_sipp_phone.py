@@ -12,7 +12,6 @@ un-REGISTERs and the server ends each CSTA dialog with BYE.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +20,6 @@ import pytest
 from tests.e2e.conftest import PASSWORD, make_settings, phone_ports, wait_until
 from tests.integration.conftest import SIPP_DIR, SippResult, SippRunner
 from uacsta.server import Server
-from uacsta.sip.digest import Algorithm, DigestServer, NonceManager
 
 MACS = ("001565AABB01", "001565AABB02", "001565AABB03")
 #: phone_csta.xml announces one line per phone: sip:1<last two MAC digits>@pbx.test.
@@ -31,18 +29,18 @@ KEEPALIVE = 1.0
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    # sipp 3.6 answers only the first WWW-Authenticate and refuses anything but MD5, like
+    # older phone firmware: the setting for such phones.
     settings = make_settings(
-        tmp_path / "data", keepalive_interval=KEEPALIVE, csta_timeout=2.0, relink_backoff=30.0
+        tmp_path / "data",
+        keepalive_interval=KEEPALIVE,
+        csta_timeout=2.0,
+        relink_backoff=30.0,
+        digest_algorithms=["MD5"],
     )
-    settings.http.listen = "tcp:127.0.0.1:0"
     srv = Server(settings)
     await srv.start()
     assert srv.phones is not None
-    # sipp 3.6 answers only the first WWW-Authenticate and refuses anything but MD5, while
-    # the phones' registrar offers SHA-256 first (RFC 8760) with no setting to change it.
-    srv.phones.digest = DigestServer(
-        settings.phones.realm, NonceManager(secrets.token_bytes(32)), (Algorithm.MD5,)
-    )
     try:
         yield srv
     finally:

@@ -57,9 +57,8 @@ async def test_simulated_phone_against_sipp_registrar_and_csta_application(
     agent: PhoneAgent = simulation.add_phone("yealink", [LINE], transport="udp")
     assert agent.phone.lines[0].device_id == DEVICE
     # The phone's listener first (sipp answers it at the REGISTER's source), and its event
-    # sender; not agent.start(), whose registration loop would REGISTER on its own.
-    await agent.ua.listen("udp:127.0.0.1:0")
-    agent._tasks.append(asyncio.get_running_loop().create_task(agent._sender()))
+    # sender; no registration loop: the test REGISTERs once sipp listens.
+    await agent.start(register=False)
 
     sipp = asyncio.create_task(
         run_sipp(

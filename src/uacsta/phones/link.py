@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING
 from uacsta.csta import codec
 from uacsta.csta import messages as m
 from uacsta.csta.errors import CstaDecodeError
+from uacsta.net.errors import TransportError
 from uacsta.net.flow import Flow
 from uacsta.net.useragent import DialogUsage, ServerRequest
 from uacsta.phones.vendors import VendorProfile
 from uacsta.sip.dialog import (
     Dialog,
+    DialogError,
     Refresher,
     interval_after_422,
     negotiate_session_timer_uas,
@@ -137,25 +139,28 @@ class PhoneLink:
             self._lost(f"internal error: {exc}")
 
     async def stop(self, reason: str = "stopped", *, bye: bool = True) -> None:
-        """Tear the link down (disable, un-register, shutdown): BYE, then forget."""
+        """Tear the link down (disable, un-register, shutdown): lost at once, then BYE."""
         usage = self.usage
-        if bye and usage is not None and self.state is not LinkState.LOST:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.service.ua.dialog_request(usage, "BYE"), 2.0)
-        self._lost(reason)
+        send_bye = bye and usage is not None and self.state is not LinkState.LOST
+        # Lost first, so a set-up still in progress cannot report the phone ready again.
+        self._lost(reason, keep_dialog=send_bye)
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if send_bye and usage is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.service.ua.dialog_request(usage, "BYE"), 2.0)
+            self.service.ua.remove_usage(usage)
 
-    def _lost(self, reason: str) -> None:
+    def _lost(self, reason: str, *, keep_dialog: bool = False) -> None:
         if self.state is LinkState.LOST:
             return
         was_ready = self.state is LinkState.READY
         self.state = LinkState.LOST
         self.reason = reason
         self._stopped.set()
-        if self.usage is not None:
+        if self.usage is not None and not keep_dialog:
             self.service.ua.remove_usage(self.usage)
         if was_ready:
             self.service.hub.phone_lost(self.mac)
@@ -282,6 +287,8 @@ class PhoneLink:
             raise LinkFailed("the phone does not answer CSTA requests")
 
     def _become_ready(self) -> None:
+        if self.state is LinkState.LOST:
+            raise LinkFailed(self.reason or "stopped during set-up")
         self.state = LinkState.READY
         self.service.link_ready(self)
         self.service.hub.phone_ready(
@@ -369,6 +376,9 @@ class PhoneLink:
                 self.service.ua.dialog_request(usage, "INFO", body=body, content_type=CSTA_TYPE),
                 self.csta_timeout,
             )
+        except (TransportError, DialogError, OSError) as exc:
+            self._lost(f"sending to the phone failed: {exc}")
+            return m.CSTAErrorCode.system_resource_availability("outOfService")
         except TimeoutError:
             self.timeouts += 1
             self.log.warning(

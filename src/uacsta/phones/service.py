@@ -28,7 +28,13 @@ from uacsta.phones.inventory import Inventory
 from uacsta.phones.link import LinkState, PhoneLink, Target, TraceBuffer
 from uacsta.phones.mac import normalize_mac
 from uacsta.phones.vendors import detect
-from uacsta.sip.digest import AuthStatus, DigestServer, FailureReason, NonceManager
+from uacsta.sip.digest import (
+    Algorithm,
+    AuthStatus,
+    DigestServer,
+    FailureReason,
+    NonceManager,
+)
 from uacsta.sip.helpers import generate_tag
 from uacsta.sip.message import Message, Request
 from uacsta.sip.registrar import Registrar, RegistrarPolicy
@@ -70,7 +76,11 @@ class PhoneService:
                 default_expires=expires, min_expires=min(30, expires), max_expires=expires
             )
         )
-        self.digest = DigestServer(p.realm, NonceManager(secrets.token_bytes(32)))
+        self.digest = DigestServer(
+            p.realm,
+            NonceManager(secrets.token_bytes(32)),
+            tuple(Algorithm.parse(a) for a in p.digest_algorithms),
+        )
         self.ua = UserAgent(
             on_request=self._on_request,
             on_closed=self._on_closed,

@@ -97,7 +97,8 @@ class PhoneAgent:
         return f"<PhoneAgent {self.mac} {self.phone.personality.key}>"
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> None:
+    async def start(self, *, register: bool = True) -> None:
+        """Listen and start sending events; with ``register`` also keep a registration."""
         ctx = None
         if self.transport == "tls":
             # Phones need a TLS listener of their own too (requests may come on a new flow).
@@ -106,7 +107,8 @@ class PhoneAgent:
         await self.ua.listen(f"{self.transport}:{self.local_host}:0", ssl_context=ctx)
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._sender()))
-        self._tasks.append(loop.create_task(self._registration_loop()))
+        if register:
+            self._tasks.append(loop.create_task(self._registration_loop()))
 
     async def close(self) -> None:
         self._closed = True

@@ -1,0 +1,315 @@
+"""Provisioning over HTTP (estos manual §3.5.1): files for phones and the admin page.
+
+- ``GET /provisioning/{filename}``: what a phone fetches at boot, by the name its firmware asks
+  for (``<mac>.cfg``, ``<MAC>.xml``, ``snom<model>-<MAC>.htm``, ``startup.cfg``...). HTTP Basic
+  with ``provisioning.user`` / ``provisioning.password``; an empty password turns it off.
+- ``GET /admin/provisioning``: phones of the inventory with a download link per format, and a
+  form that makes a file for any MAC and vendor.
+- ``GET /admin/provisioning/download/{vendor}/{mac}``: one file as an attachment.
+
+The files themselves come from :mod:`uacsta.provisioning.templates`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+
+from uacsta.phones.mac import format_mac, normalize_mac
+from uacsta.phones.vendors import PROFILES, detect
+from uacsta.provisioning.templates import (
+    FORMATS,
+    VENDORS,
+    PhoneParams,
+    ProvisioningError,
+    ProvisioningFile,
+    UnknownFile,
+    formats_for_vendor,
+    password_for,
+    port_for,
+    resolve_filename,
+)
+from uacsta.switch.devices import extension_of
+from uacsta.web.auth import csrf_token
+
+if TYPE_CHECKING:
+    from uacsta.server import Server
+    from uacsta.store.db import PhoneRecord
+
+log = logging.getLogger("uacsta.web.provisioning")
+
+router = APIRouter(include_in_schema=False)
+
+_REALM = "uacsta provisioning"
+
+
+def _server(request: Request) -> Server:
+    server: Server = request.app.state.server
+    return server
+
+
+def _record(server: Server, mac: str) -> PhoneRecord | None:
+    inventory = getattr(server, "inventory", None)
+    return inventory.get(mac) if inventory is not None else None
+
+
+def vendor_of(server: Server, mac: str) -> str | None:
+    """The vendor of a phone: its inventory record, else its MAC's manufacturer prefix."""
+    record = _record(server, mac)
+    if record is not None and record.vendor in VENDORS:
+        return record.vendor
+    vendor = detect(None, mac).vendor
+    return vendor if vendor in VENDORS else None
+
+
+def _bound_ports(server: Server) -> dict[str, int]:
+    """Ports the phone listeners really use (settings may say 0 = ephemeral)."""
+    phones = getattr(server, "phones", None)
+    try:
+        listeners = phones.ua.transport.listeners if phones is not None else []
+    except AttributeError:
+        return {}
+    out: dict[str, int] = {}
+    for listener in listeners:
+        out.setdefault(listener.transport, listener.port)
+    return out
+
+
+def phone_params(
+    server: Server,
+    request: Request,
+    mac: str,
+    *,
+    number: str | None = None,
+    account: int | None = None,
+    model: str | None = None,
+) -> PhoneParams:
+    """The settings of one phone's file: server address/port/transport, MAC, its password."""
+    settings = server.settings
+    host = settings.provisioning.server_host or request.url.hostname or "localhost"
+    transport = settings.provisioning.transport
+    port = port_for(transport, settings.phones.listen, _bound_ports(server))
+    record = _record(server, mac)
+    if number is None:
+        number = ""
+        if record is not None and record.lines:
+            number = extension_of(record.lines[0]) or ""
+    if model is None and record is not None:
+        model = record.model
+    return PhoneParams(
+        mac=mac,
+        password=password_for(mac, settings.phones.password, settings.phones.passwords),
+        server_host=host,
+        port=port,
+        transport=transport,
+        number=number,
+        account=account,
+        model=model,
+        expires=settings.phones.registration_expires,
+    )
+
+
+def _file_response(file: ProvisioningFile, *, attachment: bool) -> Response:
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    if attachment:
+        headers["Content-Disposition"] = f'attachment; filename="{file.filename}"'
+    return Response(file.content, media_type=file.media_type, headers=headers)
+
+
+# --- phones -----------------------------------------------------------------------------------
+def _basic_ok(request: Request, user: str, password: str) -> bool:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    got_user, sep, got_password = decoded.partition(":")
+    if not sep:
+        return False
+    user_ok = hmac.compare_digest(got_user.encode(), user.encode())
+    password_ok = hmac.compare_digest(got_password.encode(), password.encode())
+    return user_ok and password_ok
+
+
+@router.get("/provisioning/{filename}")
+async def phone_file(request: Request, filename: str) -> Response:
+    server = _server(request)
+    settings = server.settings.provisioning
+    if not settings.password:
+        return PlainTextResponse(
+            "provisioning is off: set provisioning.password to serve phone files", 404
+        )
+    if not _basic_ok(request, settings.user, settings.password):
+        client = request.client.host if request.client else "?"
+        log.info("provisioning: %s asked for %s without valid credentials", client, filename)
+        return PlainTextResponse(
+            "provisioning needs HTTP Basic credentials (provisioning.user / .password)",
+            401,
+            headers={"WWW-Authenticate": f'Basic realm="{_REALM}", charset="UTF-8"'},
+        )
+    try:
+        wanted = resolve_filename(filename, lambda mac: vendor_of(server, mac))
+    except UnknownFile as exc:
+        return PlainTextResponse(str(exc), 404)
+    mac = wanted.mac
+    if mac is None:  # startup.cfg: common settings, the common password
+        mac = "000000000000"
+    try:
+        params = phone_params(server, request, mac, model=wanted.model)
+        if wanted.mac is None:
+            params = replace(params, password=server.settings.phones.password)
+        file = FORMATS[wanted.format].generate(params)
+    except ProvisioningError as exc:
+        log.warning("provisioning: cannot make %s: %s", filename, exc)
+        return PlainTextResponse(f"cannot make {filename}: {exc}", 503)
+    log.info(
+        "provisioning: served %s (%s) to %s",
+        filename,
+        wanted.format,
+        request.client.host if request.client else "?",
+        extra={"mac": wanted.mac},
+    )
+    return _file_response(file, attachment=False)
+
+
+# --- admin ------------------------------------------------------------------------------------
+def _admin_or_redirect(request: Request) -> RedirectResponse | None:
+    principal = request.app.state.auth.principal(request)
+    if principal is None or not principal.is_admin:
+        return RedirectResponse(f"/admin/login?next={request.url.path}", status_code=303)
+    return None
+
+
+def _format_for(vendor: str) -> str | None:
+    if vendor in FORMATS:
+        return vendor
+    formats = formats_for_vendor(vendor)
+    return formats[0].key if formats else None
+
+
+def _optional_int(text: str | None) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ProvisioningError(f"account {text!r}: a number from 1 to 99")
+    return int(text)
+
+
+@router.get("/admin/provisioning/download/{vendor}/{mac}")
+async def admin_download(request: Request, vendor: str, mac: str) -> Response:
+    if (redirect := _admin_or_redirect(request)) is not None:
+        return redirect
+    server = _server(request)
+    key = _format_for(vendor)
+    if key is None:
+        return PlainTextResponse(
+            f"unknown vendor or format {vendor!r}; one of {', '.join(FORMATS)}", 404
+        )
+    normal = normalize_mac(mac)
+    if normal is None:
+        return PlainTextResponse(f"{mac!r} is not a MAC address (12 hex digits)", 404)
+    query = request.query_params
+    try:
+        params = phone_params(
+            server,
+            request,
+            normal,
+            number=query.get("number") or None,
+            account=_optional_int(query.get("account")),
+        )
+        file = FORMATS[key].generate(params)
+    except ProvisioningError as exc:
+        return PlainTextResponse(f"cannot make the file: {exc}", 400)
+    return _file_response(file, attachment=query.get("view") != "1")
+
+
+@router.get("/admin/provisioning/generate")
+async def admin_generate(request: Request) -> Response:
+    """The page's form: a GET (no side effect) that redirects to the download."""
+    if (redirect := _admin_or_redirect(request)) is not None:
+        return redirect
+    query = request.query_params
+    mac = normalize_mac(query.get("mac", ""))
+    key = _format_for(query.get("format", ""))
+    if mac is None or key is None:
+        return RedirectResponse("/admin/provisioning?error=mac", status_code=303)
+    extra = "&".join(
+        f"{name}={value}"
+        for name in ("number", "account", "view")
+        if (value := query.get(name, "").strip()) and value.replace("+", "").isalnum()
+    )
+    url = f"/admin/provisioning/download/{key}/{mac}" + (f"?{extra}" if extra else "")
+    return RedirectResponse(url, status_code=303)
+
+
+def _phone_rows(server: Server) -> list[dict[str, Any]]:
+    inventory = getattr(server, "inventory", None)
+    rows = []
+    for record in inventory.all() if inventory is not None else []:
+        vendor = vendor_of(server, record.mac)
+        rows.append(
+            {
+                "mac": record.mac,
+                "mac_display": format_mac(record.mac),
+                "vendor": vendor or record.vendor,
+                "model": record.model or "",
+                "state": record.state,
+                "lines": [extension_of(line) or line for line in record.lines],
+                "formats": formats_for_vendor(vendor) if vendor else [],
+            }
+        )
+    return rows
+
+
+def _layout(request: Request) -> str:
+    """The admin engineer's ``base.html`` when it exists, else a small standalone layout."""
+    loader = request.app.state.templates.env.loader
+    try:
+        loader.get_source(request.app.state.templates.env, "base.html")
+    except Exception:  # jinja2.TemplateNotFound, or a loader that cannot tell
+        return "provisioning_layout.html"
+    return "base.html"
+
+
+@router.get("/admin/provisioning")
+async def admin_page(request: Request) -> Response:
+    if (redirect := _admin_or_redirect(request)) is not None:
+        return redirect
+    server = _server(request)
+    settings = server.settings
+    try:
+        port: int | str = port_for(
+            settings.provisioning.transport, settings.phones.listen, _bound_ports(server)
+        )
+        port_error = ""
+    except ProvisioningError as exc:
+        port, port_error = "?", str(exc)
+    context = {
+        "layout": _layout(request),
+        "title": "Provisioning",
+        "active": "provisioning",
+        "principal": request.app.state.auth.principal(request),
+        "csrf_token": csrf_token(request),
+        "phones": _phone_rows(server),
+        "formats": list(FORMATS.values()),
+        "vendors": [(v, PROFILES[v].name) for v in VENDORS],
+        "enabled": bool(settings.provisioning.password),
+        "user": settings.provisioning.user,
+        "server_host": settings.provisioning.server_host or request.url.hostname,
+        "transport": settings.provisioning.transport,
+        "port": port,
+        "port_error": port_error,
+        "base_url": f"{request.base_url}provisioning/",
+        "error": request.query_params.get("error"),
+    }
+    return request.app.state.templates.TemplateResponse(request, "provisioning.html", context)
