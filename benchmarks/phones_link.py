@@ -48,7 +48,9 @@ PASSWORD = "bench-secret"
 HOST = "127.0.0.1"
 #: ``make bench`` runs this with no arguments; 1000 phones take well under a minute here.
 DEFAULT_PHONES = 1000
-POLL_INTERVAL = 0.1
+#: UDP runs vary with the retransmission timers (see benchmarks/README.md): median of 3.
+DEFAULT_REPEAT = 3
+POLL_INTERVAL = 0.05
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
 
@@ -90,6 +92,15 @@ def udp_drops(port: int) -> int:
         fields = line.split()
         if fields[1] == local:
             return int(fields[-1])
+    return 0
+
+
+def listen_overflows() -> int:
+    """Connections the kernel refused because an accept queue was full (system-wide)."""
+    lines = pathlib.Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split(), strict=True))["ListenOverflows"])
     return 0
 
 
@@ -243,32 +254,39 @@ def raise_fd_limit(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-async def run(phones: int, transport: str, vendors: list[str], ramp: float, timeout: float):  # type: ignore[no-untyped-def]
+def time_first_register(agent: PhoneAgent, first: list[float]) -> None:
+    """Record in ``first`` when the first REGISTER of the run goes out."""
+    register = agent.register
+
+    async def timed_register(expires: int | None = None) -> int:
+        if not first:
+            first.append(time.perf_counter())
+        return await register(expires)
+
+    agent.register = timed_register  # type: ignore[method-assign]
+
+
+async def run(
+    phones: int, transport: str, vendors: list[str], ramp: float, timeout: float
+) -> dict[str, Any]:
     raise_fd_limit(4 * phones + 256)  # TCP: listener + connection per phone, server side too
     with tempfile.TemporaryDirectory(prefix="uacsta-bench-") as tmp:
         folder = pathlib.Path(tmp)
         server = ServerProcess(folder, free_port())
-        await server.start()
-        await asyncio.sleep(0.5)  # let start-up allocations settle
-        idle_kb = rss_kb(server.pid)
-        cpu_idle = cpu_seconds(server.pid)
         sim = Simulation(HOST, {transport: server.port}, password=PASSWORD)
         first_register: list[float] = []
         for i in range(phones):
             agent = sim.add_phone(vendors[i % len(vendors)], [str(100000 + i)], transport=transport)
             agent.local_host = phone_address(i)  # its socket, Via and Contact
-            register = agent.register
-
-            async def timed_register(expires: int | None = None, _register=register) -> int:  # type: ignore[no-untyped-def]
-                if not first_register:
-                    first_register.append(time.perf_counter())
-                status: int = await _register(expires)
-                return status
-
-            agent.register = timed_register  # type: ignore[method-assign]
+            time_first_register(agent, first_register)
         counts: dict[str, int] = {}
-        bench_cpu = self_cpu_seconds()
         try:
+            await server.start()
+            await asyncio.sleep(0.5)  # let start-up allocations settle
+            idle_kb = rss_kb(server.pid)
+            cpu_idle = cpu_seconds(server.pid)
+            bench_cpu = self_cpu_seconds()
+            overflows = listen_overflows()
             agents = list(sim.agents.values())
             step = ramp / len(agents)
             starts = []
@@ -297,6 +315,7 @@ async def run(phones: int, transport: str, vendors: list[str], ramp: float, time
             bench_cpu = self_cpu_seconds() - bench_cpu
             bench_kb = rss_kb(os.getpid())
             drops = udp_drops(server.port)
+            overflows = listen_overflows() - overflows
             linked = sum(agent.linked.is_set() for agent in sim.agents.values())
             code, stop_seconds = await server.stop()
         finally:
@@ -317,6 +336,7 @@ async def run(phones: int, transport: str, vendors: list[str], ramp: float, time
             "server_cpu_s": round(cpu_total - cpu_idle, 2),
             "server_cpu_startup_s": round(cpu_idle, 2),
             "server_udp_drops": drops,
+            "tcp_listen_overflows": overflows,
             "simulator_cpu_s": round(bench_cpu, 2),
             "simulator_rss_kb": bench_kb,
             "phones_linked_in_simulator": linked,
@@ -326,19 +346,36 @@ async def run(phones: int, transport: str, vendors: list[str], ramp: float, time
 
 
 # ---------------------------------------------------------------------- output
+def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median time to all ready, plus the spread of every run."""
+    ordered = sorted(runs, key=lambda r: r["seconds_to_all_ready"])
+    row = dict(ordered[(len(ordered) - 1) // 2])
+    row["runs"] = len(runs)
+    row["seconds_all_runs"] = [r["seconds_to_all_ready"] for r in runs]
+    row["udp_drops_all_runs"] = [r["server_udp_drops"] for r in runs]
+    row["listen_overflows_all_runs"] = [r["tcp_listen_overflows"] for r in runs]
+    return row
+
+
 COLUMNS = (
     ("phones", "phones"),
     ("transport", "transport"),
-    ("seconds_to_all_ready", "s to all ready"),
+    ("seconds_to_all_ready", "s to all ready (median)"),
+    ("seconds_all_runs", "every run s"),
     ("phones_per_s", "phones/s"),
     ("server_rss_idle_kb", "server RSS idle KB"),
     ("server_rss_after_kb", "server RSS after KB"),
     ("server_kb_per_phone", "KB/phone"),
     ("server_cpu_s", "server CPU s"),
     ("server_udp_drops", "UDP drops"),
+    ("tcp_listen_overflows", "TCP listen overflows"),
     ("simulator_cpu_s", "simulator CPU s"),
     ("server_stop_s", "stop s"),
 )
+
+
+def cell(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def write_results(row: dict[str, Any]) -> str:
@@ -358,7 +395,9 @@ def write_results(row: dict[str, Any]) -> str:
         "method": (
             "server in its own process, simulated phones in the benchmark process, loopback; "
             "wall time from the first REGISTER to every phone 'ready' on the control socket; "
-            "RSS = VmRSS, CPU = utime+stime from /proc; server CPU counts from idle to all ready"
+            "RSS = VmRSS, CPU = utime+stime from /proc; server CPU counts from idle to all ready; "
+            "UDP drops: the server socket's /proc/net/udp counter; TCP listen overflows: "
+            "TcpExt ListenOverflows (system-wide) during the run"
         ),
     }
     path.write_text(json.dumps({**meta, "results": rows}, indent=2) + "\n")
@@ -372,7 +411,7 @@ def write_results(row: dict[str, Any]) -> str:
         "| " + " | ".join(title for _, title in COLUMNS) + " |",
         "|" + "|".join("---" if key == "transport" else "---:" for key, _ in COLUMNS) + "|",
     ]
-    lines += ["| " + " | ".join(str(r.get(key, "")) for key, _ in COLUMNS) + " |" for r in rows]
+    lines += ["| " + " | ".join(cell(r.get(key, "")) for key, _ in COLUMNS) + " |" for r in rows]
     text = "\n".join(lines) + "\n"
     (RESULTS / "phones_link.md").write_text(text)
     return text
@@ -385,17 +424,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vendors", default=",".join(VENDORS), help="round-robin over these")
     parser.add_argument("--ramp", type=float, default=0.0, help="spread starts over N seconds")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds until all ready")
+    parser.add_argument(
+        "--repeat", type=int, default=DEFAULT_REPEAT, help="runs (fresh server each); median"
+    )
     args = parser.parse_args(argv)
     vendors = [v.strip() for v in args.vendors.split(",") if v.strip()]
     if args.phones < 1 or not vendors:
         parser.error("need at least one phone and one vendor")
-    try:
-        with asyncio.Runner(loop_factory=SourceBindingLoop) as runner:
-            row = runner.run(run(args.phones, args.transport, vendors, args.ramp, args.timeout))
-    except BenchmarkError as exc:
-        print(f"phones_link: FAILED: {exc}", file=sys.stderr)
-        return 1
-    print(write_results(row), end="")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    runs = []
+    for i in range(args.repeat):
+        try:
+            with asyncio.Runner(loop_factory=SourceBindingLoop) as runner:
+                row = runner.run(run(args.phones, args.transport, vendors, args.ramp, args.timeout))
+        except BenchmarkError as exc:
+            print(f"phones_link: FAILED: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"run {i + 1}/{args.repeat}: {row['phones']} {row['transport']} phones ready in "
+            f"{row['seconds_to_all_ready']}s, server CPU {row['server_cpu_s']}s, "
+            f"{row['server_udp_drops']} UDP drops, "
+            f"{row['tcp_listen_overflows']} TCP listen overflows",
+            flush=True,
+        )
+        runs.append(row)
+    print(write_results(median_row(runs)), end="")
     return 0
 
 

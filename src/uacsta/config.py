@@ -43,6 +43,9 @@ class PhoneSettings:
     session_expires: int = 1800
     csta_timeout: float = 5.0
     relink_backoff: float = 5.0
+    #: TCP/TLS connections from phones in total, and from one address (phones behind one NAT).
+    max_connections: int = 20000
+    max_connections_per_address: int = 256
     #: Failed authentications per source address before it is blocked for ``block_time`` s.
     max_auth_failures: int = 10
     block_time: float = 60.0

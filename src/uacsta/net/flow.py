@@ -59,6 +59,8 @@ class TransportLimits:
     max_header_bytes: int = MAX_HEADER_BYTES
     max_body_bytes: int = MAX_BODY_BYTES
     max_write_buffer: int = 1024 * 1024  # a peer that does not read is cut off
+    udp_receive_buffer: int = 4 * 1024 * 1024  # SO_RCVBUF asked for UDP listeners
+    listen_backlog: int = 1024  # pending TCP/TLS connections the kernel queues
 
 
 def format_hostport(host: str, port: int) -> str:

@@ -23,7 +23,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
 import ssl
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -100,6 +102,7 @@ class SipTransport:
         self._connections: dict[int, StreamConnection] = {}
         # (transport, host, port) -> connection id, for reuse by send_to.
         self._by_remote: dict[tuple[str, str, int], int] = {}
+        self._per_host: Counter[str] = Counter()
         self._dialing: dict[tuple[str, str, int], asyncio.Future[StreamConnection]] = {}
         self._ids = itertools.count(1)
         self._closing = False
@@ -128,6 +131,7 @@ class SipTransport:
                 lambda: UdpProtocol(self, listener), local_addr=(host, port)
             )
             assert proto.transport is not None
+            self._grow_receive_buffer(proto.transport.get_extra_info("socket"))
             sock = proto.transport.get_extra_info("sockname")
             listener.host, listener.port = str(sock[0]), int(sock[1])
             listener._udp = proto
@@ -142,12 +146,32 @@ class SipTransport:
                 ssl=ssl_context if transport == "tls" else None,
                 ssl_handshake_timeout=self.limits.connect_timeout if transport == "tls" else None,
                 reuse_address=True,
+                backlog=self.limits.listen_backlog,
             )
             sock = server.sockets[0].getsockname()
             listener = Listener(transport, str(sock[0]), int(sock[1]), _server=server)
         self._listeners.append(listener)
         log.info("listening on %s", listener)
         return listener
+
+    def _grow_receive_buffer(self, sock: socket.socket | None) -> None:
+        """A registration storm arrives faster than one read loop drains the kernel default
+        buffer (about 200 KB); dropped datagrams then cost seconds of retransmission."""
+        wanted = self.limits.udp_receive_buffer
+        if sock is None or wanted <= 0:
+            return
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+            granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        except OSError as exc:
+            log.warning("cannot set the UDP receive buffer to %d bytes: %s", wanted, exc)
+            return
+        if granted < wanted:
+            log.info(
+                "UDP receive buffer %d bytes (asked %d; raise net.core.rmem_max for more)",
+                granted,
+                wanted,
+            )
 
     # --- sending -------------------------------------------------------------------------
     def send(self, message: Message, flow: Flow) -> None:
@@ -268,25 +292,27 @@ class SipTransport:
                 log.warning("refusing %s: %d connections", conn.flow, len(self._connections))
                 return False
             host = conn.flow.remote[0]
-            same = sum(
-                1
-                for c in self._connections.values()
-                if c.flow is not None and c.flow.remote[0] == host
-            )
+            same = self._per_host[host]
             if same >= self.limits.max_connections_per_address:
                 log.warning("refusing %s: %d connections from %s", conn.flow, same, host)
                 return False
         self._connections[conn.connection_id] = conn
+        self._per_host[conn.flow.remote[0]] += 1
         key = (conn.flow.transport, *conn.flow.remote)
         self._by_remote[key] = conn.connection_id
         log.debug("connection %s open", conn.flow)
         return True
 
     def _forget(self, conn: StreamConnection, exc: Exception | None) -> None:
-        self._connections.pop(conn.connection_id, None)
-        for key in [k for k, v in self._by_remote.items() if v == conn.connection_id]:
-            del self._by_remote[key]
         assert conn.flow is not None
+        if self._connections.pop(conn.connection_id, None) is not None:
+            host = conn.flow.remote[0]
+            self._per_host[host] -= 1
+            if self._per_host[host] <= 0:
+                del self._per_host[host]
+        key = (conn.flow.transport, *conn.flow.remote)
+        if self._by_remote.get(key) == conn.connection_id:
+            del self._by_remote[key]
         log.debug("connection %s closed (%s)", conn.flow, exc or "normal")
         if self._on_closed is not None:
             try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from uacsta.config import Settings
 from uacsta.csta import messages as m
 from uacsta.hub import SwitchHub
-from uacsta.net.flow import Flow
+from uacsta.net.flow import Flow, TransportLimits
 from uacsta.net.useragent import ServerRequest, UserAgent
 from uacsta.phones.inventory import Inventory
 from uacsta.phones.link import LinkState, PhoneLink, Target, TraceBuffer
@@ -81,12 +81,7 @@ class PhoneService:
             NonceManager(secrets.token_bytes(32)),
             tuple(Algorithm.parse(a) for a in p.digest_algorithms),
         )
-        self.ua = UserAgent(
-            on_request=self._on_request,
-            on_closed=self._on_closed,
-            user_agent="uacsta",
-            tracer=self._trace_sip,
-        )
+        self.ua = self._user_agent()
         self.links: dict[str, PhoneLink] = {}
         self.targets: dict[str, Target] = {}
         self.traces: dict[str, TraceBuffer] = defaultdict(TraceBuffer)
@@ -97,6 +92,21 @@ class PhoneService:
         self._observe = observe_latency
         self._closing = False
         self.auth_failures = 0
+
+    def _user_agent(self) -> UserAgent:
+        p = self.settings.phones
+        limits = TransportLimits(
+            max_connections=p.max_connections,
+            max_connections_per_address=p.max_connections_per_address,
+            idle_timeout=max(900.0, 3.0 * p.registration_expires),
+        )
+        return UserAgent(
+            on_request=self._on_request,
+            on_closed=self._on_closed,
+            user_agent="uacsta",
+            tracer=self._trace_sip,
+            limits=limits,
+        )
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> list[str]:
@@ -126,12 +136,7 @@ class PhoneService:
             return_exceptions=True,
         )
         await self.ua.close()
-        self.ua = UserAgent(
-            on_request=self._on_request,
-            on_closed=self._on_closed,
-            user_agent="uacsta",
-            tracer=self._trace_sip,
-        )
+        self.ua = self._user_agent()
         self.targets.clear()
         self._flow_mac.clear()
         return await self.start()
@@ -306,7 +311,9 @@ class PhoneService:
     def _expired(self, mac: str) -> None:
         self._expiry.pop(mac, None)
         now = asyncio.get_running_loop().time()
-        self.registrar.expire(now)
+        target = self.targets.get(mac)
+        if target is not None:
+            self.registrar.expire_aor(target.aor, now)
         log.info("registration of %s expired", mac)
         self._forget_target(mac)
         self._unlink(mac, "registration expired", state="offline")
@@ -326,7 +333,7 @@ class PhoneService:
         if target is None or target.flow != flow:
             return
         log.info("connection of phone %s closed", mac)
-        self.registrar.remove_flow(flow)
+        self.registrar.remove_flow_of(target.aor, flow)
         self._cancel_expiry(mac)
         self._forget_target(mac)
         self._unlink(mac, "connection closed", state="offline")

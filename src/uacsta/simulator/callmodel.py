@@ -212,6 +212,8 @@ class SimPhone:
         self._events: list[m.CstaEvent] = []
         self._requests: list[m.CstaRequest] = []
         self.pbx: SimPbx | None = None
+        #: Called when the phone queued an event or request (the SIP side sends them).
+        self.on_outbox: Callable[[SimPhone], None] | None = None
         if pbx is not None:
             pbx.add_phone(self)
 
@@ -223,6 +225,10 @@ class SimPhone:
         return self.personality.user_agent
 
     # --- outboxes ----------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        if self.on_outbox is not None:
+            self.on_outbox(self)
 
     def drain_events(self) -> list[m.CstaEvent]:
         """Events the phone has sent since the last call (each stamped with its monitor)."""
@@ -239,6 +245,7 @@ class SimPhone:
         for xref, monitored in self.monitors.items():
             if monitored is line:
                 self._events.append(dataclasses.replace(event, monitor_cross_ref_id=xref))
+                self._notify()
 
     # --- identities and connections ------------------------------------------------------------
 
@@ -386,6 +393,7 @@ class SimPhone:
                 ),
             )
         )
+        self._notify()
         return m.GetSwitchingFunctionDevicesResponse(service_cross_ref_id=xref)
 
     # snapshots

@@ -41,6 +41,7 @@ class Simulation:
         self.pbx = SimPbx(domain, external_answer_delay=external_answer_delay)
         self.agents: dict[str, PhoneAgent] = {}
         self._serial = itertools.count(1)
+        self._dirty: dict[str, SimPhone] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._auto_answer: asyncio.Task[None] | None = None
 
@@ -60,6 +61,7 @@ class Simulation:
         if mac is None:
             mac = f"{p.mac_oui}{next(self._serial):06X}"
         phone = SimPhone(mac, p, lines, self.pbx.domain, pbx=self.pbx)
+        phone.on_outbox = self._dirty_phone
         transport = transport or next(iter(self.ports))
         if transport not in self.ports:
             raise ValueError(f"the server has no {transport} listener for phones")
@@ -111,9 +113,17 @@ class Simulation:
     def now(self) -> float:
         return asyncio.get_running_loop().time()
 
+    def _dirty_phone(self, phone: SimPhone) -> None:
+        self._dirty[phone.mac] = phone
+
     def flush(self) -> None:
-        """Send what every phone queued, then follow the PBX's next timer."""
-        for agent in self.agents.values():
+        """Send what the phones queued (only those that queued something), then follow the
+        PBX's next timer."""
+        dirty, self._dirty = self._dirty, {}
+        for mac in dirty:
+            agent = self.agents.get(mac)
+            if agent is None:
+                continue
             for request in agent.phone.drain_requests():
                 agent.enqueue(request)
             for event in agent.phone.drain_events():

@@ -10,8 +10,9 @@ relay path cheap: most headers are never looked at.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Self
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Self, TypeVar
 
 from uacsta.sip.errors import MessageTooLarge, SipParseError
 from uacsta.sip.uri import (
@@ -27,6 +28,7 @@ from uacsta.sip.uri import (
     split_list,
 )
 
+T = TypeVar("T")
 Headers = tuple[tuple[str, str], ...]
 
 MAX_HEADERS = 100
@@ -229,6 +231,20 @@ class SipMessage:
 
     headers: Headers = ()
     body: bytes = b""
+    #: Parsed header values, computed once per message (messages are immutable; a changed
+    #: copy from ``replace`` starts with an empty cache).
+    _parsed: dict[str, object] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
+    def _once(self, key: str, parse: Callable[[str], T]) -> T:
+        cached = self._parsed.get(key)
+        if cached is None:
+            value = self.header(key)
+            if value is None:
+                raise SipParseError(f"missing {key}")
+            cached = self._parsed[key] = parse(value)
+        return cached  # type: ignore[return-value]
 
     # --- header access -------------------------------------------------------------------
     def header(self, name: str) -> str | None:
@@ -290,24 +306,15 @@ class SipMessage:
 
     @property
     def cseq(self) -> CSeq:
-        value = self.header("CSeq")
-        if value is None:
-            raise SipParseError("missing CSeq")
-        return parse_cseq(value)
+        return self._once("CSeq", parse_cseq)
 
     @property
     def from_(self) -> NameAddr:
-        value = self.header("From")
-        if value is None:
-            raise SipParseError("missing From")
-        return parse_name_addr(value)
+        return self._once("From", parse_name_addr)
 
     @property
     def to(self) -> NameAddr:
-        value = self.header("To")
-        if value is None:
-            raise SipParseError("missing To")
-        return parse_name_addr(value)
+        return self._once("To", parse_name_addr)
 
     @property
     def via(self) -> list[Via]:
@@ -315,10 +322,7 @@ class SipMessage:
 
     @property
     def top_via(self) -> Via:
-        value = self.header("Via")
-        if value is None:
-            raise SipParseError("missing Via")
-        return parse_via(value)
+        return self._once("Via", parse_via)
 
     @property
     def contact(self) -> list[NameAddr]:

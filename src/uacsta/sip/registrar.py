@@ -186,6 +186,23 @@ class Registrar:
         """Remove and return the bindings registered over ``flow`` (its connection died)."""
         return self._remove_where(lambda b: b.flow == flow)
 
+    def expire_aor(self, aor: str, now: float) -> list[Binding]:
+        """:meth:`expire` for one AOR: O(its bindings), for per-phone expiry timers."""
+        return self._remove_in(aor, lambda b: b.expires_at <= now)
+
+    def remove_flow_of(self, aor: str, flow: Hashable) -> list[Binding]:
+        """:meth:`remove_flow` for one AOR whose owner is known."""
+        return self._remove_in(aor, lambda b: b.flow == flow)
+
+    def _remove_in(self, aor: str, pred: Callable[[Binding], bool]) -> list[Binding]:
+        contacts = self._aors.get(aor)
+        if contacts is None:
+            return []
+        removed = [contacts.pop(k) for k, b in list(contacts.items()) if pred(b)]
+        if not contacts:
+            del self._aors[aor]
+        return removed
+
     def _remove_where(self, pred: Callable[[Binding], bool]) -> list[Binding]:
         removed: list[Binding] = []
         for aor in list(self._aors):

@@ -18,6 +18,7 @@ import hmac
 import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
@@ -186,7 +187,8 @@ async def phone_file(request: Request, filename: str) -> Response:
 def _admin_or_redirect(request: Request) -> RedirectResponse | None:
     principal = request.app.state.auth.principal(request)
     if principal is None or not principal.is_admin:
-        return RedirectResponse(f"/admin/login?next={request.url.path}", status_code=303)
+        target = quote(request.url.path, safe="")
+        return RedirectResponse(f"/admin/login?next={target}", status_code=303)
     return None
 
 
@@ -243,10 +245,12 @@ async def admin_generate(request: Request) -> Response:
     key = _format_for(query.get("format", ""))
     if mac is None or key is None:
         return RedirectResponse("/admin/provisioning?error=mac", status_code=303)
-    extra = "&".join(
-        f"{name}={value}"
-        for name in ("number", "account", "view")
-        if (value := query.get(name, "").strip()) and value.replace("+", "").isalnum()
+    extra = urlencode(
+        {
+            name: value
+            for name in ("number", "account", "view")
+            if (value := query.get(name, "").strip())
+        }
     )
     url = f"/admin/provisioning/download/{key}/{mac}" + (f"?{extra}" if extra else "")
     return RedirectResponse(url, status_code=303)
@@ -297,9 +301,9 @@ async def admin_page(request: Request) -> Response:
     context = {
         "layout": _layout(request),
         "title": "Provisioning",
-        "active": "provisioning",
+        "nav": "provisioning",
         "principal": request.app.state.auth.principal(request),
-        "csrf_token": csrf_token(request),
+        "csrf": csrf_token(request),
         "phones": _phone_rows(server),
         "formats": list(FORMATS.values()),
         "vendors": [(v, PROFILES[v].name) for v in VENDORS],
@@ -312,4 +316,7 @@ async def admin_page(request: Request) -> Response:
         "base_url": f"{request.base_url}provisioning/",
         "error": request.query_params.get("error"),
     }
-    return request.app.state.templates.TemplateResponse(request, "provisioning.html", context)
+    response: Response = request.app.state.templates.TemplateResponse(
+        request, "provisioning.html", context
+    )
+    return response

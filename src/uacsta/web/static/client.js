@@ -1,0 +1,500 @@
+// uacsta web client: one line, its calls, DND and forwarding, over the JSON API (/api/v1)
+// and its event WebSocket. Plain JavaScript, no build step. On every event of the line the
+// calls are re-read with SnapshotDevice, so the list is what the phone says, not a guess.
+(() => {
+  "use strict";
+
+  const body = document.body;
+  const EXT = body.dataset.extension;
+  const CSRF = body.dataset.csrf;
+  const DEV = `/api/v1/devices/${encodeURIComponent(EXT)}`;
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    calls: [], // [{call_id, device_id, state}]
+    parties: new Map(), // call_id → the other party, learnt from events
+    ringback: new Set(), // call_ids of own calls ringing at the far end
+    ready: null,
+    subscribed: false,
+    ws: null,
+  };
+
+  // --- the API --------------------------------------------------------------------------
+  class ApiError extends Error {
+    constructor(message, status) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  async function api(method, path, data) {
+    const options = {
+      method,
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRF-Token": CSRF },
+    };
+    if (data !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(data);
+    }
+    let response;
+    try {
+      response = await fetch(path, options);
+    } catch (err) {
+      throw new ApiError("The server cannot be reached.", 0);
+    }
+    let payload = null;
+    try {
+      payload = await response.json();
+    } catch (err) {
+      payload = null;
+    }
+    if (response.status === 401) {
+      window.location.assign("/client/login");
+      throw new ApiError("Your session has ended; log in again.", 401);
+    }
+    if (!response.ok) {
+      const text = (payload && payload.error) || `${response.status} ${response.statusText}`;
+      throw new ApiError(text, response.status);
+    }
+    return payload;
+  }
+
+  let messageTimer = null;
+  function show(text, kind = "error") {
+    const box = $("message");
+    box.textContent = text;
+    box.className = `flash ${kind}`;
+    box.hidden = false;
+    clearTimeout(messageTimer);
+    messageTimer = setTimeout(() => {
+      box.hidden = true;
+    }, 6000);
+  }
+
+  async function act(label, fn) {
+    try {
+      return await fn();
+    } catch (err) {
+      show(`${label}: ${err.message}`);
+      return undefined;
+    }
+  }
+
+  // --- helpers --------------------------------------------------------------------------
+  function userPart(device) {
+    if (!device || typeof device !== "string") return "";
+    const text = device.replace(/^(sips?|tel):/i, "");
+    return text.split("@")[0].split(";")[0];
+  }
+
+  function isMine(device) {
+    return userPart(device) === EXT;
+  }
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (key === "class") node.className = value;
+      else if (key.startsWith("data-")) node.setAttribute(key, value);
+      else if (key === "onclick") node.addEventListener("click", value);
+      else node[key] = value;
+    }
+    for (const child of children) {
+      if (child !== null && child !== undefined) {
+        node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+      }
+    }
+    return node;
+  }
+
+  function numberValue() {
+    return $("number").value.trim();
+  }
+
+  // --- line status ----------------------------------------------------------------------
+  function setReady(ready) {
+    state.ready = ready;
+    const pill = $("line-status");
+    pill.textContent = ready ? "Ready" : "Out of service";
+    pill.className = `pill ${ready ? "status-ready" : "status-out"}`;
+    body.classList.toggle("out-of-service", !ready);
+    for (const id of ["dnd", "fwd"]) $(id).disabled = !ready;
+  }
+
+  async function refreshStatus() {
+    try {
+      const devices = await api("GET", "/api/v1/devices");
+      const ready = devices.some((d) => d.ready);
+      const was = state.ready;
+      setReady(ready);
+      if (ready && !was) {
+        refreshFeatures();
+        refreshCalls();
+      }
+      if (ready && !state.subscribed) subscribe();
+    } catch (err) {
+      if (err.status !== 401) setReady(false);
+    }
+  }
+
+  // --- DND and forwarding ---------------------------------------------------------------
+  async function refreshFeatures() {
+    const note = [];
+    try {
+      const dnd = await api("GET", `${DEV}/dnd`);
+      $("dnd").checked = !!dnd.on;
+    } catch (err) {
+      note.push(`DND: ${err.message}`);
+    }
+    try {
+      const fwd = await api("GET", `${DEV}/forwarding`);
+      const immediate = (fwd.forwarding || []).find((f) => f.type === "forwardImmediate");
+      $("fwd").checked = !!(immediate && immediate.on);
+      if (immediate && immediate.to) $("fwd-to").value = userPart(immediate.to) || immediate.to;
+    } catch (err) {
+      note.push(`Forwarding: ${err.message}`);
+    }
+    $("feature-note").textContent = note.join(" ");
+  }
+
+  $("dnd").addEventListener("change", async (event) => {
+    const box = event.target;
+    const on = box.checked;
+    box.disabled = true;
+    const result = await act("Do not disturb", () => api("PUT", `${DEV}/dnd`, { on }));
+    if (result === undefined) box.checked = !on;
+    box.disabled = !state.ready;
+  });
+
+  $("fwd").addEventListener("change", async (event) => {
+    const box = event.target;
+    const on = box.checked;
+    const to = $("fwd-to").value.trim();
+    if (on && !to) {
+      box.checked = false;
+      show("Enter the number to forward to.");
+      $("fwd-to").focus();
+      return;
+    }
+    box.disabled = true;
+    const payload = { type: "forwardImmediate", on, to: to || null };
+    const result = await act("Forwarding", () => api("PUT", `${DEV}/forwarding`, payload));
+    if (result === undefined) box.checked = !on;
+    box.disabled = !state.ready;
+  });
+
+  // --- calls ----------------------------------------------------------------------------
+  let snapshotRunning = false;
+  let snapshotAgain = false;
+  let snapshotTimer = null;
+
+  function scheduleCalls(delay = 80) {
+    clearTimeout(snapshotTimer);
+    snapshotTimer = setTimeout(refreshCalls, delay);
+  }
+
+  async function refreshCalls() {
+    if (snapshotRunning) {
+      snapshotAgain = true;
+      return;
+    }
+    snapshotRunning = true;
+    try {
+      const snap = await api("GET", `${DEV}/snapshot`);
+      renderCalls(snap.calls || []);
+    } catch (err) {
+      if (err.status === 503 || err.status === 404) renderCalls([]);
+    } finally {
+      snapshotRunning = false;
+      if (snapshotAgain) {
+        snapshotAgain = false;
+        refreshCalls();
+      }
+    }
+  }
+
+  const STATE_LABEL = {
+    alerting: "Ringing",
+    connected: "Connected",
+    hold: "On hold",
+    held: "On hold",
+    initiated: "Dialling",
+    queued: "Queued",
+    fail: "Failed",
+    null: "Ended",
+  };
+
+  function callPath(call, action) {
+    return `${DEV}/calls/${encodeURIComponent(call.call_id)}/${action}`;
+  }
+
+  function callButton(label, cls, onclick, title) {
+    return el("button", { type: "button", class: `act ${cls}`, title: title || label, onclick }, label);
+  }
+
+  function renderCalls(calls) {
+    state.calls = calls.filter((c) => c.call_id);
+    const present = new Set(state.calls.map((c) => c.call_id));
+    for (const id of state.ringback) if (!present.has(id)) state.ringback.delete(id);
+    const list = $("calls");
+    list.replaceChildren();
+    for (const call of state.calls) {
+      const st = call.state || "unknown";
+      const party = state.parties.get(call.call_id);
+      const ringing = st === "connected" && state.ringback.has(call.call_id);
+      const actions = el("div", { class: "actions" });
+      if (st === "alerting") {
+        actions.append(
+          callButton("Answer", "act-answer good", () =>
+            act("Answer", () => api("POST", callPath(call, "answer"))).then(() => scheduleCalls())
+          ),
+          callButton("Deflect", "act-deflect", () => numberAction(call, "deflect", "Deflect"),
+            "Send the ringing call to the number in the number field")
+        );
+      }
+      if (st === "connected") {
+        actions.append(
+          callButton("Hold", "act-hold", () =>
+            act("Hold", () => api("POST", callPath(call, "hold"))).then(() => scheduleCalls())
+          ),
+          callButton("Transfer", "act-transfer", () =>
+            numberAction(call, "single-step-transfer", "Transfer"),
+            "Transfer the call to the number in the number field")
+        );
+      }
+      if (st === "hold" || st === "held") {
+        actions.append(
+          callButton("Retrieve", "act-retrieve", () =>
+            act("Retrieve", () => api("POST", callPath(call, "retrieve"))).then(() =>
+              scheduleCalls()
+            )
+          )
+        );
+      }
+      actions.append(
+        callButton(st === "alerting" ? "Reject" : "Hang up", "act-clear bad", () =>
+          act("Hang up", () => api("POST", callPath(call, "clear"))).then(() => scheduleCalls())
+        )
+      );
+      list.append(
+        el(
+          "li",
+          {
+            class: `call call-${st}`,
+            "data-call-id": call.call_id,
+            "data-state": st,
+            "data-progress": ringing ? "ringing" : "",
+          },
+          ringing
+            ? el("span", { class: "pill call-state state-ringback" }, "Ringing…")
+            : el("span", { class: `pill call-state state-${st}` }, STATE_LABEL[st] || st),
+          el(
+            "span",
+            { class: "party" },
+            party ? el("b", {}, party) : el("span", { class: "muted" }, "call"),
+            el("span", { class: "muted small" }, ` #${call.call_id}`)
+          ),
+          actions
+        )
+      );
+    }
+    $("call-count").textContent = String(state.calls.length);
+    $("no-calls").hidden = state.calls.length > 0;
+    const held = state.calls.find((c) => c.state === "hold" || c.state === "held");
+    const active = state.calls.find((c) => c.state === "connected");
+    $("conference").disabled = !(held && active);
+    $("transfer-held").disabled = !(held && active);
+  }
+
+  async function numberAction(call, action, label) {
+    const to = numberValue();
+    if (!to) {
+      show(`${label}: enter the number in the number field first.`);
+      $("number").focus();
+      return;
+    }
+    const result = await act(label, () => api("POST", callPath(call, action), { to }));
+    if (result !== undefined) $("number").value = "";
+    scheduleCalls();
+  }
+
+  function pairAction(path, label) {
+    const held = state.calls.find((c) => c.state === "hold" || c.state === "held");
+    const active = state.calls.find((c) => c.state === "connected");
+    if (!held || !active) return;
+    act(label, () =>
+      api("POST", `${DEV}/${path}`, { held_call: held.call_id, active_call: active.call_id })
+    ).then(() => scheduleCalls());
+  }
+
+  $("conference").addEventListener("click", () => pairAction("conference", "Conference"));
+  $("transfer-held").addEventListener("click", () => pairAction("transfer", "Transfer"));
+
+  // --- dialling -------------------------------------------------------------------------
+  $("dial-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const to = numberValue();
+    if (!to) {
+      show("Enter a number to call.");
+      $("number").focus();
+      return;
+    }
+    const button = $("call-btn");
+    button.disabled = true;
+    const call = await act("Call", () => api("POST", `${DEV}/calls`, { to }));
+    button.disabled = false;
+    if (call && call.call_id) {
+      state.parties.set(call.call_id, to);
+      $("number").value = "";
+    }
+    scheduleCalls();
+  });
+
+  $("dialpad").addEventListener("click", (event) => {
+    const key = event.target.closest(".key");
+    if (!key) return;
+    const digit = key.dataset.key;
+    const active = state.calls.find((c) => c.state === "connected");
+    if (active && !numberValue()) {
+      act("Tones", () => api("POST", callPath(active, "digits"), { digits: digit }));
+      logEvent(`tone ${digit}`);
+      return;
+    }
+    $("number").value += digit;
+    $("number").focus();
+  });
+
+  $("backspace").addEventListener("click", () => {
+    $("number").value = $("number").value.slice(0, -1);
+  });
+
+  // --- events ---------------------------------------------------------------------------
+  function logEvent(text) {
+    const list = $("events");
+    const now = new Date().toLocaleTimeString();
+    list.prepend(el("li", {}, el("time", {}, now), " ", text));
+    while (list.children.length > 30) list.lastChild.remove();
+  }
+
+  function learnParties(data) {
+    const ids = [];
+    for (const value of Object.values(data || {})) {
+      if (value && typeof value === "object" && "call_id" in value && value.call_id) {
+        ids.push(value.call_id);
+      }
+    }
+    const candidates = [
+      data.called_device,
+      data.calling_device,
+      data.alerting_device,
+      data.answering_device,
+      data.transferred_to_device,
+      data.new_destination,
+    ];
+    const other = candidates.find((d) => d && typeof d === "string" && !isMine(d));
+    if (other) for (const id of ids) state.parties.set(id, userPart(other) || other);
+    return ids;
+  }
+
+  function handleEvent(message) {
+    const name = message.event || "";
+    const data = message.data || {};
+    const ids = learnParties(data);
+    const other = ids.length ? state.parties.get(ids[0]) : "";
+    logEvent(`${name.replace(/Event$/, "")}${ids.length ? ` #${ids[0]}` : ""}${other ? ` · ${other}` : ""}`);
+    switch (name) {
+      case "DeliveredEvent":
+        if (data.alerting_device && !isMine(data.alerting_device)) {
+          for (const id of ids) state.ringback.add(id);
+        }
+        break;
+      case "EstablishedEvent":
+      case "ConnectionClearedEvent":
+      case "FailedEvent":
+        for (const id of ids) state.ringback.delete(id);
+        break;
+      case "DoNotDisturbEvent":
+        $("dnd").checked = !!data.do_not_disturb_on;
+        break;
+      case "ForwardingEvent":
+        if (data.forwarding_type === "forwardImmediate") {
+          $("fwd").checked = !!data.forward_status;
+          if (data.forward_to) $("fwd-to").value = userPart(data.forward_to) || data.forward_to;
+        }
+        break;
+      case "OutOfServiceEvent":
+        setReady(false);
+        break;
+      case "BackInServiceEvent":
+        refreshStatus();
+        break;
+      case "MonitorEndedEvent":
+        state.subscribed = false;
+        setLive(false);
+        setTimeout(subscribe, 2000);
+        break;
+      default:
+        break;
+    }
+    scheduleCalls();
+  }
+
+  function setLive(on) {
+    const dot = $("live");
+    dot.className = `live ${on ? "on" : "off"}`;
+    dot.title = on ? "Live: events arrive as they happen" : "Not live: reconnecting";
+  }
+
+  function subscribe() {
+    if (state.ws && state.ws.readyState === WebSocket.OPEN && !state.subscribed) {
+      state.ws.send(JSON.stringify({ subscribe: [EXT] }));
+    }
+  }
+
+  let backoff = 500;
+  function connect() {
+    const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${scheme}//${window.location.host}/api/v1/events`);
+    state.ws = ws;
+    ws.addEventListener("open", () => {
+      backoff = 500;
+      state.subscribed = false;
+      subscribe();
+    });
+    ws.addEventListener("message", (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch (err) {
+        return;
+      }
+      if (message.type === "subscribed") {
+        state.subscribed = !!message.ok;
+        setLive(state.subscribed);
+        if (state.subscribed) {
+          refreshCalls();
+        } else {
+          setTimeout(subscribe, 5000); // the line is not ready yet; try again
+        }
+      } else if (message.type === "event") {
+        handleEvent(message);
+      }
+    });
+    ws.addEventListener("close", () => {
+      state.subscribed = false;
+      setLive(false);
+      setTimeout(connect, backoff);
+      backoff = Math.min(backoff * 2, 15000);
+    });
+  }
+
+  // --- start ----------------------------------------------------------------------------
+  renderCalls([]);
+  refreshStatus(); // when the line is ready: DND, forwarding and calls
+  connect();
+  setInterval(refreshStatus, 15000);
+  setInterval(() => {
+    if (!state.subscribed) refreshCalls(); // no events: poll instead
+  }, 5000);
+})();
