@@ -73,3 +73,10 @@ def test_apply_changes_validates() -> None:
     assert new.phones.password == "p2" and s.phones.password == "change-me"
     with pytest.raises(ConfigError, match=r"phones\.registration_expires"):
         apply_changes(s, {"phones": {"registration_expires": 1}})
+
+
+def test_a_none_change_removes_an_entry() -> None:
+    s = apply_changes(load_settings(env={}), {"phones": {"passwords": {"001565AABBCC": "x"}}})
+    assert s.phones.passwords == {"001565AABBCC": "x"}
+    s = apply_changes(s, {"phones": {"passwords": {"001565AABBCC": None}}})
+    assert s.phones.passwords == {}

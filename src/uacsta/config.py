@@ -191,6 +191,9 @@ def merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     """Deep merge of nested settings tables (``extra`` wins)."""
     out = dict(base)
     for key, value in extra.items():
+        if value is None:  # a change that removes an entry (a per-phone password...)
+            out.pop(key, None)
+            continue
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
         else:

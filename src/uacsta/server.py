@@ -27,6 +27,7 @@ from uacsta.net.tls import ensure_self_signed_cert, server_context
 from uacsta.phones.inventory import Inventory
 from uacsta.phones.service import PhoneService
 from uacsta.store.db import Store
+from uacsta.web import logbuffer
 from uacsta.web.metrics import Metrics
 
 log = logging.getLogger("uacsta.server")
@@ -75,6 +76,7 @@ class Server:
 
     async def _start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        logbuffer.install(self)  # the web admin's log view and the log files (estos §3.9)
         self.store = await asyncio.to_thread(Store, self.settings.store.database_url)
         stored = await asyncio.to_thread(self.store.get_settings)
         if stored.get(ADMIN_CHANGES):
@@ -223,6 +225,7 @@ class Server:
         if self.store is not None:
             self.store.close()
         log.info("uacsta stopped")
+        logbuffer.uninstall()
 
     async def update_settings(self, changes: dict[str, Any]) -> list[str]:
         """Validate, persist and apply settings changed in the web admin.

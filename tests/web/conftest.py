@@ -18,6 +18,7 @@ from uacsta.simulator.agent import PhoneAgent
 from uacsta.web.auth import Auth
 
 A, B = "sip:100@sim.invalid", "sip:200@sim.invalid"
+CSRF = "test-csrf-token"
 
 
 @dataclass
@@ -47,11 +48,13 @@ class Api:
     def session_cookie(self, user: str) -> str:
         """A signed session cookie as the login pages would set it (SessionMiddleware format)."""
         secret = (self.server.data_dir / "session.key").read_text().strip()
-        data = b64encode(json.dumps({"user": user}).encode())
+        data = b64encode(json.dumps({"user": user, "csrf": CSRF}).encode())
         return itsdangerous.TimestampSigner(secret).sign(data).decode()
 
     def http(self, *, token: str | None = None, user: str | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if user:
+            headers["X-CSRF-Token"] = CSRF
         cookies = {"uacsta_session": self.session_cookie(user)} if user else {}
         client = httpx.AsyncClient(
             base_url=self.base, headers=headers, cookies=cookies, timeout=15.0

@@ -409,6 +409,18 @@ async def test_web_client_user_only_uses_own_extension(api: Api) -> None:
         assert r.status_code == 403, (method, path, r.text)
         assert r.json()["error"]
 
+    # An admin logged in to the web admin may do everything with the session cookie.
+    api.auth.set_password("root", "pw")
+    root = api.http(user="root")
+    assert (await root.get("/api/v1/phones")).status_code == 200
+    assert (await root.post("/api/v1/tokens", json={"name": "from-admin"})).status_code == 201
+
+    # Changes with the session cookie need the page's CSRF token.
+    forged = await alice.put(
+        "/api/v1/devices/100/dnd", json={"on": True}, headers={"X-CSRF-Token": "wrong"}
+    )
+    assert forged.status_code == 403 and "CSRF" in forged.json()["error"]
+
     cookie = {"Cookie": f"uacsta_session={api.session_cookie('alice')}"}
     async with connect(f"{api.ws_base}/api/v1/events", additional_headers=cookie) as ws:
         events = Events(ws)

@@ -6,7 +6,8 @@ JSON. Each REST request is a short-lived client of the switching function whose 
 resolves a future by invoke ID; each WebSocket is one client with its own monitors.
 
 Who may do what: API tokens and admin sessions everything; web-client users (role ``user``)
-only the devices of their extension, no phone or token administration.
+only the devices of their extension, no phone or token administration. Requests that change
+something with the session cookie carry the page's CSRF token in ``X-CSRF-Token``.
 
 Errors say why (see ``docs``): ``{"error", "csta_error", "detail"}`` with 404 unknown device,
 403 not this account's device, 501 service not supported by the phone, 503 phone not
@@ -37,7 +38,7 @@ from uacsta.phones.mac import normalize_mac
 from uacsta.switch.devices import Device, extension_of
 from uacsta.switch.function import ToClient
 from uacsta.web import apimodels as am
-from uacsta.web.auth import Auth, Principal
+from uacsta.web.auth import Auth, Principal, check_csrf
 from uacsta.web.jsoncsta import error_json, event_data, to_json
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ MAX_SUBSCRIPTIONS = 500
 #: WebSocket close code for an unauthenticated handshake (sent as HTTP 403 before accept).
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TRY_AGAIN_LATER = 1013
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # --- errors ---------------------------------------------------------------------------------
 
@@ -188,6 +190,9 @@ def current_principal(request: Request) -> Principal:
             "authentication required: send 'Authorization: Bearer <API token>' or log in",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    if principal.via == "session" and request.method not in _SAFE_METHODS:
+        # Cookie-authenticated changes need the page's CSRF token (header X-CSRF-Token).
+        check_csrf(request, request.headers.get("x-csrf-token"))
     return principal
 
 
