@@ -245,3 +245,14 @@ async def test_errors_bad_credentials_unknown_devices_malformed_xml(harness: Har
     assert isinstance(reply, m.RequestSystemStatusResponse)  # still serving
     assert not client.closed.is_set()
     await client.close()
+
+
+async def test_a_phone_that_does_not_answer_gives_a_timeout_error(harness: Harness) -> None:
+    _server, _sim, phones, client = await setup(harness)
+    phones[1].stop_answering()
+    answer = await client.request(m.GetDoNotDisturb(device=B))
+    assert answer == m.CSTAErrorCode.timeout()  # not outOfService: the link stays up
+    phones[1].stop_answering(False)
+    assert harness.state(phones[1].mac) == "ready"
+    ok = await client.request(m.GetDoNotDisturb(device=B))
+    assert isinstance(ok, m.GetDoNotDisturbResponse)

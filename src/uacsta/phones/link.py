@@ -376,9 +376,6 @@ class PhoneLink:
                 self.service.ua.dialog_request(usage, "INFO", body=body, content_type=CSTA_TYPE),
                 self.csta_timeout,
             )
-        except (TransportError, DialogError, OSError) as exc:
-            self._lost(f"sending to the phone failed: {exc}")
-            return m.CSTAErrorCode.system_resource_availability("outOfService")
         except TimeoutError:
             self.timeouts += 1
             self.log.warning(
@@ -388,6 +385,9 @@ class PhoneLink:
                 self.csta_timeout,
             )
             return m.CSTAErrorCode.timeout()
+        except (TransportError, DialogError, OSError) as exc:  # after TimeoutError (an OSError)
+            self._lost(f"sending to the phone failed: {exc}")
+            return m.CSTAErrorCode.system_resource_availability("outOfService")
         self.service.observe_latency(type(request).__name__, time.perf_counter() - started)
         if response.status_code in (408, 481) or (
             response.status_code == 503 and not response.has_header("Retry-After")
