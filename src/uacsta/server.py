@@ -64,6 +64,7 @@ class Server:
         self._http_task: asyncio.Task[None] | None = None
         self.http_port: int | None = None
         self.initial_admin_password: str | None = None
+        self._http_restart: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     # ------------------------------------------------------------------ start / stop
@@ -105,7 +106,16 @@ class Server:
             session_duration=c.session_duration,
             max_session_duration=c.max_session_duration,
         )
-        for address in c.csta_listen:
+        await self._listen_csta()
+        await self._start_tr87()
+        await self._start_http()
+        self.control = ControlServer(self)
+        await self.control.start(self.data_dir / "uacsta.sock")
+        log.info("uacsta started: %s", "; ".join(self.listening))
+
+    async def _listen_csta(self) -> None:
+        assert self.cstatcp is not None
+        for address in self.settings.clients.csta_listen:
             parsed = parse_listen_address(address)
             tls = parsed.transport == "tls"
             if parsed.transport == "udp":
@@ -116,11 +126,15 @@ class Server:
             )
             port = server.sockets[0].getsockname()[1]
             self.listening.append(f"csta {parsed.transport}:{parsed.host}:{port}")
-        await self._start_tr87()
-        await self._start_http()
-        self.control = ControlServer(self)
-        await self.control.start(self.data_dir / "uacsta.sock")
-        log.info("uacsta started: %s", "; ".join(self.listening))
+
+    async def _listen_tr87(self) -> None:
+        for address in self.settings.clients.sip_listen:
+            tls = address.lower().startswith("tls:")
+            if tls and self.tls_context is None:
+                continue
+            flow = await self.tr87.listen(address, ssl_context=self.tls_context if tls else None)
+            host, port = flow.local
+            self.listening.append(f"tr87 {flow.transport}:{host}:{port}")
 
     async def _start_tr87(self) -> None:
         try:
@@ -260,8 +274,40 @@ class Server:
             bound = await self.phones.restart_listeners()
             self.listening += [f"phones {a}" for a in bound]
             restarted.append("phone listeners")
+        tls_changed = old.tls != new.tls
+        if (old.clients.csta_listen != new.clients.csta_listen or tls_changed) and self.cstatcp:
+            await self.cstatcp.stop_listening()
+            self.listening = [e for e in self.listening if not e.startswith("csta ")]
+            await self._listen_csta()
+            restarted.append("CSTA client listeners")
+        if (old.clients.sip_listen != new.clients.sip_listen or tls_changed) and self.tr87:
+            for listener in list(self.tr87.ua.transport.listeners):
+                await self.tr87.ua.transport.unlisten(listener)
+            self.listening = [e for e in self.listening if not e.startswith("tr87 ")]
+            await self._listen_tr87()
+            restarted.append("uaCSTA/SIP client listeners")
+        if old.http.listen != new.http.listen or (
+            tls_changed and new.http.listen.startswith("tls")
+        ):
+            # After the answer to the request that changed it has gone out.
+            asyncio.get_running_loop().call_later(0.5, self._restart_http_soon)
+            restarted.append("web listener (in a moment)")
         log.info("settings changed in the admin: %s", ", ".join(sorted(_keys(changes))))
         return restarted
+
+    def _restart_http_soon(self) -> None:
+        self._http_restart = asyncio.get_running_loop().create_task(self._restart_http())
+
+    async def _restart_http(self) -> None:
+        if self.http is not None and self._http_task is not None:
+            self.http.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._http_task
+        self.listening = [e for e in self.listening if not e.startswith("web ")]
+        try:
+            await self._start_http()
+        except OSError as exc:
+            log.error("cannot listen on %s for the web: %s", self.settings.http.listen, exc)
 
     def request_stop(self) -> None:
         self._stop.set()

@@ -270,6 +270,14 @@ class CstaTcpGateway:
         log.info("%r connected", client)
         await client.run()
 
+    async def stop_listening(self) -> None:
+        """Close the listeners only; open sessions go on (listener settings changed)."""
+        servers, self.servers = self.servers, []
+        for server in servers:
+            server.close()
+        for server in servers:
+            await server.wait_closed()
+
     async def close(self) -> None:
         for server in self.servers:
             server.close()

@@ -244,6 +244,19 @@ class SipTransport:
             if conn is not None:
                 conn.close()
 
+    async def unlisten(self, listener: Listener) -> None:
+        """Stop one listener; connections it accepted stay open (settings changed)."""
+        if listener._server is not None:
+            listener._server.close()
+            await listener._server.wait_closed()
+        if listener._udp is not None and listener._udp.transport is not None:
+            listener._udp.transport.close()
+            await listener._udp.closed
+            self._udp_by_local.pop(listener.local, None)
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+        log.info("stopped listening on %s", listener)
+
     # --- closing -------------------------------------------------------------------------
     async def close(self) -> None:
         """Stop listening, close every connection and wait until all are closed."""
