@@ -242,9 +242,16 @@ def simulate(
     password: Annotated[str, typer.Option(help="the server's phone password")] = "change-me",
     first_number: Annotated[int, typer.Option(help="number of the first line")] = 100,
     answer_after: Annotated[float, typer.Option(help="auto-answer delay (0: never)")] = 0.0,
+    duration: Annotated[float, typer.Option(help="stop after this many seconds (0: never)")] = 0.0,
 ) -> None:
-    """Run simulated uaCSTA phones against a uacsta server (Ctrl-C to stop)."""
+    """Run simulated uaCSTA phones against a uacsta server (Ctrl-C to stop).
+
+    Script them on standard input: `ring 100 from 0301234`, `dial 100 200`, `answer 101`,
+    `hangup 100`, `dnd 100 on`, `silent 100 on`, `drop 100`, `offline 100`, `online 100`,
+    `list` (`help` lists them).
+    """
     from uacsta.simulator.runtime import Simulation
+    from uacsta.simulator.script import run_command
 
     host, _, port_text = server.rpartition(":")
     if not host or not port_text.isdigit():
@@ -260,13 +267,23 @@ def simulate(
         if answer_after > 0:
             sim.auto_answer(answer_after)
         typer.echo(f"{phones} simulated {vendor} phones registering to {server} over {transport}")
+        typer.echo("type commands (help lists them); Ctrl-C or end of input stops")
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.Event().wait()
+            while line := await loop.run_in_executor(None, sys.stdin.readline):
+                answer = await run_command(sim, line)
+                if answer:
+                    typer.echo(answer)
+            await asyncio.Event().wait()  # end of input: run until stopped
         finally:
             await sim.close()
 
+    async def bounded() -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(run(), duration if duration > 0 else None)
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+        asyncio.run(bounded())
 
 
 def _csta_endpoint(settings: Settings) -> tuple[str, int, str, str]:
