@@ -55,7 +55,14 @@ def serve(config: ConfigOpt = None) -> None:
     settings = _settings(config)
     setup_logging(settings.log.level)
     try:
-        asyncio.run(Server(settings).run_forever())
+        import uvloop  # faster event loop when installed (uvicorn[standard] brings it)
+    except ImportError:  # pragma: no cover - uvloop is an optional speed-up
+        loop_factory = None
+    else:
+        loop_factory = uvloop.new_event_loop
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(Server(settings).run_forever())
     except OSError as exc:
         typer.echo(f"cannot start: {exc} (is another server using the port?)", err=True)
         raise typer.Exit(1) from None

@@ -68,6 +68,14 @@ class ClientSettings:
     require_authentication: bool = True
     session_duration: int = 180
     max_session_duration: int = 3600
+    #: Failed logins per source address or account before it is blocked for ``block_time``
+    #: seconds (doubling for every new block, up to an hour).
+    max_auth_failures: int = 10
+    block_time: float = 60.0
+    #: CSTA-over-TCP connections in total and from one address; requests in flight per client.
+    max_connections: int = 1000
+    max_connections_per_address: int = 64
+    max_pending_requests: int = 64
     accounts: list[ClientAccount] = field(default_factory=lambda: [ClientAccount()])
 
 

@@ -27,6 +27,7 @@ from uacsta.net.tls import ensure_self_signed_cert, server_context
 from uacsta.phones.inventory import Inventory
 from uacsta.phones.service import PhoneService
 from uacsta.store.db import Store
+from uacsta.throttle import AuthThrottle
 from uacsta.web import logbuffer
 from uacsta.web.metrics import Metrics
 
@@ -53,6 +54,11 @@ class Server:
         self.inventory: Inventory | None = None
         self.hub = SwitchHub()
         self.accounts = ClientAccounts(settings.clients.accounts)
+        #: Failed client logins, shared by the CSTA-over-TCP and uaCSTA/SIP gateways.
+        self.client_throttle = AuthThrottle(
+            max_failures=settings.clients.max_auth_failures,
+            block_time=settings.clients.block_time,
+        )
         self.phones: PhoneService | None = None
         self.cstatcp: CstaTcpGateway | None = None
         self.tr87: Any = None
@@ -105,6 +111,10 @@ class Server:
             require_authentication=c.require_authentication,
             session_duration=c.session_duration,
             max_session_duration=c.max_session_duration,
+            throttle=self.client_throttle,
+            max_connections=c.max_connections,
+            max_connections_per_address=c.max_connections_per_address,
+            max_pending_requests=c.max_pending_requests,
         )
         await self._listen_csta()
         await self._start_tr87()
@@ -147,6 +157,7 @@ class Server:
             self.accounts,
             realm=self.settings.phones.realm,
             require_authentication=c.require_authentication,
+            throttle=self.client_throttle,
         )
         for address in c.sip_listen:
             tls = address.lower().startswith("tls:")
@@ -259,7 +270,13 @@ class Server:
             if holder is not None and hasattr(holder, "settings"):
                 holder.settings = new
         self.accounts.replace(new.clients.accounts)
+        self.client_throttle.configure(
+            max_failures=new.clients.max_auth_failures, block_time=new.clients.block_time
+        )
         if self.cstatcp is not None:
+            self.cstatcp.max_connections = new.clients.max_connections
+            self.cstatcp.max_connections_per_address = new.clients.max_connections_per_address
+            self.cstatcp.max_pending_requests = new.clients.max_pending_requests
             self.cstatcp.require_authentication = new.clients.require_authentication
             self.cstatcp.session_duration = new.clients.session_duration
             self.cstatcp.max_session_duration = new.clients.max_session_duration

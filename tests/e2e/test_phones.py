@@ -228,3 +228,16 @@ async def test_settings_changed_at_runtime_apply_and_persist(harness: Harness) -
     server = await harness.start_server()
     assert server.settings.phones.password == "new-secret"
     assert server.settings.phones.listen == ["udp:127.0.0.1:0"]
+
+
+async def test_repeated_wrong_passwords_block_the_source(harness: Harness, caplog) -> None:
+    server = await harness.start_server(max_auth_failures=3, block_time=30.0)
+    sim = harness.simulation(password="wrong")
+    agent = sim.add_phone("yealink", ["100"], transport="udp")
+    await agent.start(register=False)
+    for _ in range(3):
+        assert await agent.register() == 403
+    assert any("blocking 127.0.0.1" in r.getMessage() for r in caplog.records)
+    agent.password = "phone-secret"  # even the right password is refused while blocked
+    assert await agent.register() == 403
+    assert server.phones is not None and server.phones.auth_failures == 3

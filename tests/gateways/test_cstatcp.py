@@ -254,3 +254,40 @@ async def test_session_timer_reset_then_expiry_terminates_and_releases() -> None
         await c.close()
         await gw.close()
         await hub.close()
+
+
+async def test_login_throttle_and_connection_limit_per_address() -> None:
+    from uacsta.throttle import AuthThrottle
+
+    hub = SwitchHub()
+    gw = CstaTcpGateway(
+        hub,
+        ClientAccounts([ClientAccount(name="crm", password="s3cret")]),
+        throttle=AuthThrottle(max_failures=2, block_time=30),
+        max_connections_per_address=1,
+    )
+    server = await gw.listen("127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    c = Client(reader, writer)
+    try:
+        for invoke in ("0001", "0002"):
+            c.send(invoke, start_session("crm", "wrong"))
+            _, xml = await c.recv()
+            assert isinstance(
+                ecma354.decode_appsession(xml), ecma354.StartApplicationSessionNegResponse
+            )
+        c.send("0003", start_session("crm", "s3cret"))  # right, but the source is blocked
+        _, xml = await c.recv()
+        assert isinstance(
+            ecma354.decode_appsession(xml), ecma354.StartApplicationSessionNegResponse
+        )
+        # A second connection from the same address is refused outright.
+        r2, w2 = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(r2.read(100), 5) == b""
+        w2.close()
+        await w2.wait_closed()
+    finally:
+        await c.close()
+        await gw.close()
+        await hub.close()

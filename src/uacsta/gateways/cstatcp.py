@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections import Counter
 from typing import Any
 
 from uacsta.accounts import ClientAccounts
@@ -26,6 +27,7 @@ from uacsta.csta.framing import EVENT_INVOKE_ID, FrameDecoder, InvokeIdAllocator
 from uacsta.csta.xmlparse import local_name, parse_document
 from uacsta.hub import SwitchHub
 from uacsta.switch.function import ToClient
+from uacsta.throttle import AuthThrottle
 
 log = logging.getLogger("uacsta.gateways.cstatcp")
 
@@ -49,8 +51,10 @@ class CstaTcpClient:
         peer = writer.get_extra_info("peername") or ("?", 0)
         self.peer = f"{peer[0]}:{peer[1]}"
         self.edition = codec.Edition.ED3
+        self.peer_host = str(peer[0])
+        self.in_flight: set[str] = set()
         self.session = ecma354.ApplicationSession(
-            authenticator=gateway.accounts.authenticate,
+            authenticator=self._authenticate,
             require_authentication=gateway.require_authentication,
             default_duration=gateway.session_duration,
             max_duration=max(gateway.session_duration, gateway.max_session_duration),
@@ -65,11 +69,27 @@ class CstaTcpClient:
     def __repr__(self) -> str:
         return f"<CSTA-TCP client {self.user or '-'}@{self.peer}>"
 
+    def _authenticate(self, user: str, password: str) -> bool:
+        throttle = self.gateway.throttle
+        now = asyncio.get_running_loop().time()
+        if throttle.blocked_for(self.peer_host, user, now) > 0:
+            log.warning("%r: login as %r refused: blocked after repeated failures", self, user)
+            return False
+        if self.gateway.accounts.authenticate(user, password):
+            throttle.success(self.peer_host, user)
+            return True
+        blocked = throttle.failure(self.peer_host, user, now)
+        log.warning("%r: login as %r refused: wrong user name or password", self, user)
+        if blocked:
+            log.warning("blocking %s and account %r for %.0fs", self.peer_host, user, blocked)
+        return False
+
     # --- from the switching function ---------------------------------------------------
     def deliver(self, action: ToClient) -> None:
         message = action.message
         if action.invoke is not None:
             invoke = str(action.invoke)
+            self.in_flight.discard(invoke)
             if action.detail and isinstance(message, m.CSTAErrorCode):
                 log.info("%r: %s refused: %s", self, invoke, action.detail)
         elif isinstance(message, m.CstaRequest):
@@ -139,6 +159,13 @@ class CstaTcpClient:
             self._answer_error(invoke, m.CSTAErrorCode.operation("securityViolation"))
             return
         self._ensure_attached()
+        if len(self.in_flight) >= self.gateway.max_pending_requests:
+            log.warning("%r: more than %d requests in flight", self, len(self.in_flight))
+            self._answer_error(
+                invoke, m.CSTAErrorCode.performance_management("performanceLimitExceeded")
+            )
+            return
+        self.in_flight.add(invoke)
         self.gateway.hub.client_request(self, invoke, message)
 
     def _handle_appsession(self, invoke: str, root: Any) -> None:
@@ -239,7 +266,16 @@ class CstaTcpGateway:
         require_authentication: bool = True,
         session_duration: int = 180,
         max_session_duration: int = 3600,
+        throttle: AuthThrottle | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        max_connections_per_address: int = 64,
+        max_pending_requests: int = 64,
     ) -> None:
+        self.throttle = throttle or AuthThrottle()
+        self.max_connections = max_connections
+        self.max_connections_per_address = max_connections_per_address
+        self.max_pending_requests = max_pending_requests
+        self._per_host: Counter[str] = Counter()
         self.hub = hub
         self.accounts = accounts
         self.require_authentication = require_authentication
@@ -257,18 +293,29 @@ class CstaTcpGateway:
         return server
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self.clients) >= MAX_CONNECTIONS:
-            log.warning(
-                "refusing CSTA client %s: %d connections",
-                writer.get_extra_info("peername"),
-                len(self.clients),
-            )
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        host = str(peer[0])
+        refused = None
+        if len(self.clients) >= self.max_connections:
+            refused = f"{len(self.clients)} connections"
+        elif self._per_host[host] >= self.max_connections_per_address:
+            refused = f"{self._per_host[host]} connections from {host}"
+        if refused is not None:
+            log.warning("refusing CSTA client %s:%s: %s", host, peer[1], refused)
             writer.close()
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await writer.wait_closed()
             return
         client = CstaTcpClient(self, reader, writer)
         self.clients.add(client)
+        self._per_host[host] += 1
         log.info("%r connected", client)
-        await client.run()
+        try:
+            await client.run()
+        finally:
+            self._per_host[host] -= 1
+            if self._per_host[host] <= 0:
+                del self._per_host[host]
 
     async def stop_listening(self) -> None:
         """Close the listeners only; open sessions go on (listener settings changed)."""

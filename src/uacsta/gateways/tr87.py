@@ -57,6 +57,7 @@ from uacsta.sip.errors import SipError
 from uacsta.sip.helpers import generate_tag
 from uacsta.sip.message import Request, Response
 from uacsta.switch.function import ToClient
+from uacsta.throttle import AuthThrottle
 
 log = logging.getLogger("uacsta.gateways.tr87")
 
@@ -408,6 +409,7 @@ class Tr87Gateway:
         ua: UserAgent | None = None,
         realm: str = "uacsta",
         require_authentication: bool = True,
+        throttle: AuthThrottle | None = None,
         digest_algorithms: Iterable[Algorithm] | None = None,
         nonce_secret: bytes | None = None,
         min_se: int = MIN_SE_FLOOR,
@@ -420,6 +422,7 @@ class Tr87Gateway:
         self.hub = hub
         self.accounts = accounts
         self.require_authentication = require_authentication
+        self.throttle = throttle or AuthThrottle()
         nonces = NonceManager(nonce_secret or secrets.token_bytes(32))
         if digest_algorithms is None:
             self.digest = DigestServer(realm, nonces)
@@ -566,8 +569,18 @@ class Tr87Gateway:
             return None
         # The digest ``uri`` is not compared with the Request-URI: clients (sipp among them)
         # put the bare host:port there; nonce integrity and nc replay checks still apply.
+        source = server.flow.remote[0]
+        if self.throttle.blocked_for(source, None, now) > 0:
+            log.warning("TR/87 client %s refused: blocked after repeated failures", source)
+            server.reply(403, "Too Many Failed Attempts", to_tag=generate_tag())
+            return None
         result = self.digest.verify(authorization, "INVITE", self.accounts.password_for, now)
         if result.status is AuthStatus.OK:
+            if self.throttle.blocked_for(None, result.username, now) > 0:
+                log.warning("TR/87 user %s refused: account blocked", result.username)
+                server.reply(403, "Too Many Failed Attempts", to_tag=generate_tag())
+                return None
+            self.throttle.success(source, result.username)
             return result.username
         if result.status is AuthStatus.STALE:
             self._challenge(server, now, stale=True)
@@ -581,6 +594,11 @@ class Tr87Gateway:
                 result.reason,
                 result.detail,
             )
+            blocked = self.throttle.failure(source, result.username, now)
+            if blocked:
+                log.warning(
+                    "blocking %s and account %r for %.0fs", source, result.username, blocked
+                )
             server.reply(403, to_tag=generate_tag())
         return None
 

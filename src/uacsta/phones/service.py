@@ -17,7 +17,6 @@ import secrets
 import ssl
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from uacsta.config import Settings
 from uacsta.csta import messages as m
@@ -40,6 +39,7 @@ from uacsta.sip.message import Message, Request
 from uacsta.sip.registrar import Registrar, RegistrarPolicy
 from uacsta.sip.uri import SipUri, parse_uri
 from uacsta.store.db import utcnow
+from uacsta.throttle import AuthThrottle
 
 log = logging.getLogger("uacsta.phones")
 
@@ -47,12 +47,6 @@ log = logging.getLogger("uacsta.phones")
 SIMULATOR_TAG = "uacsta-simulator"
 
 ALLOW = "REGISTER, INVITE, ACK, BYE, CANCEL, INFO, OPTIONS"
-
-
-@dataclass(slots=True)
-class _Failures:
-    count: int = 0
-    blocked_until: float = 0.0
 
 
 class PhoneService:
@@ -88,7 +82,7 @@ class PhoneService:
         self._flow_mac: dict[tuple[str, tuple[str, int]], str] = {}
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._relink: dict[str, asyncio.TimerHandle] = {}
-        self._failures: dict[str, _Failures] = defaultdict(_Failures)
+        self.throttle = AuthThrottle(max_failures=p.max_auth_failures, block_time=p.block_time)
         self._observe = observe_latency
         self._closing = False
         self.auth_failures = 0
@@ -124,6 +118,10 @@ class PhoneService:
     def apply_settings(self) -> None:
         """Settings changed: registration expiry applies to the next REGISTER, timers to new
         links, passwords and auto-activation at once."""
+        self.throttle.configure(
+            max_failures=self.settings.phones.max_auth_failures,
+            block_time=self.settings.phones.block_time,
+        )
         expires = max(30, self.settings.phones.registration_expires)
         self.registrar.policy = RegistrarPolicy(
             default_expires=expires, min_expires=min(30, expires), max_expires=expires
@@ -184,8 +182,7 @@ class PhoneService:
         loop = asyncio.get_running_loop()
         now = loop.time()
         source = flow.remote[0]
-        failures = self._failures[source]
-        if failures.blocked_until > now:
+        if self.throttle.blocked_for(source, None, now) > 0:
             sr.reply(403, "Too Many Failed Attempts", to_tag=generate_tag())
             return
         authorization = request.header("Authorization")
@@ -206,7 +203,10 @@ class PhoneService:
         if mac is None:  # pragma: no cover - password_for refuses non-MAC users
             self._auth_failed(sr, result.username, "username is not a MAC address", now)
             return
-        failures.count = 0
+        if self.throttle.blocked_for(None, mac, now) > 0:
+            self._auth_failed(sr, mac, "account blocked after repeated failures", now)
+            return
+        self.throttle.success(source, mac)
         reg = self.registrar.process_register(request, now, flow)
         sr.respond(reg.response(request, to_tag=generate_tag()))
         if reg.ok:
@@ -218,24 +218,25 @@ class PhoneService:
 
     def _auth_failed(self, sr: ServerRequest, user: str | None, reason: str, now: float) -> None:
         source = sr.flow.remote[0]
-        failures = self._failures[source]
-        failures.count += 1
         self.auth_failures += 1
-        p = self.settings.phones
         hint = "" if user and normalize_mac(user) else " (the username must be the phone's MAC)"
         log.warning(
-            "REGISTER from %s:%d as %r refused: %s%s (%d failures)",
+            "REGISTER from %s:%d as %r refused: %s%s",
             source,
             sr.flow.remote[1],
             user,
             reason,
             hint,
-            failures.count,
         )
-        if failures.count >= p.max_auth_failures:
-            failures.blocked_until = now + p.block_time
-            failures.count = 0
-            log.warning("blocking %s for %.0fs after repeated failures", source, p.block_time)
+        account = normalize_mac(user or "") or user
+        blocked = self.throttle.failure(source, account, now)
+        if blocked:
+            log.warning(
+                "blocking %s and account %r for %.0fs after repeated failures",
+                source,
+                account,
+                blocked,
+            )
         sr.reply(403, to_tag=generate_tag())
 
     # ------------------------------------------------------------------ registrations
