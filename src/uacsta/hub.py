@@ -34,7 +34,7 @@ class PhoneChannel(Protocol):
 
 class SwitchHub:
     def __init__(self, switch: SwitchingFunction | None = None) -> None:
-        self.switch = switch or SwitchingFunction()
+        self.switch = switch if switch is not None else SwitchingFunction()
         self.channels: dict[str, PhoneChannel] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.requests_relayed = 0

@@ -271,7 +271,7 @@ class CstaTcpGateway:
         max_connections_per_address: int = 64,
         max_pending_requests: int = 64,
     ) -> None:
-        self.throttle = throttle or AuthThrottle()
+        self.throttle = throttle if throttle is not None else AuthThrottle()
         self.max_connections = max_connections
         self.max_connections_per_address = max_connections_per_address
         self.max_pending_requests = max_pending_requests

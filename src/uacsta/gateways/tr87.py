@@ -422,7 +422,7 @@ class Tr87Gateway:
         self.hub = hub
         self.accounts = accounts
         self.require_authentication = require_authentication
-        self.throttle = throttle or AuthThrottle()
+        self.throttle = throttle if throttle is not None else AuthThrottle()
         nonces = NonceManager(nonce_secret or secrets.token_bytes(32))
         if digest_algorithms is None:
             self.digest = DigestServer(realm, nonces)
