@@ -99,6 +99,12 @@ async def settled(
     except AssertionError:
         now = census(server)
         left = {k: (now[k], v) for k, v in expected.items() if now[k] != v}
+        layer = server.phones.ua.layer  # type: ignore[union-attr]
+        print(
+            "DEBUG",
+            [(k, t.state, t.timers(), type(t).__name__) for k, t in layer._transactions.items()],
+            asyncio.get_running_loop().time(),
+        )
         raise AssertionError(f"not settled after {timeout}s (held, expected): {left}") from None
 
 
