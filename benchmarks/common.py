@@ -79,6 +79,30 @@ def self_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes of the machine used so far (``/proc/stat``, every core)."""
+    fields = pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class OtherLoad:
+    """CPU used by processes other than ``pids`` during a window (other work on the box
+    makes latencies worse; the results say how much there was)."""
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.pids = list(pids)
+        self.start = time.perf_counter()
+        self.busy = machine_busy_seconds()
+        self.ours = sum(cpu_seconds(p) for p in self.pids)
+
+    def cores(self) -> float:
+        wall = time.perf_counter() - self.start
+        busy = machine_busy_seconds() - self.busy
+        ours = sum(cpu_seconds(p) for p in self.pids) - self.ours
+        return round(max(0.0, busy - ours) / wall, 2) if wall > 0 else 0.0
+
+
 def udp_drops(port: int) -> int:
     """Datagrams the kernel dropped on the UDP socket bound to HOST:``port`` (buffer full)."""
     local = f"{int.from_bytes(socket.inet_aton(HOST), 'little'):08X}:{port:04X}"
@@ -408,13 +432,13 @@ def _phones_main(conn: Any, spec: dict[str, Any]) -> None:
 
     # Arrival time of whatever is being handled (UDP datagram or TCP segment), the time the
     # last datagram/segment went out, and each timed request's handling in the dialog.
-    received, sendto = udp.UdpProtocol.datagram_received, udp.UdpProtocol.sendto
+    datagram_received, sendto = udp.UdpProtocol.datagram_received, udp.UdpProtocol.sendto
     data_received = stream.StreamConnection.data_received
     in_dialog = PhoneAgent._in_dialog
 
     def on_datagram(self: Any, data: bytes, addr: Any) -> None:
         times.rx = time.perf_counter()
-        received(self, data, addr)
+        datagram_received(self, data, addr)
 
     def on_data(self: Any, data: bytes) -> None:
         times.rx = time.perf_counter()
@@ -495,6 +519,11 @@ def _phones_main(conn: Any, spec: dict[str, Any]) -> None:
         await asyncio.sleep(0.01)
         return times.tx
 
+    async def answered(service: str) -> int:
+        """CSTA requests of ``service`` the phones answered so far."""
+        assert sim is not None
+        return sum(a.received[service] for a in sim.agents.values())
+
     async def cpu() -> float:
         return self_cpu_seconds()
 
@@ -510,6 +539,7 @@ def _phones_main(conn: Any, spec: dict[str, Any]) -> None:
             "linked": linked,
             "timings": timings,
             "dnd": dnd,
+            "received": answered,
             "cpu": cpu,
             "close": close,
         },
@@ -556,6 +586,9 @@ def _clients_main(conn: Any, spec: dict[str, Any]) -> None:
 
     async def connect(n: int) -> int:
         for _ in range(n):
+            # Each client from its own loopback address (the server admits 64 per address).
+            i = len(clients)
+            SOURCE.set(f"127.20.{i // 250}.{i % 250 + 1}")
             client = CstaTcpClient()
             await client.connect(HOST, spec["port"])
             await client.login(CLIENT_USER, CLIENT_PASSWORD)

@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import pathlib
 import sys
 import time
 from typing import Any
 
 from common import (
-    HOST,
     BenchmarkError,
     ClientPool,
+    OtherLoad,
     PhoneFleet,
     ServerProcess,
     added_latencies,
@@ -62,11 +64,13 @@ async def measure(
 ) -> dict[str, Any]:
     await phones.call("timings")  # forget earlier rounds
     cpu0, p_cpu0, c_cpu0 = server.cpu(), phones.cpu(), clients.cpu()
+    other = OtherLoad([server.pid, phones.proc.pid or 0, clients.proc.pid or 0, os.getpid()])
     t0 = time.perf_counter()
     out = await clients.call("relay", devices, service, seconds, rate, None)
     wall = time.perf_counter() - t0
     cpu = server.cpu() - cpu0
     p_cpu, c_cpu = phones.cpu() - p_cpu0, clients.cpu() - c_cpu0
+    other_cores = other.cores()
     phone_times = await phones.call("timings")
     observed, added, unmatched = added_latencies(out["per_device"], phone_times, mac_of)
     done = sum(len(r) for r in out["per_device"].values())
@@ -91,6 +95,7 @@ async def measure(
         "server_rss_kb": server.rss(),
         "phones_cpu_s": round(p_cpu, 2),
         "clients_cpu_s": round(c_cpu, 2),
+        "other_processes_cores": other_cores,
         "matched_requests": h_add.count,
         "unmatched_devices": unmatched,
         "observed": h_obs.summary_ms(),
@@ -101,8 +106,6 @@ async def measure(
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     with temp_folder() as tmp:
-        import pathlib
-
         server = ServerProcess(pathlib.Path(tmp), free_port())
         phones: PhoneFleet | None = None
         clients: ClientPool | None = None
@@ -182,6 +185,7 @@ COLUMNS = (
     ("phone_p50_ms", "phone p50 ms"),
     ("phones_cpu_s", "phones CPU s"),
     ("clients_cpu_s", "clients CPU s"),
+    ("other_processes_cores", "other load (cores)"),
 )
 
 
@@ -242,5 +246,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-__all__ = ["HOST", "main"]

@@ -73,10 +73,11 @@ async def settled(
     points: int,
     clients: int,
     tr87: int = 0,
+    transactions: bool = True,
     timeout: float = 8.0,
 ) -> None:
     """Wait (bounded) until the server holds exactly what ``phones`` ready phones and the
-    surviving clients need."""
+    surviving clients need (``transactions=False``: phones are registering right now)."""
     expected = {
         "sip transactions": 0,
         "sip waiters": 0,
@@ -94,10 +95,17 @@ async def settled(
         "csta clients": clients,
         "tr87 sessions": tr87,
     }
-    try:
-        await wait_until(lambda: census(server) == expected, timeout, "the server to settle")
-    except AssertionError:
+    if not transactions:
+        del expected["sip transactions"]
+
+    def held() -> dict[str, int]:
         now = census(server)
+        return {k: now[k] for k in expected}
+
+    try:
+        await wait_until(lambda: held() == expected, timeout, "the server to settle")
+    except AssertionError:
+        now = held()
         left = {k: (now[k], v) for k, v in expected.items() if now[k] != v}
         layer = server.phones.ua.layer  # type: ignore[union-attr]
         print(
@@ -161,7 +169,7 @@ async def test_phone_fault_is_reported_restored_and_leaves_nothing(
     c1, c2 = await harness.csta_client(), await harness.csta_client()
     x1, x2, xb = await monitor(c1, "100"), await monitor(c2, "100"), await monitor(c1, "200")
     assert faulty.received["MonitorStart"] == 1  # one monitor in the phone for both clients
-    await settled(server, phones=2, monitors=3, points=2, clients=2)
+    await settled(server, phones=2, monitors=3, points=2, clients=2, transactions=not expiry)
 
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -208,7 +216,14 @@ async def test_phone_fault_is_reported_restored_and_leaves_nothing(
         registered = faulty.registrations
         await wait_until(lambda: faulty.registrations > registered, what="last short refresh")
     await settled(server, phones=2, monitors=3, points=2, clients=2)
-    assert len(faulty.phone.monitors) == 1 and len(other.phone.monitors) == 1
+    # The phone holds the restored monitor. It may still hold the one of the dead dialog too
+    # (the simulator, like phones that do not scope monitors to the CSTA dialog, keeps it):
+    # its events carry an unknown monitorCrossRefID and the switching function drops them.
+    sf = server.hub.switch
+    device = sf.devices.resolve(A)
+    assert device is not None
+    assert sf.monitors.points[device].phone_cross_ref_id in faulty.phone.monitors
+    assert len(other.phone.monitors) == 1
 
 
 async def test_phone_restarted_mid_call_is_relinked_and_the_call_cleared(

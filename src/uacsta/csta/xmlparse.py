@@ -26,6 +26,19 @@ _PARSER = etree.XMLParser(
 )
 
 
+class _NothingExternal(etree.Resolver):
+    """Resolves every external DTD or entity to nothing: libxml2 still loads an external
+    subset or parameter entity (``file://``) despite ``load_dtd=False``; this stops the read."""
+
+    def resolve(  # type: ignore[override]  # lxml-stubs omit the context argument
+        self, url: str | None, pubid: str | None, context: object
+    ) -> object:
+        return self.resolve_string("", context, base_url=None)
+
+
+_PARSER.resolvers.add(_NothingExternal())
+
+
 def local_name(element: etree._Element) -> str:
     """The element's name without namespace (CSTA editions differ only in namespace)."""
     tag = element.tag
@@ -53,6 +66,12 @@ def parse_document(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> etree
         raise CstaDecodeError(f"malformed XML: {exc}") from exc
     if root is None:
         raise CstaDecodeError("empty document")
+    # The byte check above only sees ASCII-compatible encodings; a UTF-16/32 document hides
+    # its DOCTYPE from it, so refuse the DTD once parsed (nothing external was read: see
+    # _NothingExternal, and entities are never expanded).
+    docinfo = root.getroottree().docinfo
+    if docinfo.internalDTD is not None:  # any DOCTYPE, with or without an internal subset
+        raise CstaDecodeError("DTDs and entity declarations are not accepted")
     _check_depth(root)
     return root
 

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import ssl
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 from uacsta.accounts import ClientAccounts
@@ -95,13 +96,36 @@ class CstaTcpClient:
         elif isinstance(message, m.CstaRequest):
             invoke = self.invoke_ids.allocate()
         else:
+            # A fanned-out event: encode the phone's event once per edition (cached on the
+            # gateway for this fan-out) and put in each client's monitorCrossRefID. Only for
+            # cross-refs that need no XML escaping, and only when the marker shows up exactly
+            # once in the encoding; anything else is encoded in full, as before.
+            template = action.template
+            xref = getattr(message, "monitor_cross_ref_id", None)
+            if template is not None and isinstance(xref, str) and xref.isascii() and xref.isalnum():
+                edition = self.edition
+                cache = getattr(self.gateway, "_event_parts", None)
+                if cache is None or cache[0] is not template:
+                    cache = (template, {})
+                    self.gateway._event_parts = cache  # type: ignore[attr-defined]
+                parts = cache[1].get(edition)
+                if parts is None:
+                    marker = "uacstaXrefMarker7f3a9c"
+                    xml = codec.encode(replace(template, monitor_cross_ref_id=marker), edition)
+                    split = xml.split(marker.encode())
+                    parts = (split[0], split[1]) if len(split) == 2 else ()
+                    cache[1][edition] = parts
+                if parts:
+                    self.send_frame(EVENT_INVOKE_ID, parts[0] + xref.encode() + parts[1])
+                    return
             invoke = EVENT_INVOKE_ID
         self.send_frame(invoke, codec.encode(message, self.edition))
 
     def send_frame(self, invoke: str, xml: bytes) -> None:
-        if self._closing or self.writer.is_closing():
+        transport = self.writer.transport  # what StreamWriter.write calls, minus a hop
+        if self._closing or transport.is_closing():
             return
-        self.writer.write(encode_frame(invoke, xml))
+        transport.write(encode_frame(invoke, xml))
 
     # --- connection loop ---------------------------------------------------------------
     async def run(self) -> None:

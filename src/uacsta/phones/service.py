@@ -399,7 +399,9 @@ class PhoneService:
                 link.stop(reason, bye=state != "offline" or reason == "un-registered")
             )
         record = self.inventory.get(mac)
-        if record is not None:
+        if record is not None and not record.enabled:  # as in link_ended: disabled wins
+            self.inventory.set_state(record, "disabled", "disabled by the administrator")
+        elif record is not None:
             self.inventory.set_state(record, state, reason)
 
     async def set_enabled(self, mac: str, enabled: bool) -> bool:

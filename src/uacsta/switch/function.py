@@ -93,6 +93,10 @@ class ToClient(SwitchAction):
     invoke: object | None = None
     #: Human-readable reason for an error response (logs, JSON API).
     detail: str | None = None
+    #: For a fanned-out event: the phone's event, the same object for every client of the
+    #: fan-out (``message`` is it with the client's monitorCrossRefID), so a gateway can
+    #: encode it once and patch the cross-ref per client.
+    template: m.CstaEvent | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -565,7 +569,9 @@ class SwitchingFunction:
     @staticmethod
     def _event(cm: ClientMonitor, event: m.CstaEvent) -> ToClient:
         return ToClient(
-            client=cm.client, message=replace(event, monitor_cross_ref_id=cm.cross_ref_id)
+            client=cm.client,
+            message=replace(event, monitor_cross_ref_id=cm.cross_ref_id),
+            template=event,
         )
 
 

@@ -1,0 +1,146 @@
+"""One phone event fanned out to many monitoring CSTA-over-TCP clients.
+
+Run: ``.venv/bin/python benchmarks/fanout.py [--clients 100] [--events 300] [--interval 0.02]``.
+Writes ``benchmarks/results/fanout.json`` and ``.md``.
+
+The server runs as ``uacsta serve`` with two timestamps added by ``common.py``
+(``--instrumented-server``): when the phone's event datagram enters ``datagram_received``
+and after the last client frame it caused is handed to the kernel (``send_frame``); the
+difference is the server-side fan-out time (SIP parse, 200 to the phone, CSTA decode, the
+switching function, one encode per client edition, one write per client). ``--clients``
+clients (each from its own loopback address) in their own process all start a monitor on one
+simulated phone's line (one shared monitor point on the phone); the phone toggles
+do-not-disturb every ``--interval`` s, each toggle one DoNotDisturbEvent INFO. Also reported:
+the client-side figure, the latest client's read minus the phone's send time (one clock,
+``perf_counter``), which adds the client process reading 100 sockets one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import pathlib
+import sys
+from typing import Any
+
+from common import (
+    BenchmarkError,
+    ClientPool,
+    PhoneFleet,
+    ServerProcess,
+    free_port,
+    meta,
+    temp_folder,
+    write_results,
+)
+from histogram import Histogram
+
+DEFAULT_CLIENTS = 100
+DEFAULT_EVENTS = 300
+DEFAULT_INTERVAL = 0.02
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    with temp_folder() as tmp:
+        server = ServerProcess(pathlib.Path(tmp), free_port(), instrumented=True)
+        phones: PhoneFleet | None = None
+        clients: ClientPool | None = None
+        client_side = Histogram()
+        try:
+            await server.start()
+            phones = PhoneFleet(server.port, 1, transport=args.transport, vendors=[args.vendor])
+            clients = ClientPool(server.csta_port)
+            await phones.call("start")
+            await server.wait_ready(1, 60.0)
+            ((mac, device),) = await phones.call("devices")
+            await clients.call("connect", args.clients)
+            started = await clients.call("monitor", device)
+            if started != args.clients:
+                raise BenchmarkError(f"{started} of {args.clients} monitors started")
+            cpu0 = server.cpu()
+            on = True
+            for i in range(args.events):
+                sent = await phones.call("dnd", mac, on)
+                on = not on
+                arrivals = await clients.call("collect", 1, 10.0)
+                if i >= args.warmup:
+                    client_side.record(arrivals[0] - sent)
+                await asyncio.sleep(args.interval)
+            cpu = server.cpu() - cpu0
+            rss = server.rss()
+            code, _ = await server.stop()
+            if code != 0:
+                raise BenchmarkError(f"server exit code {code}:\n{server.tail()}")
+            records = json.loads(server.timings_path.read_text())
+        finally:
+            await server.stop()
+            if clients is not None:
+                await clients.close()
+            if phones is not None:
+                await phones.close()
+    fanouts = [seconds for seconds, frames in records if frames == args.clients]
+    server_side = Histogram()
+    server_side.record_many(fanouts[args.warmup :])
+    return {
+        "clients": args.clients,
+        "events": args.events,
+        "warmup_events": args.warmup,
+        "transport": args.transport,
+        "vendor": args.vendor,
+        "events_fanned_out": len(fanouts),
+        "server": server_side.summary_ms(),
+        "client_side": client_side.summary_ms(),
+        "server_cpu_s": round(cpu, 2),
+        "server_rss_kb": rss,
+    }
+
+
+COLUMNS = (
+    ("clients", "clients"),
+    ("events_fanned_out", "events"),
+    ("server_p50_ms", "server p50 ms"),
+    ("server_p99_ms", "server p99 ms"),
+    ("server_p999_ms", "server p99.9 ms"),
+    ("server_max_ms", "server max ms"),
+    ("client_side_p50_ms", "last client - phone send p50 ms"),
+    ("client_side_p99_ms", "last client - phone send p99 ms"),
+    ("target_met", "p99 < 1 ms"),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS)
+    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
+    parser.add_argument("--warmup", type=int, default=20, help="first events not counted")
+    parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL)
+    parser.add_argument("--transport", choices=("udp", "tcp"), default="udp")
+    parser.add_argument("--vendor", default="yealink")
+    args = parser.parse_args(argv)
+    if not 1 <= args.clients <= 1000 or args.events <= args.warmup:
+        parser.error("1..1000 clients, more events than --warmup")
+    try:
+        r = asyncio.run(run(args))
+    except BenchmarkError as exc:
+        print(f"fanout: FAILED: {exc}", file=sys.stderr)
+        return 1
+    row = {k: v for k, v in r.items() if not isinstance(v, dict)}
+    for part in ("server", "client_side"):
+        for key, value in r[part].items():
+            row[f"{part}_{key.replace('.', '')}"] = value
+    row["target_met"] = r["server"]["p99_ms"] < 1.0
+    info = meta(
+        "fanout",
+        f"one {r['transport']} {r['vendor']} phone's DoNotDisturbEvent to {r['clients']} "
+        "monitoring CSTA-over-TCP clients; server side = event datagram in -> last client "
+        "frame handed to the kernel, timestamped inside the server process; client side = "
+        "latest client read minus the phone's send, one clock; HDR-style histogram "
+        f"(benchmarks/histogram.py); first {r['warmup_events']} events not counted",
+    )
+    print(write_results("fanout", "Event fan-out", info, [row], COLUMNS, extra={"run": r}), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
