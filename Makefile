@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit sysdeps bench clean
+.PHONY: run test lint typecheck unit sysdeps bench clean soak fuzz
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,8 +28,8 @@ sysdeps:
 	  $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools fuzz
+	$(BIN)/ruff format --check src tests benchmarks tools fuzz
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -41,6 +41,11 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Minutes of call load on a `uacsta serve` subprocess; not part of `make test`. MINUTES=10 make soak
+MINUTES ?= 3
+soak: $(STAMP)
+	$(BIN)/python tools/soak.py --minutes $(MINUTES)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -137,13 +137,13 @@ def _run_random(name: str, seconds: int, seed: int) -> Outcome:
     started = time.monotonic()
     deadline = started + seconds
     executions = 0
-    CRASHES.mkdir(exist_ok=True)
     while time.monotonic() < deadline:
         data = mutate(rng, rng.choice(pool), pool)
         executions += 1
         try:
             target.run(data)
         except Exception:
+            CRASHES.mkdir(exist_ok=True)
             path = CRASHES / f"{name}-crash-{hashlib.sha1(data).hexdigest()}"
             path.write_bytes(data)
             return Outcome(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from fuzz import run as fuzz_run
 from fuzz.targets import TARGETS, chunks, mutate
 

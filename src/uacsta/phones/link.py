@@ -200,7 +200,13 @@ class PhoneLink:
         for cseq in range(1, 5):
             timer = session_timer_request_headers(interval, refresher=Refresher.UAC)
             invite = self._invite(cseq, call_id, from_tag, (*timer, *auth))
-            response, flow = await self.service.ua.request_flow(invite, self.target.flow)
+            try:
+                response, flow = await asyncio.wait_for(
+                    self.service.ua.request_flow(invite, self.target.flow),
+                    max(8.0, 2 * self.csta_timeout),
+                )
+            except TimeoutError:
+                raise LinkFailed("the phone did not answer the CSTA INVITE") from None
             if response.is_success and flow is not None:
                 self._confirm(invite, response, flow)
                 return

@@ -16,7 +16,8 @@ import logging
 import secrets
 import ssl
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from uacsta.config import Settings
 from uacsta.csta import messages as m
@@ -84,6 +85,7 @@ class PhoneService:
         self._relink: dict[str, asyncio.TimerHandle] = {}
         self.throttle = AuthThrottle(max_failures=p.max_auth_failures, block_time=p.block_time)
         self._observe = observe_latency
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self.auth_failures = 0
 
@@ -148,6 +150,8 @@ class PhoneService:
             *(link.stop("server shutdown") for link in list(self.links.values())),
             return_exceptions=True,
         )
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.ua.close()
 
     # ------------------------------------------------------------------ settings
@@ -294,10 +298,14 @@ class PhoneService:
             return
         if link is not None and moved:
             log.info("phone %s moved to %s: re-linking", mac, flow)
-            asyncio.get_running_loop().create_task(
-                link.stop("phone re-registered elsewhere", bye=False)
-            )
+            self._spawn(link.stop("phone re-registered elsewhere", bye=False))
         self._start_link(mac)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """A background task kept referenced until done (the loop holds only weak ones)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _schedule_expiry(self, mac: str, expires_at: float) -> None:
         self._cancel_expiry(mac)
@@ -395,9 +403,7 @@ class PhoneService:
         if handle is not None:
             handle.cancel()
         if link is not None:
-            asyncio.get_running_loop().create_task(
-                link.stop(reason, bye=state != "offline" or reason == "un-registered")
-            )
+            self._spawn(link.stop(reason, bye=state != "offline" or reason == "un-registered"))
         record = self.inventory.get(mac)
         if record is not None and not record.enabled:  # as in link_ended: disabled wins
             self.inventory.set_state(record, "disabled", "disabled by the administrator")

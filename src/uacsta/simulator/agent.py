@@ -238,6 +238,8 @@ class PhoneAgent:
         dialog = Dialog.from_uas(request, tag, contact)
         if self.usage is not None:
             self.ua.remove_usage(self.usage)
+        # Monitors belong to the CSTA session: a new dialog starts without any.
+        self.phone.monitors.clear()
         self.usage = DialogUsage(
             dialog, sr.flow, on_request=self._in_dialog, local_host=self.local_host
         )
