@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit sysdeps bench clean soak fuzz
+.PHONY: run test lint typecheck unit sysdeps bench bench-full clean soak fuzz
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,13 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The full-size performance runs (minutes each); `make bench` runs every script with defaults.
+bench-full: $(STAMP)
+	$(BIN)/python benchmarks/scaling.py --phones 100,1000,10000
+	$(BIN)/python benchmarks/keepalive.py --phones 10000 --interval 60 --window 120
+	$(BIN)/python benchmarks/csta_relay.py --seconds 10 --rate 2500
+	$(BIN)/python benchmarks/fanout.py --clients 100 --events 1000
 
 # Minutes of call load on a `uacsta serve` subprocess; not part of `make test`. MINUTES=10 make soak
 MINUTES ?= 3
