@@ -49,6 +49,11 @@ bench-full: $(STAMP)
 	$(BIN)/python benchmarks/csta_relay.py --seconds 10 --rate 2500
 	$(BIN)/python benchmarks/fanout.py --clients 100 --events 1000
 
+# Coverage-guided fuzzing (atheris) of the SIP and CSTA parsers: FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
+
 # Minutes of call load on a `uacsta serve` subprocess; not part of `make test`. MINUTES=10 make soak
 MINUTES ?= 3
 soak: $(STAMP)

@@ -171,6 +171,7 @@ class Server:
     async def _start_http(self) -> None:
         from uacsta.web.app import create_app
         from uacsta.web.auth import Auth
+        from uacsta.web.httpproto import BoundedHttpToolsProtocol
 
         assert self.store is not None
         self.initial_admin_password = await asyncio.to_thread(Auth(self.store).ensure_admin)
@@ -202,6 +203,9 @@ class Server:
             lifespan="off",
             access_log=False,
             ws_max_size=64 * 1024,
+            # httptools with bounds on the request head and the time to send it.
+            http=BoundedHttpToolsProtocol,
+            timeout_keep_alive=15,
             **self._http_tls(https),
         )
         self.http = uvicorn.Server(config)

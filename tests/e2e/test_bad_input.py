@@ -528,11 +528,6 @@ async def test_http_survives_garbage(harness: Harness) -> None:
     await assert_still_serves(harness, server, "400", "fanvil")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="uvicorn's httptools parser has no header-size bound: a 200 KB header is served "
-    "and an unterminated header section is buffered without limit (ARCHITECTURE rule 6)",
-)
 async def test_http_bounds_the_header_section(harness: Harness) -> None:
     server = await harness.start_server()
     assert server.http_port is not None
