@@ -256,3 +256,16 @@ async def test_a_phone_that_does_not_answer_gives_a_timeout_error(harness: Harne
     assert harness.state(phones[1].mac) == "ready"
     ok = await client.request(m.GetDoNotDisturb(device=B))
     assert isinstance(ok, m.GetDoNotDisturbResponse)
+
+
+async def test_requests_in_flight_to_one_phone_are_bounded(harness: Harness) -> None:
+    from uacsta.phones.link import MAX_IN_FLIGHT
+
+    _server, _sim, phones, client = await setup(harness)
+    phones[1].stop_answering()
+    answers = await asyncio.gather(
+        *(client.request(m.GetDoNotDisturb(device=B)) for _ in range(MAX_IN_FLIGHT + 3))
+    )
+    busy = m.CSTAErrorCode.performance_management("performanceLimitExceeded")
+    assert answers.count(busy) == 3
+    assert answers.count(m.CSTAErrorCode.timeout()) == MAX_IN_FLIGHT

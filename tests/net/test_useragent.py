@@ -192,3 +192,38 @@ async def test_2xx_to_invite_is_retransmitted_over_udp_until_ack() -> None:
     finally:
         raw.close()
         await phone.ua.close()
+
+
+async def test_one_peer_cannot_fill_the_transaction_table() -> None:
+    held: list[ServerRequest] = []
+    ua = UserAgent(on_request=held.append, max_transactions_per_peer=2)
+    await ua.listen("udp:127.0.0.1:0")
+    port = ua.transport.listener("udp").port
+    raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    raw.bind(("127.0.0.1", 0))
+    raw.setblocking(False)
+    loop = asyncio.get_running_loop()
+    host, rport = raw.getsockname()
+    try:
+        for n in range(3):
+            options = Request(
+                method="OPTIONS",
+                uri=f"sip:uacsta@127.0.0.1:{port}",
+                headers=(
+                    ("Via", f"SIP/2.0/UDP {host}:{rport};branch={generate_branch()}"),
+                    ("Max-Forwards", "70"),
+                    ("From", f"<sip:a@{host}>;tag=t{n}"),
+                    ("To", "<sip:uacsta@127.0.0.1>"),
+                    ("Call-ID", f"flood-{n}"),
+                    ("CSeq", "1 OPTIONS"),
+                ),
+            )
+            raw.sendto(options.to_bytes(), ("127.0.0.1", port))
+        busy = parse_message(await asyncio.wait_for(loop.sock_recv(raw, 65536), 5))
+        assert busy.status_code == 503 and busy.call_id == "flood-2"
+        assert len(held) == 2  # the first two reached the handler, still unanswered
+        held[0].reply(200)  # answers to held transactions still go out
+        await asyncio.wait_for(loop.sock_recv(raw, 65536), 5)
+    finally:
+        raw.close()
+        await ua.close()

@@ -11,8 +11,10 @@ dialog to the handler registered for that dialog; unknown dialogs get 481 (RFC 3
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,6 +35,7 @@ from uacsta.sip.transaction import (
     TransactionTimeout,
     Transmit,
     TransportFailed,
+    server_key,
 )
 from uacsta.sip.uri import Via
 
@@ -99,8 +102,12 @@ class UserAgent:
         user_agent: str = "uacsta",
         max_transactions: int = 50_000,
         tracer: Tracer | None = None,
+        max_transactions_per_peer: int = 1000,
     ) -> None:
         self.tracer = tracer
+        self.max_transactions_per_peer = max_transactions_per_peer
+        self._per_peer: Counter[str] = Counter()
+        self._peer_of: dict[TransactionKey, str] = {}
         self.transport = SipTransport(
             self._on_message,
             on_closed=self._on_closed,
@@ -268,10 +275,20 @@ class UserAgent:
             self.tracer("in", message, flow)
         if isinstance(message, Response):
             self._dispatch(self.layer.receive_response(message, now), flow)
-        else:
-            self._dispatch(
-                self.layer.receive_request(message, reliable=flow.is_stream, now=now), flow
-            )
+            return
+        peer = flow.remote[0]
+        if (
+            message.method != "ACK"
+            and self._per_peer[peer] >= self.max_transactions_per_peer
+            and server_key(message) not in self.layer
+        ):
+            # One peer may not use up the transaction table of everyone (a request storm).
+            log.warning("%s has %d open transactions: 503", peer, self._per_peer[peer])
+            busy = build_response(message, 503, headers=(("Retry-After", "5"),))
+            with contextlib.suppress(TransportError):
+                self.transport.send(busy, flow)
+            return
+        self._dispatch(self.layer.receive_request(message, reliable=flow.is_stream, now=now), flow)
 
     def _on_closed(self, flow: Flow) -> None:
         if self._on_closed_cb is not None:
@@ -285,6 +302,9 @@ class UserAgent:
                 case DeliverRequest():
                     if key is not None and source is not None:
                         self._flows[key] = source
+                        if key.server and key not in self._peer_of:
+                            self._peer_of[key] = source.remote[0]
+                            self._per_peer[source.remote[0]] += 1
                     self._deliver_request(key, action.request, source)
                 case DeliverResponse():
                     self._deliver_response(key, action.response, source)
@@ -294,6 +314,11 @@ class UserAgent:
                 case Terminated():
                     if key is not None:
                         self._flows.pop(key, None)
+                        peer = self._peer_of.pop(key, None)
+                        if peer is not None:
+                            self._per_peer[peer] -= 1
+                            if self._per_peer[peer] <= 0:
+                                del self._per_peer[peer]
         self._rearm()
 
     def _transmit(self, key: TransactionKey | None, action: Transmit, source: Flow | None) -> None:

@@ -64,6 +64,10 @@ ALL_SERVICES = (
 )  # fmt: skip
 
 
+#: CSTA requests one phone may have outstanding (phones answer one INFO at a time anyway).
+MAX_IN_FLIGHT = 32
+
+
 class LinkState(enum.Enum):
     LINKING = "linking"
     READY = "ready"
@@ -113,6 +117,7 @@ class PhoneLink:
         self._stopped = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.requests_sent = 0
+        self.in_flight = 0
         self.timeouts = 0
         self.log = logging.LoggerAdapter(log, {"mac": mac})
 
@@ -375,7 +380,18 @@ class PhoneLink:
             or (not internal and self.state is not LinkState.READY)
         ):
             return m.CSTAErrorCode.system_resource_availability("outOfService")
+        if self.in_flight >= MAX_IN_FLIGHT:
+            # Clients together may not queue unbounded work on one phone.
+            self.log.warning("%s has %d CSTA requests in flight", self.mac, self.in_flight)
+            return m.CSTAErrorCode.performance_management("performanceLimitExceeded")
         self.requests_sent += 1
+        self.in_flight += 1
+        try:
+            return await self._csta_request(request, usage)
+        finally:
+            self.in_flight -= 1
+
+    async def _csta_request(self, request: m.CstaRequest, usage: DialogUsage) -> m.CstaMessage:
         self.service.trace_csta(self.mac, "out", request)
         body = codec.encode(request, self.edition)
         started = time.perf_counter()
