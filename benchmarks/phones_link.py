@@ -29,15 +29,25 @@ import json
 import os
 import pathlib
 import platform
-import resource
 import signal
-import socket
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from common import (
+    BenchmarkError,
+    SourceBindingLoop,
+    cpu_seconds,
+    free_port,
+    listen_overflows,
+    phone_address,
+    raise_fd_limit,
+    rss_kb,
+    self_cpu_seconds,
+    udp_drops,
+    wait_for,
+)
 from uacsta.control import call
 from uacsta.simulator.agent import PhoneAgent
 from uacsta.simulator.runtime import VENDORS, Simulation
@@ -59,82 +69,10 @@ STOP_TIMEOUT = 60.0
 SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar("source", default=None)
 
 
-class BenchmarkError(RuntimeError):
-    """The run did not get where it should; the message says how far it got."""
-
-
 # ---------------------------------------------------------------------- /proc readings
-def rss_kb(pid: int) -> int:
-    """Resident set size of ``pid`` in KiB (VmRSS)."""
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise BenchmarkError(f"no VmRSS for pid {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far (``/proc/<pid>/stat`` fields 14 and 15)."""
-    stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
-
-
-def self_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def udp_drops(port: int) -> int:
-    """Datagrams the kernel dropped on the UDP socket bound to HOST:``port`` (buffer full)."""
-    local = f"{int.from_bytes(socket.inet_aton(HOST), 'little'):08X}:{port:04X}"
-    for line in pathlib.Path("/proc/net/udp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[1] == local:
-            return int(fields[-1])
-    return 0
-
-
-def listen_overflows() -> int:
-    """Connections the kernel refused because an accept queue was full (system-wide)."""
-    lines = pathlib.Path("/proc/net/netstat").read_text().splitlines()
-    for names, values in zip(lines[::2], lines[1::2], strict=False):
-        if names.startswith("TcpExt:"):
-            return int(dict(zip(names.split(), values.split(), strict=True))["ListenOverflows"])
-    return 0
-
-
-def phone_address(i: int) -> str:
-    """Phone ``i``'s own loopback address: real phones each have their own IP, and the
-    server admits only a few TCP connections per remote address."""
-    return f"127.10.{i // 250}.{i % 250 + 1}"
-
-
-class SourceBindingLoop(asyncio.SelectorEventLoop):
-    """Outgoing connections start from the address in :data:`SOURCE` (the simulator's
-    user agent connects without ``local_addr``, so all phones would come from 127.0.0.1)."""
-
-    async def create_connection(self, *args: Any, **kwargs: Any) -> Any:
-        source = SOURCE.get()
-        if source is not None and kwargs.get("local_addr") is None and "sock" not in kwargs:
-            kwargs["local_addr"] = (source, 0)
-        return await super().create_connection(*args, **kwargs)
 
 
 # ---------------------------------------------------------------------- server process
-def free_port() -> int:
-    """A port free for both UDP and TCP on HOST (the server binds both to it)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((HOST, 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((HOST, port))
-                except OSError:
-                    continue
-            return port
-    raise BenchmarkError("no port free for both UDP and TCP")
 
 
 def write_config(folder: pathlib.Path, port: int) -> pathlib.Path:
@@ -160,16 +98,6 @@ def write_config(folder: pathlib.Path, port: int) -> pathlib.Path:
         )
     )
     return config
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[bool]], timeout: float, what: Callable[[], str]
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise BenchmarkError(f"timed out after {timeout:.0f}s waiting for {what()}")
-        await asyncio.sleep(POLL_INTERVAL)
 
 
 class ServerProcess:
@@ -245,13 +173,6 @@ async def start_from(agent: PhoneAgent) -> None:
     """Start a phone; its tasks (hence its connections) inherit its source address."""
     SOURCE.set(agent.local_host)
     await agent.start()
-
-
-def raise_fd_limit(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def time_first_register(agent: PhoneAgent, first: list[float]) -> None:
