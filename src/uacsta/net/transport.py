@@ -468,7 +468,9 @@ def stamp_via(request: Request, host: str, port: int) -> Request:
         if name == "Via":
             headers[i] = ("Via", str(stamped))
             break
-    return replace(request, headers=tuple(headers))
+    new = replace(request, headers=tuple(headers))
+    new.seed_parsed({"Via": stamped}, request)  # From/To/CSeq are unchanged: no second parse
+    return new
 
 
 def response_address(response: Response, transport: str) -> tuple[str, int] | None:

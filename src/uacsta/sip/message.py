@@ -10,7 +10,7 @@ relay path cheap: most headers are never looked at.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Self, TypeVar
 
@@ -236,6 +236,13 @@ class SipMessage:
     _parsed: dict[str, object] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
+
+    def seed_parsed(self, values: Mapping[str, object], source: SipMessage | None = None) -> None:
+        """Reuse parsed header values: those of ``source`` (an otherwise equal message) and
+        ``values`` for the headers that differ. Only for freshly built messages."""
+        if source is not None:
+            self._parsed.update(source._parsed)
+        self._parsed.update(values)
 
     def _once(self, key: str, parse: Callable[[str], T]) -> T:
         cached = self._parsed.get(key)
@@ -503,6 +510,7 @@ def parse_message(
     headers: list[tuple[str, str]] = []
     append = headers.append
     seen: set[str] = set()
+    parsed: dict[str, object] = {}  # values checked while reading, kept for the message
     content_length: int | None = None
     for line in lines[1:]:
         name, colon, value = line.partition(":")
@@ -523,9 +531,9 @@ def parse_message(
             if cname in seen:
                 raise SipParseError(f"{cname} must appear exactly once")  # RFC 4475 §3.3.8
             if cname == "CSeq":
-                parse_cseq(value)
+                parsed["CSeq"] = parse_cseq(value)
             elif cname != "Call-ID":
-                parse_name_addr(value)
+                parsed[cname] = parse_name_addr(value)
             elif not value:
                 raise SipParseError("empty Call-ID")
             seen.add(cname)
@@ -534,7 +542,8 @@ def parse_message(
             values = split_list(value)
             if cname == "Via":
                 for v in values:
-                    parse_via(v)
+                    via = parse_via(v)
+                    parsed.setdefault("Via", via)
             elif cname in _ADDRESS_HEADERS:
                 for v in values:
                     if v != "*" or cname != "Contact":
@@ -571,8 +580,11 @@ def parse_message(
         raise MessageTooLarge(f"body of {len(body)} bytes is over the limit")
     kind, text = first
     if isinstance(kind, int):
-        return Response(status_code=kind, reason=text, headers=tuple(headers), body=body)
+        response = Response(status_code=kind, reason=text, headers=tuple(headers), body=body)
+        response.seed_parsed(parsed)
+        return response
     request = Request(method=kind, uri=text, headers=tuple(headers), body=body)
+    request.seed_parsed(parsed)
     _check_cseq_method(request)
     return request
 
