@@ -87,6 +87,7 @@ class DialogUsage:
     #: Our address as this peer knows it (Via/Contact host); None: the listener's.
     local_host: str | None = None
     last_ack: Request | None = None
+    via: Via | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -245,7 +246,7 @@ class UserAgent:
             body=body,
             content_type=content_type,
             extra_headers=extra_headers,
-            via=self.via(usage.flow.transport, usage.local_host),
+            via=self._usage_via(usage),
         )
         response = await self.request(request, usage.flow)
         usage.dialog.receive_response(response)
@@ -253,9 +254,16 @@ class UserAgent:
             self.ack_2xx(usage, response)
         return response
 
+    def _usage_via(self, usage: DialogUsage) -> Via:
+        """The usage's Via template, built once (same transport and address every time)."""
+        via = usage.via
+        if via is None:
+            via = usage.via = self.via(usage.flow.transport, usage.local_host)
+        return via
+
     def ack_2xx(self, usage: DialogUsage, response: Response) -> None:
         ack = usage.dialog.create_ack(
-            response, branch=generate_branch(), via=self.via(usage.flow.transport, usage.local_host)
+            response, branch=generate_branch(), via=self._usage_via(usage)
         )
         usage.last_ack = ack
         self.send_ack(ack, usage.flow)
