@@ -226,7 +226,9 @@ def demo(
     from uacsta.demo import run_demo
 
     settings = _settings(config)
-    setup_logging("WARNING" if settings.log.level.upper() == "INFO" else settings.log.level)
+    if settings.log.level.upper() == "INFO":
+        settings.log.level = "WARNING"  # the banner is what the demo shows; logs in the admin
+    setup_logging(settings.log.level)
     try:
         asyncio.run(run_demo(settings, answer_after=answer_after))
     except OSError as exc:

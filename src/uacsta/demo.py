@@ -88,6 +88,18 @@ def banner(server: Server, settings: Settings, sim: Simulation) -> str:
                 else ""
             )
         )
+    if server.http_port is not None:
+        web = next((e.split()[1] for e in server.listening if e.startswith("web ")), "")
+        password = (
+            f"password in {server.data_dir / 'initial-admin-password'}"
+            if (server.data_dir / "initial-admin-password").exists()
+            else "password as you set it (uacsta admin-password)"
+        )
+        out += [
+            f"  web admin        : {web}admin/  (user 'admin', {password})",
+            f"  web client       : {web}client/  (create users in the admin, Users page)",
+            f"  API docs         : {web}docs",
+        ]
     out += [
         "  try, in another terminal:",
         "    .venv/bin/uacsta phones            # the inventory (simulated phones are labelled)",

@@ -159,14 +159,7 @@ class Server:
             require_authentication=c.require_authentication,
             throttle=self.client_throttle,
         )
-        for address in c.sip_listen:
-            tls = address.lower().startswith("tls:")
-            if tls and self.tls_context is None:
-                continue
-            listener = await self.tr87.listen(
-                address, ssl_context=self.tls_context if tls else None
-            )
-            self.listening.append(f"tr87 {listener}")
+        await self._listen_tr87()
 
     async def _start_http(self) -> None:
         from uacsta.web.app import create_app
