@@ -121,6 +121,8 @@ class LogSettings:
     max_file_size: int = 10 * 1024 * 1024
     delete_daily: bool = False
     mac_filter: list[str] = field(default_factory=list)
+    #: Last SIP/CSTA messages kept per phone for the web admin's ladder (memory per phone).
+    trace_messages: int = 64
 
 
 @dataclass

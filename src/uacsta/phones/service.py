@@ -79,7 +79,8 @@ class PhoneService:
         self.ua = self._user_agent()
         self.links: dict[str, PhoneLink] = {}
         self.targets: dict[str, Target] = {}
-        self.traces: dict[str, TraceBuffer] = defaultdict(TraceBuffer)
+        size = max(0, settings.log.trace_messages)
+        self.traces: dict[str, TraceBuffer] = defaultdict(lambda: TraceBuffer(size))
         self._flow_mac: dict[tuple[str, tuple[str, int]], str] = {}
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._relink: dict[str, asyncio.TimerHandle] = {}
