@@ -29,7 +29,6 @@ import json
 import os
 import pathlib
 import platform
-import signal
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ from typing import Any
 
 from common import (
     BenchmarkError,
+    ServerProcess,
     SourceBindingLoop,
     cpu_seconds,
     free_port,
@@ -48,7 +48,6 @@ from common import (
     udp_drops,
     wait_for,
 )
-from uacsta.control import call
 from uacsta.simulator.agent import PhoneAgent
 from uacsta.simulator.runtime import VENDORS, Simulation
 
@@ -73,99 +72,6 @@ SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar("source", de
 
 
 # ---------------------------------------------------------------------- server process
-
-
-def write_config(folder: pathlib.Path, port: int) -> pathlib.Path:
-    """Production defaults except addresses, password, data directory and log level."""
-    config = folder / "uacsta.toml"
-    config.write_text(
-        "\n".join(
-            [
-                "[phones]",
-                f'listen = ["udp:{HOST}:{port}", "tcp:{HOST}:{port}"]',
-                f'password = "{PASSWORD}"',
-                "[clients]",
-                f'sip_listen = ["tcp:{HOST}:0"]',
-                f'csta_listen = ["tcp:{HOST}:0"]',
-                "[store]",
-                f'path = "{folder / "data"}"',
-                "[http]",
-                f'listen = "tcp:{HOST}:0"',
-                "[log]",
-                'level = "WARNING"',
-                "",
-            ]
-        )
-    )
-    return config
-
-
-class ServerProcess:
-    def __init__(self, folder: pathlib.Path, port: int) -> None:
-        self.folder = folder
-        self.port = port
-        self.config = write_config(folder, port)
-        self.sock = folder / "data" / "uacsta.sock"
-        self.log = folder / "server.log"
-        self.proc: asyncio.subprocess.Process | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    async def start(self) -> dict[str, Any]:
-        with self.log.open("wb") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "uacsta.cli",
-                "serve",
-                "--config",
-                str(self.config),
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        status: dict[str, Any] = {}
-
-        async def listening() -> bool:
-            if self.proc is not None and self.proc.returncode is not None:
-                raise BenchmarkError(f"server exited with {self.proc.returncode}:\n{self.tail()}")
-            nonlocal status
-            status = await self.status() or {}
-            return bool(status)
-
-        await wait_for(listening, START_TIMEOUT, lambda: "the server's control socket")
-        wanted = {f"phones udp:{HOST}:{self.port}", f"phones tcp:{HOST}:{self.port}"}
-        if not wanted <= set(status["listening"]):
-            raise BenchmarkError(f"server listens on {status['listening']}, not {wanted}")
-        return status
-
-    async def status(self) -> dict[str, Any] | None:
-        answer = await call(self.sock, {"cmd": "status"}, timeout=10.0)
-        if answer is None or not answer.get("ok"):
-            return None
-        status: dict[str, Any] = answer["status"]
-        return status
-
-    async def stop(self) -> tuple[int | None, float]:
-        """SIGTERM; the exit code (None if it had to be killed) and the seconds it took."""
-        if self.proc is None or self.proc.returncode is not None:
-            return (None if self.proc is None else self.proc.returncode), 0.0
-        start = time.perf_counter()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code: int | None = await asyncio.wait_for(self.proc.wait(), STOP_TIMEOUT)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-            code = None
-        return code, time.perf_counter() - start
-
-    def tail(self, lines: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        return ""
 
 
 # ---------------------------------------------------------------------- the run
