@@ -10,8 +10,6 @@ source; a source with repeated failures is blocked for ``block_time`` seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import logging
 import secrets
 import ssl
@@ -38,7 +36,7 @@ from uacsta.sip.digest import (
 from uacsta.sip.helpers import generate_tag
 from uacsta.sip.message import Message, Request
 from uacsta.sip.registrar import Registrar, RegistrarPolicy
-from uacsta.sip.uri import SipUri, parse_uri
+from uacsta.sip.uri import SipUri
 from uacsta.store.db import utcnow
 from uacsta.throttle import AuthThrottle
 
@@ -280,7 +278,7 @@ class PhoneService:
             contact=str(binding.contact.uri),
             flow=flow,
             aor=binding.aor,
-            local_host=_request_uri_host(request.uri),
+            local_host=_host_phones_use(request),
         )
         previous = self.targets.get(mac)
         self._forget_target(mac)
@@ -452,14 +450,8 @@ class PhoneService:
             self._observe(service, seconds)
 
 
-def _request_uri_host(uri: str) -> str | None:
-    with contextlib.suppress(Exception):
-        parsed = parse_uri(uri)
-        if isinstance(parsed, SipUri):
-            return parsed.host.strip("[]")
-    return None
-
-
-def password_digest(password: str) -> str:
-    """A short fingerprint to log which password was configured, never the password."""
-    return hashlib.sha256(password.encode()).hexdigest()[:8]
+def _host_phones_use(request: Request) -> str | None:
+    """Our address as the phone knows it: the host of its REGISTER's Request-URI (already
+    validated when the message was parsed)."""
+    uri = request.request_uri
+    return uri.host.strip("[]") if isinstance(uri, SipUri) else None
