@@ -296,12 +296,12 @@ def simulate(
 
 
 def _csta_endpoint(settings: Settings) -> tuple[str, int, str, str]:
-    from uacsta.net.address import parse_listen_address
+    from uacsta.net.address import connect_host, parse_listen_address
 
     for address in settings.clients.csta_listen:
         parsed = parse_listen_address(address)
         if parsed.transport == "tcp":
-            host = "127.0.0.1" if parsed.host in ("0.0.0.0", "::") else parsed.host
+            host = connect_host(parsed.host)
             account = settings.clients.accounts[0]
             return host, parsed.port, account.name, account.password
     typer.echo("no tcp entry in clients.csta_listen", err=True)

@@ -13,7 +13,7 @@ import logging
 import signal
 
 from uacsta.config import Settings
-from uacsta.net.address import parse_listen_address
+from uacsta.net.address import connect_host, parse_listen_address
 from uacsta.server import Server
 from uacsta.simulator.runtime import Simulation
 
@@ -29,10 +29,6 @@ DEMO_PHONES = (
 )
 
 
-def _client_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-
-
 async def run_demo(settings: Settings, *, answer_after: float = 3.0) -> None:
     server = Server(settings)
     stop = asyncio.Event()
@@ -43,7 +39,7 @@ async def run_demo(settings: Settings, *, answer_after: float = 3.0) -> None:
     await server.start()
     assert server.phones is not None and server.inventory is not None
     ports = {lst.transport: lst.port for lst in server.phones.ua.transport.listeners}
-    host = _client_host(server.phones.ua.transport.listeners[0].host)
+    host = connect_host(server.phones.ua.transport.listeners[0].host)
     sim = Simulation(host, ports, password=settings.phones.password, external_answer_delay=3.0)
     agents = [sim.add_phone(v, lines, transport=t) for v, lines, t in DEMO_PHONES if t in ports]
     try:
@@ -83,7 +79,7 @@ def banner(server: Server, settings: Settings, sim: Simulation) -> str:
         out.append(
             f"  CTI client login : user {account.name!r}, password {account.password!r}"
             + (
-                f" (CSTA XML/TCP on {_client_host(csta_tcp.host)}:{csta_tcp.port})"
+                f" (CSTA XML/TCP on {connect_host(csta_tcp.host)}:{csta_tcp.port})"
                 if csta_tcp
                 else ""
             )

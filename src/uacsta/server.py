@@ -22,7 +22,7 @@ from uacsta.config import ConfigError, Settings, apply_changes, merge
 from uacsta.control import ControlServer
 from uacsta.gateways.cstatcp import CstaTcpGateway
 from uacsta.hub import SwitchHub
-from uacsta.net.address import parse_listen_address
+from uacsta.net.address import connect_host, parse_listen_address
 from uacsta.net.tls import ensure_self_signed_cert, server_context
 from uacsta.phones.inventory import Inventory
 from uacsta.phones.service import PhoneService
@@ -355,6 +355,5 @@ class Server:
 
 
 def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", "::", ""):
-        return "127.0.0.1"
+    host = connect_host(host)
     return f"[{host}]" if ":" in host else host

@@ -38,3 +38,9 @@ def parse_listen_address(text: str) -> ListenAddress:
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"{text!r}: port must be a number from 0 to 65535")
     return ListenAddress(transport, host, int(port_text))
+
+
+def connect_host(host: str) -> str:
+    """Where a client on this machine reaches a listener bound to ``host`` (a wildcard
+    address means loopback)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
