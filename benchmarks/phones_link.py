@@ -94,7 +94,7 @@ def time_first_register(agent: PhoneAgent, first: list[float]) -> None:
 
 
 async def run(
-    phones: int, transport: str, vendors: list[str], ramp: float, timeout: float
+    phones: int, transport: str, vendors: list[str], ramp: float, timeout: float, settle: float
 ) -> dict[str, Any]:
     raise_fd_limit(4 * phones + 256)  # TCP: listener + connection per phone, server side too
     with tempfile.TemporaryDirectory(prefix="uacsta-bench-") as tmp:
@@ -144,6 +144,12 @@ async def run(
             drops = udp_drops(server.port)
             overflows = listen_overflows() - overflows
             linked = sum(agent.linked.is_set() for agent in sim.agents.values())
+            settled_kb = None
+            if settle:
+                # The set-up's transactions linger for Timer J/D (32 s over UDP): memory for
+                # a linked phone is what is left once they are gone.
+                await asyncio.sleep(settle)
+                settled_kb = rss_kb(server.pid)
             code, stop_seconds = await server.stop()
         finally:
             await server.stop()
@@ -160,6 +166,11 @@ async def run(
             "server_rss_idle_kb": idle_kb,
             "server_rss_after_kb": after_kb,
             "server_kb_per_phone": round((after_kb - idle_kb) / phones, 1),
+            "settle_s": settle,
+            "server_rss_settled_kb": settled_kb,
+            "server_kb_per_phone_settled": (
+                None if settled_kb is None else round((settled_kb - idle_kb) / phones, 1)
+            ),
             "server_cpu_s": round(cpu_total - cpu_idle, 2),
             "server_cpu_startup_s": round(cpu_idle, 2),
             "server_udp_drops": drops,
@@ -193,6 +204,7 @@ COLUMNS = (
     ("server_rss_idle_kb", "server RSS idle KB"),
     ("server_rss_after_kb", "server RSS after KB"),
     ("server_kb_per_phone", "KB/phone"),
+    ("server_kb_per_phone_settled", "KB/phone after settle_s"),
     ("server_cpu_s", "server CPU s"),
     ("server_udp_drops", "UDP drops"),
     ("tcp_listen_overflows", "TCP listen overflows"),
@@ -252,6 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ramp", type=float, default=0.0, help="spread starts over N seconds")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds until all ready")
     parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        help="then wait N seconds (set-up transactions expire after 32 s) and read RSS again",
+    )
+    parser.add_argument(
         "--repeat", type=int, default=DEFAULT_REPEAT, help="runs (fresh server each); median"
     )
     args = parser.parse_args(argv)
@@ -264,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.repeat):
         try:
             with asyncio.Runner(loop_factory=SourceBindingLoop) as runner:
-                row = runner.run(run(args.phones, args.transport, vendors, args.ramp, args.timeout))
+                row = runner.run(
+                    run(args.phones, args.transport, vendors, args.ramp, args.timeout, args.settle)
+                )
         except BenchmarkError as exc:
             print(f"phones_link: FAILED: {exc}", file=sys.stderr)
             return 1

@@ -396,3 +396,22 @@ def test_mutated_messages_raise_only_parse_errors(data: bytes) -> None:
     _only_parse_errors(data)
     with contextlib.suppress(SipParseError):
         parse_message(data, datagram=False, max_headers=5, max_body_bytes=10)
+
+
+def _views(msg: Message) -> list[object]:
+    seen: list[object] = []
+    for view in ("call_id", "cseq", "from_", "to", "via", "top_via", "contact"):
+        try:
+            seen.append(getattr(msg, view))
+        except SipParseError as exc:
+            seen.append(type(exc))
+    return seen
+
+
+@given(messages)
+def test_dropping_parsed_values_changes_no_view(msg: Message) -> None:
+    parsed = parse_message(msg.to_bytes())
+    before = _views(parsed)
+    parsed.drop_parsed()
+    assert parsed._parsed == {}
+    assert _views(parsed) == before

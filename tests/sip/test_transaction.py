@@ -829,3 +829,20 @@ def test_layer_invite_retransmission_after_2xx_is_not_a_new_request() -> None:
     assert layer.get_timer() == pytest.approx(32.1)
     assert layer.handle_timer(32.1) == [(key, Terminated())]
     assert key not in layer
+
+
+def test_a_lingering_transaction_keeps_bytes_not_parsed_values() -> None:
+    request = parse_message(INFO.to_bytes())
+    assert isinstance(request, Request)
+    tx = NonInviteServerTransaction(request, reliable=False)
+    tx.start(0.0)
+    request.cseq  # noqa: B018 - parsed while the TU handled it
+    ok = build_response(request, 200)
+    ok.cseq  # noqa: B018
+    tx.send_response(ok, 0.1)
+    assert tx.state is State.COMPLETED
+    assert request._parsed == {} and ok._parsed == {}
+    assert [a.data for a in tx.receive_request(request, 1.0) if isinstance(a, Transmit)] == [
+        ok.to_bytes()
+    ]
+    assert request.cseq.seq == INFO.cseq.seq  # parsed again on demand

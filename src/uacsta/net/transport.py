@@ -174,14 +174,15 @@ class SipTransport:
             )
 
     # --- sending -------------------------------------------------------------------------
-    def send(self, message: Message, flow: Flow) -> None:
+    def send(self, message: Message, flow: Flow, data: bytes | None = None) -> None:
         """Send over ``flow``: its connection (TCP/TLS) or its listener socket (UDP).
 
         UDP responses go to the top Via's ``received``/``rport`` address (§18.2.2, RFC 3581),
         UDP requests to ``flow.remote``. Raises :class:`FlowClosed` when the connection or
         socket is gone (see :meth:`send_response` for the §18.2.2 fallback).
         """
-        data = message.to_bytes()
+        if data is None:  # a transaction's Transmit carries the bytes already
+            data = message.to_bytes()
         if flow.connection_id is None:
             proto = self._udp_by_local.get(flow.local)
             if proto is None:

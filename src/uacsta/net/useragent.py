@@ -337,7 +337,7 @@ class UserAgent:
             log.debug("no flow to transmit %s", action.message.start_line())
             return
         try:
-            self.transport.send(action.message, flow)
+            self.transport.send(action.message, flow, action.data)
             if self.tracer is not None:
                 self.tracer("out", action.message, flow)
         except TransportError as exc:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -89,7 +89,49 @@ class Target:
     local_host: str | None
 
 
+@functools.lru_cache(maxsize=256)
+def _services_of(
+    services: frozenset[str],
+    since: tuple[tuple[str, str], ...],
+    alternate: bool,
+    firmware: str | None,
+) -> frozenset[str]:
+    profile = VendorProfile("", "", services, dict(since), emulate_alternate_call=alternate)
+    return frozenset(s for s in ALL_SERVICES if profile.supports(s, firmware))
+
+
+def _services(profile: VendorProfile, firmware: str | None) -> frozenset[str]:
+    """The services a phone supports, shared by every phone of one type and firmware."""
+    since = tuple(sorted(profile.since.items()))
+    return _services_of(profile.services, since, profile.emulate_alternate_call, firmware)
+
+
 class PhoneLink:
+    """The CSTA link to one phone: set-up, keep-alive, refresh, requests, loss."""
+
+    # Slots: one of these lives for every linked phone.
+    __slots__ = (
+        "_lines_known",
+        "_segments",
+        "_task",
+        "csta_timeout",
+        "edition",
+        "in_flight",
+        "keepalive_interval",
+        "lines",
+        "mac",
+        "profile",
+        "reason",
+        "requests_sent",
+        "service",
+        "services",
+        "session_expires",
+        "state",
+        "target",
+        "timeouts",
+        "usage",
+    )  # fmt: skip
+
     def __init__(
         self,
         service: PhoneService,
@@ -102,7 +144,7 @@ class PhoneLink:
         self.mac = mac
         self.target = target
         self.profile = profile
-        self.services = frozenset(s for s in ALL_SERVICES if profile.supports(s, firmware))
+        self.services = _services(profile, firmware)
         settings = service.settings.phones
         self.keepalive_interval = float(settings.keepalive_interval)
         self.session_expires = int(settings.session_expires)
@@ -113,13 +155,18 @@ class PhoneLink:
         self.usage: DialogUsage | None = None
         self.lines: list[str] = []
         self._segments: list[str] = []
-        self._lines_known = asyncio.Event()
-        self._stopped = asyncio.Event()
+        #: Set while set-up (or a re-read) waits for SwitchingFunctionDevices.
+        self._lines_known: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self.requests_sent = 0
         self.in_flight = 0
         self.timeouts = 0
-        self.log = logging.LoggerAdapter(log, {"mac": mac})
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        """The link's logger; ``mac`` lets the diagnostics page filter by phone. Made when
+        used, not kept: 10,000 idle links would each hold one."""
+        return logging.LoggerAdapter(log, {"mac": self.mac})
 
     def __repr__(self) -> str:
         return f"<PhoneLink {self.mac} {self.state.value}>"
@@ -164,7 +211,8 @@ class PhoneLink:
         was_ready = self.state is LinkState.READY
         self.state = LinkState.LOST
         self.reason = reason
-        self._stopped.set()
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()  # it may be waiting for the next keep-alive
         if self.usage is not None and not keep_dialog:
             self.service.ua.remove_usage(self.usage)
         if was_ready:
@@ -277,7 +325,7 @@ class PhoneLink:
         await self._request_lines()
 
     async def _request_lines(self) -> None:
-        self._lines_known.clear()
+        self._lines_known = asyncio.get_running_loop().create_future()
         self._segments = []
         answer = await self.csta_request(m.GetSwitchingFunctionDevices(), internal=True)
         if isinstance(answer, m.CSTAErrorCode):
@@ -288,10 +336,12 @@ class PhoneLink:
             self.lines = [self.target.aor]
             return
         try:
-            await asyncio.wait_for(self._lines_known.wait(), self.csta_timeout)
+            await asyncio.wait_for(self._lines_known, self.csta_timeout)
         except TimeoutError:
             self.log.warning("%s sent no SwitchingFunctionDevices: using its AOR", self.mac)
             self.lines = [self.target.aor]
+        finally:
+            self._lines_known = None
 
     def _check_alive(self, answer: m.CSTAErrorCode) -> None:
         if answer.is_timeout or answer.value == "outOfService":
@@ -323,12 +373,8 @@ class PhoneLink:
             if dialog.session_expires_at is not None:
                 deadlines.append(dialog.session_expires_at)
             wait = max(0.0, min(deadlines) - loop.time())
-            # asyncio.timeout, not wait_for: no task per wake-up (10,000 links idle here).
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._stopped.wait()
-            if self.state is LinkState.LOST:
-                return
+            # A plain sleep: losing the link cancels this task (see _lost).
+            await asyncio.sleep(wait)
             now = loop.time()
             if dialog.session_refresh_at is not None and now >= dialog.session_refresh_at:
                 await self._refresh()
@@ -529,7 +575,8 @@ class PhoneLink:
             self.service.hub.phone_lines_changed(self.mac, lines)
         else:
             self.lines = lines
-        self._lines_known.set()
+        if self._lines_known is not None and not self._lines_known.done():
+            self._lines_known.set_result(None)
 
     async def _relearn_lines(self) -> None:
         answer = await self.csta_request(m.GetSwitchingFunctionDevices(), internal=True)
@@ -539,13 +586,3 @@ class PhoneLink:
     def _reply_csta(self, sr: ServerRequest, message: m.CstaMessage) -> None:
         self.service.trace_csta(self.mac, "out", message)
         sr.reply(200, body=codec.encode(message, self.edition), content_type=CSTA_TYPE)
-
-
-class TraceBuffer:
-    """The last messages of one phone, for the diagnostics ladder."""
-
-    def __init__(self, size: int = 200) -> None:
-        self.entries: deque[tuple[float, str, str, str]] = deque(maxlen=size)
-
-    def add(self, direction: str, kind: str, text: str) -> None:
-        self.entries.append((time.time(), direction, kind, text))

@@ -23,8 +23,9 @@ from uacsta.hub import SwitchHub
 from uacsta.net.flow import Flow, TransportLimits
 from uacsta.net.useragent import ServerRequest, UserAgent
 from uacsta.phones.inventory import Inventory
-from uacsta.phones.link import LinkState, PhoneLink, Target, TraceBuffer
+from uacsta.phones.link import LinkState, PhoneLink, Target
 from uacsta.phones.mac import normalize_mac
+from uacsta.phones.trace import TraceBuffer
 from uacsta.phones.vendors import detect
 from uacsta.sip.digest import (
     Algorithm,

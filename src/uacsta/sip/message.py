@@ -244,6 +244,11 @@ class SipMessage:
             self._parsed.update(source._parsed)
         self._parsed.update(values)
 
+    def drop_parsed(self) -> None:
+        """Forget the parsed header values (they are parsed again if asked for): for a
+        message kept only to be re-sent."""
+        self._parsed.clear()
+
     def _once(self, key: str, parse: Callable[[str], T]) -> T:
         cached = self._parsed.get(key)
         if cached is None:

@@ -363,6 +363,7 @@ class Transaction:
     TRANSITIONS: ClassVar[Mapping[tuple[State, Input], State]] = {}
     INITIAL: ClassVar[State] = State.TERMINATED
     is_client: ClassVar[bool] = True
+    __slots__ = ("_log", "_started", "_timers", "reliable", "request", "settings", "state")
 
     def __init__(
         self,
@@ -435,6 +436,18 @@ class Transaction:
             self.state = State.TERMINATED
         else:
             self._arm(timer, now, delay)
+            self._shed()
+
+    def _shed(self) -> None:
+        """Drop what a lingering transaction no longer reads: it only absorbs
+        retransmissions now (their bytes are kept), so its messages' parsed header values
+        go. Over UDP a transaction lingers 32 s; after a burst of thousands of phone
+        set-ups these caches would otherwise be most of the server's memory."""
+        for message in self._lingering_messages():
+            message.drop_parsed()
+
+    def _lingering_messages(self) -> list[Request | Response]:
+        return [self.request]
 
     # --- the step ----------------------------------------------------------------------------
     def _step(self, inp: Input, now: float, message: Request | Response | None) -> list[Action]:
@@ -461,6 +474,7 @@ class Transaction:
 
 class _ClientTransaction(Transaction):
     is_client = True
+    __slots__ = ("_request_tx",)
 
     def __init__(
         self,
@@ -495,6 +509,7 @@ class InviteClientTransaction(_ClientTransaction):
 
     TRANSITIONS = INVITE_CLIENT_TRANSITIONS
     INITIAL = State.CALLING
+    __slots__ = ("_ack_tx", "_interval_a")
 
     def __init__(
         self,
@@ -507,6 +522,10 @@ class InviteClientTransaction(_ClientTransaction):
         super().__init__(request, reliable=reliable, timers=timers, logger=logger)
         self._interval_a = self.settings.t1
         self._ack_tx: Transmit | None = None
+
+    def _lingering_messages(self) -> list[Request | Response]:
+        ack = [self._ack_tx.message] if self._ack_tx is not None else []
+        return [self.request, *ack]
 
     def _arm_start(self, now: float) -> None:
         if not self.reliable:
@@ -549,6 +568,7 @@ class NonInviteClientTransaction(_ClientTransaction):
 
     TRANSITIONS = NON_INVITE_CLIENT_TRANSITIONS
     INITIAL = State.TRYING
+    __slots__ = ("_interval_e",)
 
     def __init__(
         self,
@@ -595,6 +615,7 @@ class NonInviteClientTransaction(_ClientTransaction):
 
 class _ServerTransaction(Transaction):
     is_client = False
+    __slots__ = ("_final", "_last_provisional")
 
     def __init__(
         self,
@@ -625,6 +646,10 @@ class _ServerTransaction(Transaction):
         tx = self._final or self._last_provisional
         return tx.message if tx is not None and isinstance(tx.message, Response) else None
 
+    def _lingering_messages(self) -> list[Request | Response]:
+        held = [tx.message for tx in (self._final, self._last_provisional) if tx is not None]
+        return [self.request, *held]
+
 
 class InviteServerTransaction(_ServerTransaction):
     """§17.2.1: Proceeding → Completed → Confirmed → Terminated; timers G, H, I.
@@ -641,6 +666,7 @@ class InviteServerTransaction(_ServerTransaction):
 
     TRANSITIONS = INVITE_SERVER_TRANSITIONS
     INITIAL = State.PROCEEDING
+    __slots__ = ("_interval_g",)
 
     def __init__(
         self,
@@ -686,6 +712,8 @@ class InviteServerTransaction(_ServerTransaction):
                 if old is State.PROCEEDING:
                     self._cancel(Input.TIMER_TRYING)
                     self._arm(Input.TIMER_L, now, self.settings.timeout)
+                    if not self.reliable:
+                        self._shed()
                 return [self._final]
             case Input.SEND_FAILURE:
                 assert isinstance(message, Response)
@@ -720,6 +748,7 @@ class NonInviteServerTransaction(_ServerTransaction):
 
     TRANSITIONS = NON_INVITE_SERVER_TRANSITIONS
     INITIAL = State.TRYING
+    __slots__ = ()
 
     def _effects(
         self, old: State, inp: Input, now: float, message: Request | Response | None

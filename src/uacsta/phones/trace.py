@@ -1,0 +1,70 @@
+"""The per-phone message trace (the diagnostics ladder), kept compact.
+
+A site keeps one trace per phone for as long as the phone is known, so the entry layout
+decides a good part of the memory a linked phone costs: 10,000 phones x 64 entries as
+``(float, str, str, str)`` tuples is ~60 MB. Here an entry is 17 bytes (an 8-byte time in
+an ``array``, a 1-byte direction/kind code, a reference to the text), and texts are
+interned: a phone's start lines and the CSTA message names repeat with every keep-alive.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from array import array
+
+#: (direction, kind) pairs by code; a pair not seen before gets the next code.
+_PAIRS: list[tuple[str, str]] = [("in", "sip"), ("out", "sip"), ("in", "csta"), ("out", "csta")]
+_CODES: dict[tuple[str, str], int] = {pair: i for i, pair in enumerate(_PAIRS)}
+_MAX_PAIRS = 256
+
+
+def _code(direction: str, kind: str) -> int:
+    code = _CODES.get((direction, kind))
+    if code is None:
+        if len(_PAIRS) >= _MAX_PAIRS:
+            raise ValueError(f"too many trace entry kinds: {direction!r}, {kind!r}")
+        code = len(_PAIRS)
+        _PAIRS.append((direction, kind))
+        _CODES[(direction, kind)] = code
+    return code
+
+
+class TraceBuffer:
+    """The last ``size`` messages of one phone, oldest dropped first."""
+
+    __slots__ = ("_codes", "_next", "_texts", "_times", "size")
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = max(0, size)
+        self._times = array("d")
+        self._codes = bytearray()
+        self._texts: list[str] = []
+        #: Where the next entry goes once the buffer is full (the oldest entry).
+        self._next = 0
+
+    def add(self, direction: str, kind: str, text: str) -> None:
+        if not self.size:
+            return
+        code = _code(direction, kind)
+        text = sys.intern(text)
+        now = time.time()
+        if len(self._texts) < self.size:  # grows with use: a quiet phone costs little
+            self._times.append(now)
+            self._codes.append(code)
+            self._texts.append(text)
+            return
+        i = self._next
+        self._times[i] = now
+        self._codes[i] = code
+        self._texts[i] = text
+        self._next = (i + 1) % self.size
+
+    @property
+    def entries(self) -> list[tuple[float, str, str, str]]:
+        """``(unix time, direction, kind, text)``, oldest first."""
+        order = list(range(self._next, len(self._texts))) + list(range(self._next))
+        return [(self._times[i], *_PAIRS[self._codes[i]], self._texts[i]) for i in order]
+
+    def __len__(self) -> int:
+        return len(self._texts)

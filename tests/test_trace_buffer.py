@@ -1,0 +1,64 @@
+"""The per-phone trace ring: the same entries, in the same order, as a bounded deque."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from uacsta.phones import trace
+from uacsta.phones.trace import TraceBuffer
+
+ENTRY = st.tuples(
+    st.sampled_from(["in", "out"]),
+    st.sampled_from(["sip", "csta", "note"]),
+    st.text(max_size=30),
+)
+
+
+@given(size=st.integers(min_value=0, max_value=8), added=st.lists(ENTRY, max_size=40))
+def test_keeps_the_last_entries_oldest_first(size: int, added: list[tuple[str, str, str]]) -> None:
+    buffer = TraceBuffer(size)
+    model: deque[tuple[str, str, str]] = deque(maxlen=size)
+    for direction, kind, text in added:
+        buffer.add(direction, kind, text)
+        model.append((direction, kind, text))
+        assert [entry[1:] for entry in buffer.entries] == list(model)
+    assert len(buffer) == len(model)
+
+
+def test_times_are_kept_with_their_entries() -> None:
+    buffer = TraceBuffer(2)
+    for text in ("a", "b", "c"):
+        buffer.add("in", "sip", text)
+    (t1, *_, first), (t2, *_, second) = buffer.entries
+    assert (first, second) == ("b", "c")
+    assert t1 <= t2
+
+
+def test_repeated_texts_are_shared() -> None:
+    buffer = TraceBuffer(4)
+    for _ in range(2):
+        buffer.add("out", "sip", "".join(["INFO sip:", "100@192.0.2.1", " SIP/2.0"]))
+    first, second = buffer.entries
+    assert first[3] is second[3]
+
+
+def test_an_unknown_entry_kind_is_kept_by_name() -> None:
+    buffer = TraceBuffer(1)
+    buffer.add("out", "fax", "page 1")
+    assert buffer.entries[0][1:] == ("out", "fax", "page 1")
+
+
+def test_negative_size_keeps_nothing() -> None:
+    buffer = TraceBuffer(-1)
+    buffer.add("in", "sip", "x")
+    assert buffer.entries == []
+
+
+def test_entry_kinds_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(trace, "_MAX_PAIRS", len(trace._PAIRS))
+    with pytest.raises(ValueError, match="too many trace entry kinds"):
+        TraceBuffer(1).add("in", "a-kind-never-seen", "x")
