@@ -139,6 +139,37 @@ async def test_no_answer_gives_408_after_timer_f() -> None:
         await ua.close()
 
 
+async def test_a_caller_time_limit_ends_the_wait_not_the_transaction() -> None:
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    ua = UserAgent(on_request=lambda sr: None)  # production timers: Timer F is 32 s
+    await ua.listen("udp:127.0.0.1:0")
+    loop = asyncio.get_running_loop()
+    try:
+        port = silent.getsockname()[1]
+
+        def options() -> Request:
+            req = invite(ua, "udp", port)  # a fresh branch: a transaction of its own
+            return Request(
+                method="OPTIONS",
+                uri=req.uri,
+                headers=tuple((k, "1 OPTIONS" if k == "CSeq" else v) for k, v in req.headers),
+            )
+
+        started = loop.time()
+        dest = ("udp", "127.0.0.1", port)
+        waits = [ua.request(options(), dest, timeout=t) for t in (0.3, 0.1)]
+        results = await asyncio.gather(*waits, return_exceptions=True)
+        assert [type(r) for r in results] == [TimeoutError, TimeoutError]
+        assert 0.25 <= loop.time() - started < 5
+        assert len(ua.layer) == 2  # both transactions still retransmit until Timer F
+        silent.setblocking(False)
+        assert silent.recv(65536).startswith(b"OPTIONS ")
+    finally:
+        silent.close()
+        await ua.close()
+
+
 async def test_2xx_to_invite_is_retransmitted_over_udp_until_ack() -> None:
     phone = Phone(timers=FAST)
     await phone.ua.listen("udp:127.0.0.1:0")

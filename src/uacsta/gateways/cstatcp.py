@@ -66,6 +66,8 @@ class CstaTcpClient:
         self.invoke_ids = InvokeIdAllocator()
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
+        #: Frames not yet handed to the transport (see send_frame).
+        self._out: list[bytes] = []
 
     def __repr__(self) -> str:
         return f"<CSTA-TCP client {self.user or '-'}@{self.peer}>"
@@ -122,10 +124,23 @@ class CstaTcpClient:
         self.send_frame(invoke, codec.encode(message, self.edition))
 
     def send_frame(self, invoke: str, xml: bytes) -> None:
-        transport = self.writer.transport  # what StreamWriter.write calls, minus a hop
-        if self._closing or transport.is_closing():
+        """Queue a frame; the gateway writes every client's queue once per loop iteration
+        (one send for the answers that a burst of requests produced together)."""
+        if self._closing:
             return
-        transport.write(encode_frame(invoke, xml))
+        if not self._out:
+            self.gateway.want_flush(self)
+        self._out.append(encode_frame(invoke, xml))
+
+    def flush(self) -> None:
+        out = self._out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        transport = self.writer.transport  # what StreamWriter.write calls, minus a hop
+        if not transport.is_closing():
+            transport.write(data)
 
     # --- connection loop ---------------------------------------------------------------
     async def run(self) -> None:
@@ -255,6 +270,7 @@ class CstaTcpClient:
         if out:
             log.info("%r: application session expired", self)
             self._closing = True
+            self.flush()
             self.writer.close()
         else:
             self._arm_timer()
@@ -264,6 +280,7 @@ class CstaTcpClient:
         for reply in self.session.terminate():
             self.send_frame(EVENT_INVOKE_ID, ecma354.encode_appsession(reply))
         self._closing = True
+        self.flush()
         self.writer.close()
 
     async def close(self) -> None:
@@ -275,6 +292,7 @@ class CstaTcpClient:
             self.attached = False
             self.gateway.hub.client_detach(self)
         self.gateway.clients.discard(self)
+        self.flush()
         if not self.writer.is_closing():
             self.writer.close()
         with contextlib.suppress(ConnectionError, ssl.SSLError):
@@ -308,6 +326,18 @@ class CstaTcpGateway:
         self.clients: set[CstaTcpClient] = set()
         self.servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Clients with queued frames, written by one callback per loop iteration.
+        self._to_flush: list[CstaTcpClient] = []
+
+    def want_flush(self, client: CstaTcpClient) -> None:
+        if not self._to_flush:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._to_flush.append(client)
+
+    def _flush(self) -> None:
+        clients, self._to_flush = self._to_flush, []
+        for client in clients:
+            client.flush()
 
     async def listen(
         self, host: str, port: int, ssl_context: ssl.SSLContext | None = None

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import ssl
 from collections import Counter
@@ -125,6 +127,10 @@ class UserAgent:
         self._waiters: dict[TransactionKey, asyncio.Future[Response]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        #: Callers' own time limits (a CSTA answer in 5 s, shorter than Timer F): a heap of
+        #: (deadline, seq, key) served by the one loop timer, not a timer per request.
+        self._deadlines: list[tuple[float, int, TransactionKey]] = []
+        self._seq = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         #: 2xx to INVITE over UDP, re-sent until the ACK arrives (RFC 3261 §13.3.1.4).
         self._unacked: dict[tuple[str, int], asyncio.TimerHandle] = {}
@@ -167,13 +173,18 @@ class UserAgent:
         await self.transport.close()
 
     # ------------------------------------------------------------------ client side
-    async def request(self, request: Request, dest: Destination) -> Response:
-        """Send ``request`` (with a Via carrying a fresh branch) and await its final response."""
-        response, _flow = await self.request_flow(request, dest)
+    async def request(
+        self, request: Request, dest: Destination, *, timeout: float | None = None
+    ) -> Response:
+        """Send ``request`` (with a Via carrying a fresh branch) and await its final response.
+
+        ``timeout``: raise :class:`TimeoutError` after that many seconds without a final
+        response (the transaction itself goes on to its own end)."""
+        response, _flow = await self.request_flow(request, dest, timeout=timeout)
         return response
 
     async def request_flow(
-        self, request: Request, dest: Destination
+        self, request: Request, dest: Destination, *, timeout: float | None = None
     ) -> tuple[Response, Flow | None]:
         """Like :meth:`request`, also returning the flow the request went out on (None when
         it could not be sent), so a dialog can keep using that connection."""
@@ -186,6 +197,8 @@ class UserAgent:
         key, actions = self.layer.new_client(request, reliable=reliable, now=loop.time())
         waiter: asyncio.Future[Response] = loop.create_future()
         self._waiters[key] = waiter
+        if timeout is not None:
+            self._add_deadline(loop.time() + timeout, key)
         first: list[LayerAction] = []
         rest: list[LayerAction] = []
         for item in actions:
@@ -195,7 +208,7 @@ class UserAgent:
             assert isinstance(transmit, Transmit)
             try:
                 if isinstance(dest, Flow):
-                    self.transport.send(transmit.message, dest)
+                    self.transport.send(transmit.message, dest, transmit.data)
                     self._flows[key] = dest
                 else:
                     self._flows[key] = await self.transport.send_to(transmit.message, *dest)
@@ -238,17 +251,19 @@ class UserAgent:
         body: bytes = b"",
         content_type: str | None = None,
         extra_headers: tuple[tuple[str, str], ...] = (),
+        timeout: float | None = None,
     ) -> Response:
-        """An in-dialog request over the usage's flow; awaits the final response."""
+        """An in-dialog request over the usage's flow; awaits the final response (see
+        :meth:`request` for ``timeout``)."""
         request = usage.dialog.create_request(
             method,
             branch=generate_branch(),
             body=body,
             content_type=content_type,
-            extra_headers=extra_headers,
+            extra_headers=(*extra_headers, ("User-Agent", self.user_agent)),
             via=self._usage_via(usage),
         )
-        response = await self.request(request, usage.flow)
+        response = await self.request(request, usage.flow, timeout=timeout)
         usage.dialog.receive_response(response)
         if method == "INVITE" and response.is_success:
             self.ack_2xx(usage, response)
@@ -419,23 +434,46 @@ class UserAgent:
             if not server.answered:
                 server.reply(500)
 
+    def _add_deadline(self, deadline: float, key: TransactionKey) -> None:
+        heap = self._deadlines
+        if len(heap) > 1024 and len(heap) > 4 * len(self._waiters):
+            # Most entries belong to requests answered long ago: keep the heap small.
+            heap[:] = [entry for entry in heap if entry[2] in self._waiters]
+            heapq.heapify(heap)
+        heapq.heappush(heap, (deadline, next(self._seq), key))
+
+    def _expire_deadlines(self, now: float) -> None:
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            _, _, key = heapq.heappop(heap)
+            waiter = self._waiters.get(key)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(TimeoutError())
+
     def _rearm(self) -> None:
+        """Keep the one loop timer at or before the earliest deadline. A timer armed for an
+        earlier moment is left alone (it fires, finds nothing due, re-arms): moving it on
+        every answered request would cost a timer cancel and create per message."""
         deadline = self.layer.get_timer()
-        if deadline == self._timer_at:
+        if self._deadlines and (deadline is None or self._deadlines[0][0] < deadline):
+            deadline = self._deadlines[0][0]
+        if deadline is None:
             return
-        if self._timer is not None:
+        if self._timer is not None and self._timer_at is not None:
+            if self._timer_at <= deadline:
+                return
             self._timer.cancel()
-            self._timer = None
+        loop = self._loop or asyncio.get_running_loop()
         self._timer_at = deadline
-        if deadline is not None:
-            loop = self._loop or asyncio.get_running_loop()
-            self._timer = loop.call_at(deadline, self._fire)
+        self._timer = loop.call_at(deadline, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
         self._timer_at = None
         loop = self._loop or asyncio.get_running_loop()
-        self._dispatch(self.layer.handle_timer(loop.time()))
+        now = loop.time()
+        self._expire_deadlines(now)
+        self._dispatch(self.layer.handle_timer(now))
 
 
 def _advertised(host: str) -> str:

@@ -442,10 +442,9 @@ class PhoneLink:
         body = codec.encode(request, self.edition)
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.csta_timeout):  # no extra task, unlike wait_for
-                response = await self.service.ua.dialog_request(
-                    usage, "INFO", body=body, content_type=CSTA_TYPE
-                )
+            response = await self.service.ua.dialog_request(
+                usage, "INFO", body=body, content_type=CSTA_TYPE, timeout=self.csta_timeout
+            )
         except TimeoutError:
             self.timeouts += 1
             self.log.warning(
