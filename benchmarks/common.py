@@ -315,34 +315,40 @@ class ServerProcess:
 def instrumented_server(config: str, out: str) -> None:
     """The real server (``uacsta serve``) plus fan-out timestamps, for ``fanout.py``.
 
-    For every datagram from a phone whose handling wrote frames to CSTA-over-TCP clients, it
-    records the time from the datagram's arrival (``datagram_received`` entered) to the last
-    of those frames handed to the kernel, and the number of frames. Two ``perf_counter``
-    calls per datagram and one per frame are the whole cost.
+    For every datagram from a phone whose handling queued frames for CSTA-over-TCP clients, it
+    records the time from the datagram's arrival (``datagram_received`` entered) to the end
+    of the gateway's write-out of those frames (every client's bytes handed to the kernel,
+    one write per client, in the loop iteration after the datagram), and the number of
+    frames. Three ``perf_counter`` calls per datagram are the whole cost.
     """
     from uacsta import cli
     from uacsta.gateways import cstatcp
     from uacsta.net import udp
 
     records: list[tuple[float, int]] = []
-    state = {"frames": 0, "last": 0.0}
+    state = {"frames": 0, "t0": 0.0}
     received = udp.UdpProtocol.datagram_received
     send_frame = cstatcp.CstaTcpClient.send_frame
+    flush = cstatcp.CstaTcpGateway._flush
 
     def timed_datagram(self: Any, data: bytes, addr: Any) -> None:
-        state["frames"] = 0
-        t0 = time.perf_counter()
+        if not state["frames"]:  # the earliest datagram whose frames are still queued
+            state["t0"] = time.perf_counter()
         received(self, data, addr)
-        if state["frames"]:
-            records.append((state["last"] - t0, int(state["frames"])))
 
-    def timed_frame(self: Any, invoke: str, xml: bytes) -> None:
+    def counted_frame(self: Any, invoke: str, xml: bytes) -> None:
         send_frame(self, invoke, xml)
         state["frames"] += 1
-        state["last"] = time.perf_counter()
+
+    def timed_flush(self: Any) -> None:
+        flush(self)
+        if state["frames"]:
+            records.append((time.perf_counter() - state["t0"], int(state["frames"])))
+            state["frames"] = 0
 
     udp.UdpProtocol.datagram_received = timed_datagram  # type: ignore[method-assign]
-    cstatcp.CstaTcpClient.send_frame = timed_frame  # type: ignore[method-assign]
+    cstatcp.CstaTcpClient.send_frame = counted_frame  # type: ignore[method-assign]
+    cstatcp.CstaTcpGateway._flush = timed_flush  # type: ignore[method-assign]
     try:
         cli.serve(pathlib.Path(config))
     finally:

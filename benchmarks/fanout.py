@@ -5,7 +5,7 @@ Writes ``benchmarks/results/fanout.json`` and ``.md``.
 
 The server runs as ``uacsta serve`` with two timestamps added by ``common.py``
 (``--instrumented-server``): when the phone's event datagram enters ``datagram_received``
-and after the last client frame it caused is handed to the kernel (``send_frame``); the
+and after the last client frame it caused is handed to the kernel (the gateway's write-out); the
 difference is the server-side fan-out time (SIP parse, 200 to the phone, CSTA decode, the
 switching function, one encode per client edition, one write per client). ``--clients``
 clients (each from its own loopback address) in their own process all start a monitor on one

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -35,6 +36,8 @@ log = logging.getLogger("uacsta.server")
 
 #: Store key of the settings changed in the web admin (they override the file).
 ADMIN_CHANGES = "admin_changes"
+#: Allocations between young-generation collections (CPython default: 700); see settle_gc.
+GC_YOUNG_THRESHOLD = 5000
 
 
 def _keys(changes: dict[str, Any], prefix: str = "") -> list[str]:
@@ -332,6 +335,7 @@ class Server:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         await self.start()
+        settle_gc()
         try:
             await self._stop.wait()
         finally:
@@ -352,6 +356,22 @@ class Server:
             "requests_relayed": self.hub.requests_relayed,
             "events_relayed": self.hub.events_relayed,
         }
+
+
+def settle_gc() -> None:
+    """Garbage-collector policy for a long-running server process, applied once started.
+
+    Everything loaded so far (modules, settings, templates: ~100,000 objects) is moved out
+    of the collector's sight (``gc.freeze``), so a full collection no longer walks it: it
+    took ~65 ms here, a stall every client and phone request behind it would feel. The
+    young generation is collected after 5,000 allocations instead of 700: objects of a
+    request in flight (a few ms) die young rather than being promoted, so full collections
+    come far less often. Reference counting frees most objects anyway; the collector only
+    finds cycles."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, gen1, gen2)
 
 
 def _url_host(host: str) -> str:

@@ -19,6 +19,7 @@ from uacsta.sip.transaction import (
     Input,
     InviteClientTransaction,
     InviteServerTransaction,
+    Lingering,
     NonInviteClientTransaction,
     NonInviteServerTransaction,
     State,
@@ -846,3 +847,29 @@ def test_a_lingering_transaction_keeps_bytes_not_parsed_values() -> None:
         ok.to_bytes()
     ]
     assert request.cseq.seq == INFO.cseq.seq  # parsed again on demand
+
+
+def test_layer_keeps_completed_non_invite_transactions_as_lingering_records() -> None:
+    layer = TransactionLayer()
+    # Client: the final response moves it to Completed; then only timer K matters.
+    key, _ = layer.new_client(INFO, reliable=False, now=0.0)
+    ok = resp(INFO, 200)
+    assert [a for _, a in layer.receive_response(ok, 0.1)] == [DeliverResponse(response=ok)]
+    assert isinstance(layer.get(key), Lingering)
+    assert layer.receive_response(ok, 0.2) == []  # retransmission absorbed
+    assert layer.get_timer() == pytest.approx(0.1 + TimerSettings().t4)
+    assert layer.handle_timer(5.2) == [(key, Terminated())]
+    assert key not in layer
+    # Server: the request's retransmission gets the same final bytes; later answers drop.
+    request = with_branch(INFO, "z9hG4bKlinger")
+    ((skey, _),) = layer.receive_request(request, reliable=False, now=0.0)
+    assert skey is not None
+    final = build_response(request, 200)
+    layer.send_response(skey, final, 0.1)
+    assert isinstance(layer.get(skey), Lingering)
+    ((again_key, again),) = layer.receive_request(request, reliable=False, now=1.0)
+    assert again_key == skey and isinstance(again, Transmit) and again.data == final.to_bytes()
+    assert layer.send_response(skey, build_response(request, 500), 1.1) == []
+    assert layer.handle_timer(32.0) == []
+    assert layer.handle_timer(32.1) == [(skey, Terminated())]
+    assert len(layer) == 0

@@ -776,6 +776,52 @@ ClientTransaction = InviteClientTransaction | NonInviteClientTransaction
 ServerTransaction = InviteServerTransaction | NonInviteServerTransaction
 
 
+class Lingering:
+    """A non-INVITE transaction in Completed (timer J or K), reduced to what that state
+    still does: a client absorbs retransmitted responses, a server re-sends its final
+    response for each retransmitted request and discards later responses from the TU.
+
+    Over UDP, Completed lasts T4 (5 s, client) or 64*T1 (32 s, server): at thousands of
+    requests a second the full machines with their messages would be most of the heap and
+    of the garbage collector's work. The layer swaps one in when a transaction gets there.
+    """
+
+    __slots__ = ("_deadline", "_replay", "is_client", "state")
+
+    def __init__(self, tx: Transaction, deadline: float) -> None:
+        self.is_client = tx.is_client
+        self.state = State.COMPLETED
+        self._deadline = deadline
+        self._replay = tx._final if isinstance(tx, NonInviteServerTransaction) else None
+
+    def __repr__(self) -> str:
+        return f"<Lingering {'client' if self.is_client else 'server'} transaction>"
+
+    def get_timer(self) -> float | None:
+        return self._deadline if self.state is State.COMPLETED else None
+
+    def handle_timer(self, now: float) -> list[Action]:
+        if self.state is State.COMPLETED and now >= self._deadline:
+            self.state = State.TERMINATED
+            return [Terminated()]
+        return []
+
+    def receive_response(self, response: Response, now: float) -> list[Action]:
+        return []  # a retransmitted final (or a late 1xx): absorbed
+
+    def receive_request(self, request: Request, now: float) -> list[Action]:
+        return [self._replay] if self._replay is not None else []
+
+    def send_response(self, response: Response, now: float) -> list[Action]:
+        return []  # §17.2.2: the TU's further responses are discarded
+
+    def transport_error(self, now: float) -> list[Action]:
+        return []
+
+
+_LINGERING_TYPES = (NonInviteClientTransaction, NonInviteServerTransaction)
+
+
 # --- keys ------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class TransactionKey:
@@ -857,7 +903,7 @@ class TransactionLayer:
         self.timers = timers if timers is not None else TimerSettings()
         self.max_transactions = max_transactions
         self._log = logger if logger is not None else _NULL_LOGGER
-        self._transactions: dict[TransactionKey, Transaction] = {}
+        self._transactions: dict[TransactionKey, Transaction | Lingering] = {}
         self._heap: list[tuple[float, int, TransactionKey]] = []
         self._deadlines: dict[TransactionKey, float] = {}
         self._seq = itertools.count()
@@ -868,7 +914,7 @@ class TransactionLayer:
     def __contains__(self, key: object) -> bool:
         return key in self._transactions
 
-    def get(self, key: TransactionKey) -> Transaction | None:
+    def get(self, key: TransactionKey) -> Transaction | Lingering | None:
         return self._transactions.get(key)
 
     # --- client side -------------------------------------------------------------------------
@@ -907,6 +953,8 @@ class TransactionLayer:
         """A response from the transport, matched by top Via branch + CSeq method."""
         key = client_key(response)
         tx = self._transactions.get(key)
+        if isinstance(tx, Lingering) and tx.is_client:
+            return self._after(key, tx, tx.receive_response(response, now))
         if not isinstance(tx, _ClientTransaction):
             if key.method == "INVITE" and response.is_success:
                 return [(None, DeliverResponse(response=response))]
@@ -924,7 +972,7 @@ class TransactionLayer:
             if isinstance(tx, InviteServerTransaction):
                 return self._after(key, tx, tx.receive_request(request, now))
             return [(None, DeliverRequest(request=request))]
-        if isinstance(tx, _ServerTransaction):
+        if isinstance(tx, _ServerTransaction) or (isinstance(tx, Lingering) and not tx.is_client):
             return self._after(key, tx, tx.receive_request(request, now))
         if len(self._transactions) >= self.max_transactions:
             self._log.warning("transaction limit %d reached", self.max_transactions)
@@ -949,7 +997,7 @@ class TransactionLayer:
         """A response from the TU for server transaction ``key``. A key already gone (the
         transaction timed out or failed) yields no action."""
         tx = self._transactions.get(key)
-        if not isinstance(tx, _ServerTransaction):
+        if not isinstance(tx, _ServerTransaction | Lingering) or tx.is_client:
             self._log.debug("response %d for unknown transaction %s", response.status_code, key)
             return []
         return self._after(key, tx, tx.send_response(response, now))
@@ -994,7 +1042,7 @@ class TransactionLayer:
         return out
 
     def _after(
-        self, key: TransactionKey, tx: Transaction, actions: list[Action]
+        self, key: TransactionKey, tx: Transaction | Lingering, actions: list[Action]
     ) -> list[LayerAction]:
         """Tag actions, forget a terminated transaction, re-schedule its deadline."""
         if tx.state is State.TERMINATED:
@@ -1002,6 +1050,9 @@ class TransactionLayer:
             self._deadlines.pop(key, None)
         else:
             deadline = tx.get_timer()
+            if tx.state is State.COMPLETED and isinstance(tx, _LINGERING_TYPES):
+                assert deadline is not None  # Completed arms timer J or K (else Terminated)
+                self._transactions[key] = Lingering(tx, deadline)
             if deadline is None:
                 self._deadlines.pop(key, None)
             elif self._deadlines.get(key) != deadline:
