@@ -43,6 +43,11 @@ class PhoneSettings:
     session_expires: int = 1800
     csta_timeout: float = 5.0
     relink_backoff: float = 5.0
+    #: Phones whose CSTA link is being set up at one time (INVITE, SystemRegister, lines);
+    #: more wait their turn. After a power cut thousands register at once: set-ups in
+    #: parallel beyond what the phones and the server answer within SIP's 500 ms first
+    #: retransmission only add retransmissions and memory.
+    max_parallel_setups: int = 200
     #: TCP/TLS connections from phones in total, and from one address (phones behind one NAT).
     max_connections: int = 20000
     max_connections_per_address: int = 256
@@ -264,6 +269,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError("phones.registration_expires: must be at least 30 seconds")
     if p.keepalive_interval <= 0:
         raise ConfigError("phones.keepalive_interval: must be positive")
+    if p.max_parallel_setups < 1:
+        raise ConfigError("phones.max_parallel_setups: must be at least 1")
     if p.session_expires < 90:
         raise ConfigError("phones.session_expires: RFC 4028 requires at least 90 seconds")
     if not p.password:

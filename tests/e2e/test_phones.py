@@ -241,3 +241,33 @@ async def test_repeated_wrong_passwords_block_the_source(harness: Harness, caplo
     agent.password = "phone-secret"  # even the right password is refused while blocked
     assert await agent.register() == 403
     assert server.phones is not None and server.phones.auth_failures == 3
+
+
+async def test_link_setups_wait_for_a_slot_beyond_max_parallel_setups(
+    harness: Harness, monkeypatch
+) -> None:
+    from uacsta.phones.link import PhoneLink
+
+    running = {"now": 0, "peak": 0}
+    establish, learn = PhoneLink._establish, PhoneLink._learn_lines
+
+    async def counted_establish(self: PhoneLink) -> None:
+        running["now"] += 1
+        running["peak"] = max(running["peak"], running["now"])
+        await establish(self)
+
+    async def counted_learn(self: PhoneLink) -> None:
+        try:
+            await learn(self)
+        finally:
+            running["now"] -= 1
+
+    monkeypatch.setattr(PhoneLink, "_establish", counted_establish)
+    monkeypatch.setattr(PhoneLink, "_learn_lines", counted_learn)
+    await harness.start_server(max_parallel_setups=2)
+    sim = harness.simulation()
+    agents = [sim.add_phone("yealink", [str(100 + i)], transport="udp") for i in range(6)]
+    await sim.start()
+    for agent in agents:
+        await harness.wait_state(agent.mac, "ready")
+    assert running == {"now": 0, "peak": 2}

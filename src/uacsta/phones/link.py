@@ -177,8 +177,9 @@ class PhoneLink:
 
     async def _run(self) -> None:
         try:
-            await self._establish()
-            await self._learn_lines()
+            async with self.service.setup_slots:  # phones.max_parallel_setups
+                await self._establish()
+                await self._learn_lines()
             self._become_ready()
             await self._maintain()
         except LinkFailed as exc:
@@ -254,9 +255,8 @@ class PhoneLink:
             timer = session_timer_request_headers(interval, refresher=Refresher.UAC)
             invite = self._invite(cseq, call_id, from_tag, (*timer, *auth))
             try:
-                response, flow = await asyncio.wait_for(
-                    self.service.ua.request_flow(invite, self.target.flow),
-                    max(8.0, 2 * self.csta_timeout),
+                response, flow = await self.service.ua.request_flow(
+                    invite, self.target.flow, timeout=max(8.0, 2 * self.csta_timeout)
                 )
             except TimeoutError:
                 raise LinkFailed("the phone did not answer the CSTA INVITE") from None

@@ -77,6 +77,9 @@ class PhoneService:
         )
         self.ua = self._user_agent()
         self.links: dict[str, PhoneLink] = {}
+        #: Link set-ups in progress at one time (phones.max_parallel_setups).
+        self._setup_limit = settings.phones.max_parallel_setups
+        self.setup_slots = asyncio.Semaphore(self._setup_limit)
         self.targets: dict[str, Target] = {}
         size = max(0, settings.log.trace_messages)
         self.traces: dict[str, TraceBuffer] = defaultdict(lambda: TraceBuffer(size))
@@ -124,6 +127,11 @@ class PhoneService:
             max_failures=self.settings.phones.max_auth_failures,
             block_time=self.settings.phones.block_time,
         )
+        limit = self.settings.phones.max_parallel_setups
+        if limit != self._setup_limit:
+            # Set-ups already waiting finish under the old limit; new ones use the new one.
+            self._setup_limit = limit
+            self.setup_slots = asyncio.Semaphore(limit)
         expires = max(30, self.settings.phones.registration_expires)
         self.registrar.policy = RegistrarPolicy(
             default_expires=expires, min_expires=min(30, expires), max_expires=expires

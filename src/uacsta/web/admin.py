@@ -487,6 +487,7 @@ def _settings_changes(section: str, form: FormData, server: Server) -> dict[str,
                 "session_expires": _text(form, "session_expires"),
                 "csta_timeout": _text(form, "csta_timeout"),
                 "relink_backoff": _text(form, "relink_backoff"),
+                "max_parallel_setups": _text(form, "max_parallel_setups"),
                 "max_auth_failures": _text(form, "max_auth_failures"),
                 "block_time": _text(form, "block_time"),
             }
