@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import contextvars
 import json
 import os
 import pathlib
@@ -35,6 +34,7 @@ import time
 from typing import Any
 
 from common import (
+    SOURCE,
     BenchmarkError,
     ServerProcess,
     SourceBindingLoop,
@@ -62,10 +62,6 @@ DEFAULT_REPEAT = 3
 POLL_INTERVAL = 0.05
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 60.0
-
-
-#: The loopback address a simulated phone's outgoing TCP connections start from.
-SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar("source", default=None)
 
 
 # ---------------------------------------------------------------------- /proc readings

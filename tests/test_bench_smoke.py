@@ -63,3 +63,19 @@ async def test_relay_smoke(common, tmp_path: pathlib.Path) -> None:  # type: ign
             await clients.close()
         if phones is not None:
             await phones.close()
+
+
+def test_phones_link_smoke_each_phone_from_its_own_address(common) -> None:  # type: ignore[no-untyped-def]
+    """300 TCP phones: more than the server admits from one address (256), so every phone
+    must connect from its own loopback address, as the benchmark intends."""
+    import asyncio
+
+    bench, _ = common
+    import phones_link
+
+    phones = 300
+    with asyncio.Runner(loop_factory=bench.SourceBindingLoop) as runner:
+        row = runner.run(phones_link.run(phones, "tcp", ["yealink", "snom"], 0.0, 60.0, 0.0))
+    assert row["phones_linked_in_simulator"] == phones
+    assert row["server_exit_code"] == 0
+    assert row["server_rss_after_kb"] >= row["server_rss_idle_kb"] > 0
