@@ -128,11 +128,20 @@ def phone_address(i: int) -> str:
     return f"127.10.{i // 250}.{i % 250 + 1}"
 
 
-def raise_fd_limit(needed: int) -> None:
+def raise_fd_limit(needed: int) -> int:
+    """Raise the open-files limit for this process and the server it starts (TCP phones:
+    a listener and a connection each here, a connection each in the server): the hard
+    limit too when allowed. Returns the soft limit reached."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if soft >= needed:
+        return soft
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
+            return needed
+    target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
 
 
 class SourceBindingLoop(asyncio.SelectorEventLoop):

@@ -92,7 +92,13 @@ def time_first_register(agent: PhoneAgent, first: list[float]) -> None:
 async def run(
     phones: int, transport: str, vendors: list[str], ramp: float, timeout: float, settle: float
 ) -> dict[str, Any]:
-    raise_fd_limit(4 * phones + 256)  # TCP: listener + connection per phone, server side too
+    needed = (2 * phones if transport == "tcp" else phones) + 256  # listener (+ connection)
+    reached = raise_fd_limit(needed)
+    if reached < needed:
+        raise BenchmarkError(
+            f"{phones} simulated {transport} phones need {needed} open files in this process; "
+            f"the limit is {reached} (raise the hard limit, ulimit -Hn, or run fewer phones)"
+        )
     with tempfile.TemporaryDirectory(prefix="uacsta-bench-") as tmp:
         folder = pathlib.Path(tmp)
         server = ServerProcess(folder, free_port())
