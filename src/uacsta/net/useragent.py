@@ -15,6 +15,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 import ssl
 from collections import Counter
 from collections.abc import Callable
@@ -42,6 +43,12 @@ from uacsta.sip.transaction import (
 from uacsta.sip.uri import Via
 
 log = logging.getLogger("uacsta.net.useragent")
+
+#: The one loop timer fires on this grid (seconds): SIP timers and callers' time limits
+#: due within one slot are handled in one wake-up. At thousands of requests a second most
+#: deadlines (timer E of an answered request, timer K) need nothing done; a wake-up each
+#: would cost more than the requests. Retransmissions are at most this much late.
+TIMER_GRANULARITY = 0.05
 
 Destination = Flow | tuple[str, str, int]
 
@@ -459,6 +466,8 @@ class UserAgent:
             deadline = self._deadlines[0][0]
         if deadline is None:
             return
+        slot = math.ceil(deadline / TIMER_GRANULARITY) * TIMER_GRANULARITY
+        deadline = slot if slot >= deadline else slot + TIMER_GRANULARITY
         if self._timer is not None and self._timer_at is not None:
             if self._timer_at <= deadline:
                 return

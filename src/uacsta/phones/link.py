@@ -17,6 +17,7 @@ import contextlib
 import enum
 import functools
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -63,6 +64,9 @@ ALL_SERVICES = (
     "GetLogicalDeviceInformation", "GetPhysicalDeviceInformation",
 )  # fmt: skip
 
+
+#: Keep-alive and session-refresh wake-ups are rounded up to this grid (seconds).
+KEEPALIVE_GRID = 0.1
 
 #: CSTA requests one phone may have outstanding (phones answer one INFO at a time anyway).
 MAX_IN_FLIGHT = 32
@@ -372,7 +376,9 @@ class PhoneLink:
                 deadlines.append(dialog.session_refresh_at)
             if dialog.session_expires_at is not None:
                 deadlines.append(dialog.session_expires_at)
-            wait = max(0.0, min(deadlines) - loop.time())
+            # On a 100 ms grid: links whose keep-alives fall in one slot wake together.
+            wake = math.ceil(min(deadlines) / KEEPALIVE_GRID) * KEEPALIVE_GRID
+            wait = max(0.0, wake - loop.time())
             # A plain sleep: losing the link cancels this task (see _lost).
             await asyncio.sleep(wait)
             now = loop.time()
