@@ -218,7 +218,7 @@ async def wait_for(
 
 class ServerProcess:
     """``uacsta serve`` in its own process; ``instrumented`` runs :func:`instrumented_server`
-    instead (the same server, plus fan-out timestamps written to ``timings_path``)."""
+    instead (the same server, plus fan-out and relay timestamps written to ``timings_path``)."""
 
     def __init__(
         self,
@@ -322,22 +322,39 @@ class ServerProcess:
 
 
 def instrumented_server(config: str, out: str) -> None:
-    """The real server (``uacsta serve``) plus fan-out timestamps, for ``fanout.py``.
+    """The real server (``uacsta serve``) plus timestamps taken inside it, written to ``out``
+    as JSON on exit. ``perf_counter`` calls and list appends are the whole cost.
 
-    For every datagram from a phone whose handling queued frames for CSTA-over-TCP clients, it
-    records the time from the datagram's arrival (``datagram_received`` entered) to the end
-    of the gateway's write-out of those frames (every client's bytes handed to the kernel,
-    one write per client, in the loop iteration after the datagram), and the number of
-    frames. Three ``perf_counter`` calls per datagram are the whole cost.
+    ``fanout``: for every datagram from a phone whose handling queued frames for
+    CSTA-over-TCP clients, the time from the datagram's arrival (``datagram_received``
+    entered) to the end of the gateway's write-out of those frames (every client's bytes
+    handed to the kernel, one write per client, in the loop iteration after the datagram),
+    and the number of frames.
+
+    ``relay``: for every CSTA request relayed to a phone and answered, (time the answer was
+    handed to the kernel, seconds the server spent on it): from the client's frame entering
+    the gateway to its answer written out, minus the time the phone's INFO transaction took
+    (INFO handed to the kernel -> its 200 parsed and matched). The request's start time
+    travels with it in a context variable (the relay task inherits it).
     """
+    import contextvars
+
     from uacsta import cli
     from uacsta.gateways import cstatcp
     from uacsta.net import udp
+    from uacsta.net.useragent import UserAgent
 
-    records: list[tuple[float, int]] = []
+    fanout: list[tuple[float, int]] = []
+    relay: list[tuple[float, float]] = []
     state = {"frames": 0, "t0": 0.0}
+    started: contextvars.ContextVar[float | None] = contextvars.ContextVar("t0", default=None)
+    in_phone: contextvars.ContextVar[float] = contextvars.ContextVar("phone", default=0.0)
+    waiting: dict[int, list[tuple[float, float]]] = {}
     received = udp.UdpProtocol.datagram_received
+    handle_frame = cstatcp.CstaTcpClient._handle_frame
+    dialog_request = UserAgent.dialog_request
     send_frame = cstatcp.CstaTcpClient.send_frame
+    client_flush = cstatcp.CstaTcpClient.flush
     flush = cstatcp.CstaTcpGateway._flush
 
     def timed_datagram(self: Any, data: bytes, addr: Any) -> None:
@@ -345,23 +362,50 @@ def instrumented_server(config: str, out: str) -> None:
             state["t0"] = time.perf_counter()
         received(self, data, addr)
 
+    def timed_handle_frame(self: Any, invoke: str, xml: bytes) -> None:
+        token = started.set(time.perf_counter())
+        try:
+            handle_frame(self, invoke, xml)
+        finally:
+            started.reset(token)
+
+    async def timed_dialog_request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await dialog_request(self, *args, **kwargs)
+        finally:
+            in_phone.set(in_phone.get() + time.perf_counter() - t0)
+
     def counted_frame(self: Any, invoke: str, xml: bytes) -> None:
         send_frame(self, invoke, xml)
         state["frames"] += 1
+        t0 = started.get()
+        if t0 is not None and in_phone.get():  # an answer the phone gave, in its relay task
+            waiting.setdefault(id(self), []).append((t0, in_phone.get()))
+
+    def timed_client_flush(self: Any) -> None:
+        client_flush(self)
+        pending = waiting.pop(id(self), None)
+        if pending:
+            now = time.perf_counter()
+            relay.extend((now, now - t0 - phone) for t0, phone in pending)
 
     def timed_flush(self: Any) -> None:
         flush(self)
         if state["frames"]:
-            records.append((time.perf_counter() - state["t0"], int(state["frames"])))
+            fanout.append((time.perf_counter() - state["t0"], int(state["frames"])))
             state["frames"] = 0
 
     udp.UdpProtocol.datagram_received = timed_datagram  # type: ignore[method-assign]
+    cstatcp.CstaTcpClient._handle_frame = timed_handle_frame  # type: ignore[method-assign]
+    UserAgent.dialog_request = timed_dialog_request  # type: ignore[method-assign]
     cstatcp.CstaTcpClient.send_frame = counted_frame  # type: ignore[method-assign]
+    cstatcp.CstaTcpClient.flush = timed_client_flush  # type: ignore[method-assign]
     cstatcp.CstaTcpGateway._flush = timed_flush  # type: ignore[method-assign]
     try:
         cli.serve(pathlib.Path(config))
     finally:
-        pathlib.Path(out).write_text(json.dumps(records))
+        pathlib.Path(out).write_text(json.dumps({"fanout": fanout, "relay": relay}))
 
 
 # ---------------------------------------------------------------------- worker processes
@@ -784,6 +828,16 @@ def write_results(
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{name}.md").write_text(text)
     return text
+
+
+def pin(server_pid: int, load_pids: Sequence[int]) -> None:
+    """The server alone on CPU 0, the load generator (``load_pids``, this process
+    included) on the other CPUs: the server's latency without the load generator's wake-ups
+    preempting it on a shared core."""
+    others = set(range(1, os.cpu_count() or 2)) or {0}
+    os.sched_setaffinity(server_pid, {0})
+    for pid in (*load_pids, os.getpid()):
+        os.sched_setaffinity(pid, others)
 
 
 def temp_folder() -> tempfile.TemporaryDirectory[str]:

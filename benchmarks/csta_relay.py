@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import pathlib
 import sys
@@ -31,6 +33,7 @@ import time
 from typing import Any
 
 from common import (
+    RESULTS,
     BenchmarkError,
     ClientPool,
     OtherLoad,
@@ -39,6 +42,7 @@ from common import (
     added_latencies,
     free_port,
     meta,
+    pin,
     temp_folder,
     write_results,
 )
@@ -101,12 +105,23 @@ async def measure(
         "observed": h_obs.summary_ms(),
         "phone": h_phone.summary_ms(),
         "added": h_add.summary_ms(),
+        "window": (t0, t0 + wall),
     }
+
+
+def add_server_side(rounds: list[dict[str, Any]], relay: list[list[float]]) -> None:
+    """Each round's server-side latency, from the instrumented server's records (answer
+    written at, seconds the server spent) that fall in the round's window."""
+    for r in rounds:
+        start, end = r.pop("window")
+        h = Histogram()
+        h.record_many(seconds for at, seconds in relay if start <= at <= end)
+        r["server_side"] = h.summary_ms()
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     with temp_folder() as tmp:
-        server = ServerProcess(pathlib.Path(tmp), free_port())
+        server = ServerProcess(pathlib.Path(tmp), free_port(), instrumented=True)
         phones: PhoneFleet | None = None
         clients: ClientPool | None = None
         try:
@@ -116,6 +131,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 server.port, args.phones, transport=args.transport, service=args.service
             )
             clients = ClientPool(server.csta_port)
+            if args.pin:
+                pin(server.pid, [phones.proc.pid or 0, clients.proc.pid or 0])
             await phones.call("start")
             await server.wait_ready(args.phones, 120.0)
             linked_kb = server.rss()
@@ -142,6 +159,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             code, _ = await server.stop()
             if code != 0:
                 raise BenchmarkError(f"server exit code {code}:\n{server.tail()}")
+            add_server_side(rounds, json.loads(server.timings_path.read_text())["relay"])
         finally:
             await server.stop()
             if clients is not None:
@@ -171,12 +189,16 @@ def _line(r: dict[str, Any]) -> str:
 
 COLUMNS = (
     ("mode", "load"),
+    ("pinned", "server pinned to its own core"),
     ("requests", "requests"),
     ("failed", "failed"),
     ("requests_per_s", "achieved/s"),
     ("server_cpu_share", "server CPU (cores)"),
     ("server_us_per_request", "server µs CPU/request"),
     ("requests_per_server_cpu_s", "requests per server core-s"),
+    ("server_side_p50_ms", "server-side p50 ms"),
+    ("server_side_p99_ms", "server-side p99 ms"),
+    ("server_side_p999_ms", "server-side p99.9 ms"),
     ("added_p50_ms", "added p50 ms"),
     ("added_p99_ms", "added p99 ms"),
     ("added_p999_ms", "added p99.9 ms"),
@@ -199,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS)
     parser.add_argument(
+        "--pin", action="store_true", help="server on CPU 0, the load generator on the others"
+    )
+    parser.add_argument(
         "--rate", type=float, action="append", help=f"paced rounds (default {DEFAULT_RATE:g}/s)"
     )
     args = parser.parse_args(argv)
@@ -215,15 +240,21 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for r in result["rounds"]:
         row = {k: v for k, v in r.items() if not isinstance(v, dict)}
-        for part in ("added", "observed", "phone"):
+        for part in ("server_side", "added", "observed", "phone"):
             for key, value in r[part].items():
                 row[f"{part}_{key.replace('.', '')}"] = value
+        row["pinned"] = args.pin
         rows.append(row)
+    with contextlib.suppress(OSError, ValueError, KeyError):  # keep the other mode's rows
+        earlier = json.loads((RESULTS / "csta_relay.json").read_text())["results"]
+        rows += [old for old in earlier if old.get("pinned", False) != args.pin]
+    rows.sort(key=lambda r: (r.get("pinned", False), r["mode"] != "closed loop", r["mode"]))
     info = meta(
         "csta_relay",
         f"{result['phones']} {result['transport']} phones, {result['clients']} CSTA-over-TCP "
         f"clients, {result['service']}, one worker per phone line with one request in flight; "
-        "server, phones and clients in separate processes on the same 2 cores; server CPU = "
+        "server, phones and clients in separate processes on the same 2 cores (pinned: server "
+        "alone on CPU 0, phones and clients on CPU 1); server CPU = "
         "utime+stime from /proc over the round; added latency = client-observed minus the "
         "phone's own time (request datagram in -> answer handed to the kernel), matched per "
         "request; HDR-style histogram (benchmarks/histogram.py)",

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import pathlib
 import sys
 from typing import Any
@@ -34,6 +33,7 @@ from common import (
     ServerProcess,
     free_port,
     meta,
+    pin,
     temp_folder,
     write_results,
 )
@@ -55,12 +55,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             phones = PhoneFleet(server.port, 1, transport=args.transport, vendors=[args.vendor])
             clients = ClientPool(server.csta_port)
             if args.pin:
-                # The server alone on CPU 0, the load generator (phones, clients, this
-                # process) on the others: its latency without their wake-ups preempting it.
-                others = set(range(1, os.cpu_count() or 2))
-                os.sched_setaffinity(server.pid, {0})
-                for pid in (phones.proc.pid, clients.proc.pid, os.getpid()):
-                    os.sched_setaffinity(pid or 0, others)
+                pin(server.pid, [phones.proc.pid or 0, clients.proc.pid or 0])
             await phones.call("start")
             await server.wait_ready(1, 60.0)
             ((mac, device),) = await phones.call("devices")
@@ -82,7 +77,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             code, _ = await server.stop()
             if code != 0:
                 raise BenchmarkError(f"server exit code {code}:\n{server.tail()}")
-            records = json.loads(server.timings_path.read_text())
+            records = json.loads(server.timings_path.read_text())["fanout"]
         finally:
             await server.stop()
             if clients is not None:

@@ -40,7 +40,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from uacsta.sip.errors import SipError
 from uacsta.sip.helpers import BRANCH_MAGIC, build_response
@@ -823,14 +823,16 @@ _LINGERING_TYPES = (NonInviteClientTransaction, NonInviteServerTransaction)
 
 
 # --- keys ------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class TransactionKey:
+class TransactionKey(NamedTuple):
     """Identifies one transaction in a :class:`TransactionLayer`.
 
     Client keys (§17.1.3): top Via branch + CSeq method, ``sent_by`` empty.
     Server keys (§17.2.3): branch + sent-by + method, where an ACK maps to INVITE.
     For RFC 2543 requests (branch without the magic cookie) ``branch`` is a composite of
     Call-ID, From tag and CSeq number instead (a simplification of §17.2.3's fallback).
+
+    A tuple of strings: the garbage collector stops tracking such tuples, and tens of
+    thousands of keys are alive at a time (lingering transactions, timer heaps).
     """
 
     branch: str
