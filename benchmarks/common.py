@@ -336,8 +336,12 @@ def instrumented_server(config: str, out: str) -> None:
     the gateway to its answer written out, minus the time the phone's INFO transaction took
     (INFO handed to the kernel -> its 200 parsed and matched). The request's start time
     travels with it in a context variable (the relay task inherits it).
+
+    ``gc``: every garbage collection as (ended at, seconds, generation, unreachable objects
+    it freed): a collection stops everything, so it shows up in latency tails.
     """
     import contextvars
+    import gc
 
     from uacsta import cli
     from uacsta.gateways import cstatcp
@@ -346,6 +350,18 @@ def instrumented_server(config: str, out: str) -> None:
 
     fanout: list[tuple[float, int]] = []
     relay: list[tuple[float, float]] = []
+    collections: list[tuple[float, float, int, int]] = []
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            gc_started[0] = now
+        else:
+            gen, found = int(info["generation"]), int(info["collected"])
+            collections.append((now, now - gc_started[0], gen, found))
+
+    gc.callbacks.append(on_gc)
     state = {"frames": 0, "t0": 0.0}
     started: contextvars.ContextVar[float | None] = contextvars.ContextVar("t0", default=None)
     in_phone: contextvars.ContextVar[float] = contextvars.ContextVar("phone", default=0.0)
@@ -405,7 +421,8 @@ def instrumented_server(config: str, out: str) -> None:
     try:
         cli.serve(pathlib.Path(config))
     finally:
-        pathlib.Path(out).write_text(json.dumps({"fanout": fanout, "relay": relay}))
+        timings = {"fanout": fanout, "relay": relay, "gc": collections}
+        pathlib.Path(out).write_text(json.dumps(timings))
 
 
 # ---------------------------------------------------------------------- worker processes

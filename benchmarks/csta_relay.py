@@ -109,14 +109,27 @@ async def measure(
     }
 
 
-def add_server_side(rounds: list[dict[str, Any]], relay: list[list[float]]) -> None:
-    """Each round's server-side latency, from the instrumented server's records (answer
-    written at, seconds the server spent) that fall in the round's window."""
+def add_server_side(rounds: list[dict[str, Any]], timings: dict[str, Any]) -> None:
+    """Each round's server-side latency and garbage collections, from the instrumented
+    server's records that fall in the round's window."""
     for r in rounds:
         start, end = r.pop("window")
         h = Histogram()
-        h.record_many(seconds for at, seconds in relay if start <= at <= end)
+        h.record_many(seconds for at, seconds in timings["relay"] if start <= at <= end)
         r["server_side"] = h.summary_ms()
+        pauses = [seconds for at, seconds, *_ in timings["gc"] if start <= at <= end]
+        r["gc_collections"] = len(pauses)
+        r["gc_max_ms"] = round(max(pauses, default=0.0) * 1e3, 2)
+        r["gc_total_ms"] = round(sum(pauses) * 1e3, 1)
+        by_gen: dict[str, list[tuple[float, int]]] = {}
+        for at, seconds, gen, found in timings["gc"]:
+            if start <= at <= end:
+                by_gen.setdefault(f"gen{gen}", []).append((seconds, found))
+        r["gc_by_generation"] = ", ".join(
+            f"{gen}: {len(p)} up to {max(s for s, _ in p) * 1e3:.1f} ms, "
+            f"{sum(f for _, f in p)} objects freed"
+            for gen, p in sorted(by_gen.items())
+        )
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,7 +172,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             code, _ = await server.stop()
             if code != 0:
                 raise BenchmarkError(f"server exit code {code}:\n{server.tail()}")
-            add_server_side(rounds, json.loads(server.timings_path.read_text())["relay"])
+            add_server_side(rounds, json.loads(server.timings_path.read_text()))
         finally:
             await server.stop()
             if clients is not None:
@@ -199,6 +212,9 @@ COLUMNS = (
     ("server_side_p50_ms", "server-side p50 ms"),
     ("server_side_p99_ms", "server-side p99 ms"),
     ("server_side_p999_ms", "server-side p99.9 ms"),
+    ("gc_collections", "GCs"),
+    ("gc_max_ms", "longest GC ms"),
+    ("gc_by_generation", "GCs by generation"),
     ("added_p50_ms", "added p50 ms"),
     ("added_p99_ms", "added p99 ms"),
     ("added_p999_ms", "added p99.9 ms"),
