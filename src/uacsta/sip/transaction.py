@@ -792,7 +792,16 @@ class Lingering:
         self.is_client = tx.is_client
         self.state = State.COMPLETED
         self._deadline = deadline
-        self._replay = tx._final if isinstance(tx, NonInviteServerTransaction) else None
+        self._replay = None
+        final = tx._final if isinstance(tx, NonInviteServerTransaction) else None
+        if final is not None:
+            # The bytes to re-send, and for the driver a response reduced to what addressing
+            # and tracing read (status line and Via): not the whole message for 32 s.
+            response = final.message
+            assert isinstance(response, Response)
+            via = tuple(h for h in response.headers if h[0] == "Via")
+            slim = Response(status_code=response.status_code, reason=response.reason, headers=via)
+            self._replay = Transmit(message=slim, data=final.data)
 
     def __repr__(self) -> str:
         return f"<Lingering {'client' if self.is_client else 'server'} transaction>"
