@@ -335,7 +335,8 @@ def instrumented_server(config: str, out: str) -> None:
     handed to the kernel, seconds the server spent on it): from the client's frame entering
     the gateway to its answer written out, minus the time the phone's INFO transaction took
     (INFO handed to the kernel -> its 200 parsed and matched). The request's start time
-    travels with it in a context variable (the relay task inherits it).
+    travels with it in a context variable (futures run their callbacks in the context they
+    were given them in).
 
     ``gc``: every garbage collection as (ended at, seconds, generation, unreachable objects
     it freed): a collection stops everything, so it shows up in latency tails.
@@ -363,12 +364,12 @@ def instrumented_server(config: str, out: str) -> None:
 
     gc.callbacks.append(on_gc)
     state = {"frames": 0, "t0": 0.0}
-    started: contextvars.ContextVar[float | None] = contextvars.ContextVar("t0", default=None)
-    in_phone: contextvars.ContextVar[float] = contextvars.ContextVar("phone", default=0.0)
+    #: [request in at, seconds in the phone so far] of the client request being handled.
+    started: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("t0", default=None)
     waiting: dict[int, list[tuple[float, float]]] = {}
     received = udp.UdpProtocol.datagram_received
     handle_frame = cstatcp.CstaTcpClient._handle_frame
-    dialog_request = UserAgent.dialog_request
+    dialog_request_nowait = UserAgent.dialog_request_nowait
     send_frame = cstatcp.CstaTcpClient.send_frame
     client_flush = cstatcp.CstaTcpClient.flush
     flush = cstatcp.CstaTcpGateway._flush
@@ -379,25 +380,30 @@ def instrumented_server(config: str, out: str) -> None:
         received(self, data, addr)
 
     def timed_handle_frame(self: Any, invoke: str, xml: bytes) -> None:
-        token = started.set(time.perf_counter())
+        token = started.set([time.perf_counter(), 0.0])
         try:
             handle_frame(self, invoke, xml)
         finally:
             started.reset(token)
 
-    async def timed_dialog_request(self: Any, *args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return await dialog_request(self, *args, **kwargs)
-        finally:
-            in_phone.set(in_phone.get() + time.perf_counter() - t0)
+    def timed_dialog_request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        box = started.get()
+        sent = dialog_request_nowait(self, *args, **kwargs)
+        if box is not None:
+            t0 = time.perf_counter()
+
+            def answered(_: Any) -> None:
+                box[1] += time.perf_counter() - t0
+
+            sent.add_done_callback(answered)  # before the link's and the hub's callbacks
+        return sent
 
     def counted_frame(self: Any, invoke: str, xml: bytes) -> None:
         send_frame(self, invoke, xml)
         state["frames"] += 1
-        t0 = started.get()
-        if t0 is not None and in_phone.get():  # an answer the phone gave, in its relay task
-            waiting.setdefault(id(self), []).append((t0, in_phone.get()))
+        box = started.get()
+        if box is not None and box[1]:  # an answer the phone gave to a client request
+            waiting.setdefault(id(self), []).append((box[0], box[1]))
 
     def timed_client_flush(self: Any) -> None:
         client_flush(self)
@@ -414,7 +420,7 @@ def instrumented_server(config: str, out: str) -> None:
 
     udp.UdpProtocol.datagram_received = timed_datagram  # type: ignore[method-assign]
     cstatcp.CstaTcpClient._handle_frame = timed_handle_frame  # type: ignore[method-assign]
-    UserAgent.dialog_request = timed_dialog_request  # type: ignore[method-assign]
+    UserAgent.dialog_request_nowait = timed_dialog_request  # type: ignore[method-assign]
     cstatcp.CstaTcpClient.send_frame = counted_frame  # type: ignore[method-assign]
     cstatcp.CstaTcpClient.flush = timed_client_flush  # type: ignore[method-assign]
     cstatcp.CstaTcpGateway._flush = timed_flush  # type: ignore[method-assign]

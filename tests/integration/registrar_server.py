@@ -106,10 +106,10 @@ class RegistrarServer:
     def _run(self, actions: list[LayerAction], flow: Flow) -> None:
         for key, action in actions:
             match action:
-                case Transmit(message=message):
+                case Transmit(message=message, data=data):
                     target = self._flows.get(key, flow) if key is not None else flow
                     with contextlib.suppress(FlowClosed):
-                        self.transport.send(message, target)
+                        self.transport.send(message, target, data)
                 case DeliverRequest(request=request) if key is not None:
                     self._flows[key] = flow
                     self._on_request(request, flow)

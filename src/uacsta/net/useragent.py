@@ -231,6 +231,28 @@ class UserAgent:
         finally:
             self._waiters.pop(key, None)
 
+    def request_nowait(
+        self, request: Request, flow: Flow, *, timeout: float | None = None
+    ) -> asyncio.Future[Response]:
+        """:meth:`request` over an existing flow, without a coroutine: the future of the final
+        response (or :class:`TimeoutError`). For the relay path, where a task per request
+        would cost more than the request."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        if not request.has_header("User-Agent"):
+            request = request.with_header("User-Agent", self.user_agent)
+        key, actions = self.layer.new_client(
+            request, reliable=flow.transport != "udp", now=loop.time()
+        )
+        waiter: asyncio.Future[Response] = loop.create_future()
+        self._waiters[key] = waiter
+        waiter.add_done_callback(lambda _: self._waiters.pop(key, None))
+        if timeout is not None:
+            self._add_deadline(loop.time() + timeout, key)
+        self._flows[key] = flow
+        self._dispatch(actions)  # the first Transmit goes out over ``flow`` (_transmit)
+        return waiter
+
     def send_ack(self, ack: Request, flow: Flow) -> None:
         """ACK for a 2xx goes outside any transaction (§13.2.2.4)."""
         try:
@@ -275,6 +297,36 @@ class UserAgent:
         if method == "INVITE" and response.is_success:
             self.ack_2xx(usage, response)
         return response
+
+    def dialog_request_nowait(
+        self,
+        usage: DialogUsage,
+        method: str,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        timeout: float | None = None,
+    ) -> asyncio.Future[Response]:
+        """:meth:`dialog_request` for a request other than INVITE, as a future (see
+        :meth:`request_nowait`); the dialog sees the response before the caller does."""
+        if method == "INVITE":
+            raise ValueError("a re-INVITE needs dialog_request (its 2xx is ACKed)")
+        request = usage.dialog.create_request(
+            method,
+            branch=generate_branch(),
+            body=body,
+            content_type=content_type,
+            extra_headers=(("User-Agent", self.user_agent),),
+            via=self._usage_via(usage),
+        )
+        waiter = self.request_nowait(request, usage.flow, timeout=timeout)
+
+        def seen(done: asyncio.Future[Response]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                usage.dialog.receive_response(done.result())
+
+        waiter.add_done_callback(seen)
+        return waiter
 
     def _usage_via(self, usage: DialogUsage) -> Via:
         """The usage's Via template, built once (same transport and address every time)."""

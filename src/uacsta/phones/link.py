@@ -425,33 +425,58 @@ class PhoneLink:
         self, request: m.CstaRequest, *, internal: bool = False
     ) -> m.CstaMessage:
         """Send one CSTA request in INFO; the 2xx body is the answer (PhoneChannel)."""
+        return await self.csta_request_nowait(request, internal=internal)
+
+    def csta_request_nowait(
+        self, request: m.CstaRequest, *, internal: bool = False
+    ) -> asyncio.Future[m.CstaMessage]:
+        """:meth:`csta_request` as a future that always gets a result (an answer or a
+        ``CSTAErrorCode``), without a coroutine: the hub relays through this, a task per
+        relayed request would cost more than the rest of the relay."""
+        answer: asyncio.Future[m.CstaMessage] = asyncio.get_running_loop().create_future()
         usage = self.usage
         if (
             usage is None
             or self.state is LinkState.LOST
             or (not internal and self.state is not LinkState.READY)
         ):
-            return m.CSTAErrorCode.system_resource_availability("outOfService")
+            answer.set_result(m.CSTAErrorCode.system_resource_availability("outOfService"))
+            return answer
         if self.in_flight >= MAX_IN_FLIGHT:
             # Clients together may not queue unbounded work on one phone.
             self.log.warning("%s has %d CSTA requests in flight", self.mac, self.in_flight)
-            return m.CSTAErrorCode.performance_management("performanceLimitExceeded")
-        self.requests_sent += 1
-        self.in_flight += 1
-        try:
-            return await self._csta_request(request, usage)
-        finally:
-            self.in_flight -= 1
-
-    async def _csta_request(self, request: m.CstaRequest, usage: DialogUsage) -> m.CstaMessage:
+            answer.set_result(m.CSTAErrorCode.performance_management("performanceLimitExceeded"))
+            return answer
         self.service.trace_csta(self.mac, "out", request)
         body = codec.encode(request, self.edition)
-        started = time.perf_counter()
         try:
-            response = await self.service.ua.dialog_request(
+            sent = self.service.ua.dialog_request_nowait(
                 usage, "INFO", body=body, content_type=CSTA_TYPE, timeout=self.csta_timeout
             )
-        except TimeoutError:
+        except (TransportError, DialogError, OSError) as exc:
+            self._lost(f"sending to the phone failed: {exc}")
+            answer.set_result(m.CSTAErrorCode.system_resource_availability("outOfService"))
+            return answer
+        self.requests_sent += 1
+        self.in_flight += 1
+        started = time.perf_counter()
+
+        def answered(done: asyncio.Future[Response]) -> None:
+            self.in_flight -= 1
+            if not answer.done():
+                answer.set_result(self._answer_from(request, done, started))
+
+        sent.add_done_callback(answered)
+        return answer
+
+    def _answer_from(
+        self, request: m.CstaRequest, done: asyncio.Future[Response], started: float
+    ) -> m.CstaMessage:
+        """The CSTA answer the phone's response to ``request`` carries (or why there is none)."""
+        if done.cancelled():
+            return m.CSTAErrorCode.system_resource_availability("outOfService")
+        exc = done.exception()
+        if isinstance(exc, TimeoutError):
             self.timeouts += 1
             self.log.warning(
                 "%s did not answer %s within %ss",
@@ -460,9 +485,10 @@ class PhoneLink:
                 self.csta_timeout,
             )
             return m.CSTAErrorCode.timeout()
-        except (TransportError, DialogError, OSError) as exc:  # after TimeoutError (an OSError)
+        if exc is not None:
             self._lost(f"sending to the phone failed: {exc}")
             return m.CSTAErrorCode.system_resource_availability("outOfService")
+        response = done.result()
         self.service.observe_latency(type(request).__name__, time.perf_counter() - started)
         if response.status_code in (408, 481) or (
             response.status_code == 503 and not response.has_header("Retry-After")

@@ -115,7 +115,9 @@ class Action:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Transmit(Action):
-    """Send ``data`` (the serialized ``message``) to the transaction's peer."""
+    """Send ``data`` to the transaction's peer. ``message`` is what ``data`` serializes, for
+    addressing (a response's Via) and tracing; a lingering transaction's replay carries only
+    its status line and Via there (see :class:`Lingering`): always send ``data``."""
 
     message: Request | Response
     data: bytes
