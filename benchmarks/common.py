@@ -328,8 +328,8 @@ def instrumented_server(config: str, out: str) -> None:
     ``fanout``: for every datagram from a phone whose handling queued frames for
     CSTA-over-TCP clients, the time from the datagram's arrival (``datagram_received``
     entered) to the end of the gateway's write-out of those frames (every client's bytes
-    handed to the kernel, one write per client, in the loop iteration after the datagram),
-    and the number of frames.
+    handed to the kernel, one write per client, in the loop iteration after the datagram or
+    sooner, see ``cstatcp.FLUSH_BUDGET``), and the number of frames.
 
     ``relay``: for every CSTA request relayed to a phone and answered, (time the answer was
     handed to the kernel, seconds the server spent on it): from the client's frame entering
@@ -339,7 +339,8 @@ def instrumented_server(config: str, out: str) -> None:
     were given them in).
 
     ``gc``: every garbage collection as (ended at, seconds, generation, unreachable objects
-    it freed): a collection stops everything, so it shows up in latency tails.
+    it freed, CPU seconds of the collecting thread): a collection stops everything, so it
+    shows up in latency tails; CPU close to the seconds says it was the collector's work.
     """
     import contextvars
     import gc
@@ -352,15 +353,15 @@ def instrumented_server(config: str, out: str) -> None:
     fanout: list[tuple[float, int]] = []
     relay: list[tuple[float, float]] = []
     collections: list[tuple[float, float, int, int]] = []
-    gc_started = [0.0]
+    gc_started = [0.0, 0.0]
 
     def on_gc(phase: str, info: dict[str, Any]) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         if phase == "start":
-            gc_started[0] = now
+            gc_started[:] = now, cpu
         else:
             gen, found = int(info["generation"]), int(info["collected"])
-            collections.append((now, now - gc_started[0], gen, found))
+            collections.append((now, now - gc_started[0], gen, found, cpu - gc_started[1]))
 
     gc.callbacks.append(on_gc)
     state = {"frames": 0, "t0": 0.0}
@@ -372,7 +373,7 @@ def instrumented_server(config: str, out: str) -> None:
     dialog_request_nowait = UserAgent.dialog_request_nowait
     send_frame = cstatcp.CstaTcpClient.send_frame
     client_flush = cstatcp.CstaTcpClient.flush
-    flush = cstatcp.CstaTcpGateway._flush
+    flush_soon = cstatcp.CstaTcpGateway._flush_soon
 
     def timed_datagram(self: Any, data: bytes, addr: Any) -> None:
         if not state["frames"]:  # the earliest datagram whose frames are still queued
@@ -413,7 +414,7 @@ def instrumented_server(config: str, out: str) -> None:
             relay.extend((now, now - t0 - phone) for t0, phone in pending)
 
     def timed_flush(self: Any) -> None:
-        flush(self)
+        flush_soon(self)  # the end-of-iteration write-out: what earlier ones left
         if state["frames"]:
             fanout.append((time.perf_counter() - state["t0"], int(state["frames"])))
             state["frames"] = 0
@@ -423,7 +424,7 @@ def instrumented_server(config: str, out: str) -> None:
     UserAgent.dialog_request_nowait = timed_dialog_request  # type: ignore[method-assign]
     cstatcp.CstaTcpClient.send_frame = counted_frame  # type: ignore[method-assign]
     cstatcp.CstaTcpClient.flush = timed_client_flush  # type: ignore[method-assign]
-    cstatcp.CstaTcpGateway._flush = timed_flush  # type: ignore[method-assign]
+    cstatcp.CstaTcpGateway._flush_soon = timed_flush  # type: ignore[method-assign]
     try:
         cli.serve(pathlib.Path(config))
     finally:

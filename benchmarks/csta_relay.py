@@ -121,13 +121,14 @@ def add_server_side(rounds: list[dict[str, Any]], timings: dict[str, Any]) -> No
         r["gc_collections"] = len(pauses)
         r["gc_max_ms"] = round(max(pauses, default=0.0) * 1e3, 2)
         r["gc_total_ms"] = round(sum(pauses) * 1e3, 1)
-        by_gen: dict[str, list[tuple[float, int]]] = {}
-        for at, seconds, gen, found in timings["gc"]:
+        by_gen: dict[str, list[tuple[float, int, float]]] = {}
+        for at, seconds, gen, found, cpu in timings["gc"]:
             if start <= at <= end:
-                by_gen.setdefault(f"gen{gen}", []).append((seconds, found))
+                by_gen.setdefault(f"gen{gen}", []).append((seconds, found, cpu))
         r["gc_by_generation"] = ", ".join(
-            f"{gen}: {len(p)} up to {max(s for s, _ in p) * 1e3:.1f} ms, "
-            f"{sum(f for _, f in p)} objects freed"
+            f"{gen}: {len(p)} up to {max(s for s, _, _ in p) * 1e3:.1f} ms "
+            f"(CPU up to {max(c for _, _, c in p) * 1e3:.1f} ms), "
+            f"{sum(f for _, f, _ in p)} objects freed"
             for gen, p in sorted(by_gen.items())
         )
 

@@ -13,6 +13,12 @@ simulated phone's line (one shared monitor point on the phone); the phone toggle
 do-not-disturb every ``--interval`` s, each toggle one DoNotDisturbEvent INFO. Also reported:
 the client-side figure, the latest client's read minus the phone's send time (one clock,
 ``perf_counter``), which adds the client process reading 100 sockets one after the other.
+
+The kernel floor: after the server run, this process writes one frame of the event's size to
+each of ``--clients`` plain loopback TCP connections (TCP_NODELAY, as the server's), read by
+another process waiting in ``select``, one round every ``--interval`` s, and times each
+round's writes alone: what one write per client costs in the kernel with no server work at
+all, on the same cores (pinned like the server when ``--pin``).
 """
 
 from __future__ import annotations
@@ -21,8 +27,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
+import multiprocessing.connection
+import os
 import pathlib
+import selectors
+import socket
 import sys
+import time
 from typing import Any
 
 from common import (
@@ -38,6 +50,9 @@ from common import (
     write_results,
 )
 from histogram import Histogram
+from uacsta.csta import codec
+from uacsta.csta import messages as m
+from uacsta.csta.framing import EVENT_INVOKE_ID, encode_frame
 
 DEFAULT_CLIENTS = 100
 DEFAULT_EVENTS = 300
@@ -84,6 +99,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await clients.close()
             if phones is not None:
                 await phones.close()
+    frame = encode_frame(
+        EVENT_INVOKE_ID,
+        codec.encode(
+            m.DoNotDisturbEvent(monitor_cross_ref_id="17", device=device, do_not_disturb_on=on)
+        ),
+    )
+    floor = kernel_floor(args.clients, len(frame), args.events, args.interval, args.pin)
     fanouts = [seconds for seconds, frames in records if frames == args.clients]
     server_side = Histogram()
     server_side.record_many(fanouts[args.warmup :])
@@ -96,11 +118,66 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "events_fanned_out": len(fanouts),
         "server": server_side.summary_ms(),
         "client_side": client_side.summary_ms(),
+        "kernel_floor": floor.summary_ms(),
+        "frame_bytes": len(frame),
         "server_cpu_s": round(cpu, 2),
         "server_cpu_ms_per_event": round(cpu / args.events * 1e3, 3),
         "pinned": args.pin,
         "server_rss_kb": rss,
     }
+
+
+def _drain(port: int, count: int, conn: multiprocessing.connection.Connection) -> None:
+    """The floor's reader (a process of its own): ``count`` connections, read until closed."""
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+    selector = selectors.DefaultSelector()
+    for sock in socks:
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+    conn.send(True)
+    open_ = count
+    while open_:
+        for key, _ in selector.select():
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            if not sock.recv(65536):
+                selector.unregister(sock)
+                sock.close()
+                open_ -= 1
+
+
+def kernel_floor(count: int, size: int, rounds: int, interval: float, pinned: bool) -> Histogram:
+    """Seconds for one ``size``-byte write to each of ``count`` loopback TCP connections."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=count)
+    port = listener.getsockname()[1]
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    reader = ctx.Process(target=_drain, args=(port, count, child), daemon=True)
+    reader.start()
+    conns = [listener.accept()[0] for _ in range(count)]
+    listener.close()
+    parent.recv()
+    affinity = os.sched_getaffinity(0)
+    if pinned:  # this process in the server's place: CPU 0 alone
+        os.sched_setaffinity(0, {0})
+        os.sched_setaffinity(reader.pid or 0, set(range(1, os.cpu_count() or 2)) or {0})
+    for sock in conns:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    frame = b"x" * size
+    floor = Histogram()
+    try:
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for sock in conns:
+                sock.send(frame)
+            floor.record(time.perf_counter() - t0)
+            time.sleep(interval)  # the reader goes back to waiting, as the clients do
+    finally:
+        for sock in conns:
+            sock.close()
+        reader.join(10)
+        os.sched_setaffinity(0, affinity)
+    return floor
 
 
 COLUMNS = (
@@ -114,6 +191,8 @@ COLUMNS = (
     ("client_side_p50_ms", "last client - phone send p50 ms"),
     ("client_side_p99_ms", "last client - phone send p99 ms"),
     ("server_cpu_ms_per_event", "server CPU ms per event"),
+    ("kernel_floor_p50_ms", "bare writes to every client p50 ms"),
+    ("kernel_floor_p99_ms", "bare writes p99 ms"),
     ("target_met", "p99 < 1 ms"),
 )
 
@@ -138,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fanout: FAILED: {exc}", file=sys.stderr)
         return 1
     row = {k: v for k, v in r.items() if not isinstance(v, dict)}
-    for part in ("server", "client_side"):
+    for part in ("server", "client_side", "kernel_floor"):
         for key, value in r[part].items():
             row[f"{part}_{key.replace('.', '')}"] = value
     row["target_met"] = r["server"]["p99_ms"] < 1.0

@@ -38,6 +38,9 @@ log = logging.getLogger("uacsta.server")
 ADMIN_CHANGES = "admin_changes"
 #: Allocations between young-generation collections (CPython default: 700); see settle_gc.
 GC_YOUNG_THRESHOLD = 5000
+#: Seconds between young-generation collections on the clock (and ten of them between
+#: middle-generation ones); see YoungCollections.
+YOUNG_COLLECTION_INTERVAL = 0.1
 
 
 def _keys(changes: dict[str, Any], prefix: str = "") -> list[str]:
@@ -205,7 +208,9 @@ class Server:
             **self._http_tls(https),
         )
         self.http = uvicorn.Server(config)
-        self.http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # SIGTERM/SIGINT belong to run_forever (orderly stop: BYE to phones, clients told);
+        # uvicorn would otherwise take them over while it serves.
+        self.http.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         self._http_task = asyncio.get_running_loop().create_task(self.http.serve(sockets=[sock]))
         while not self.http.started and not self._http_task.done():
             await asyncio.sleep(0.01)
@@ -336,9 +341,11 @@ class Server:
                 loop.add_signal_handler(sig, self.request_stop)
         await self.start()
         settle_gc()
+        collections = YoungCollections(loop)
         try:
             await self._stop.wait()
         finally:
+            collections.cancel()
             await self.stop()
 
     # ------------------------------------------------------------------ status
@@ -372,6 +379,34 @@ def settle_gc() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, gen1, gen2)
+
+
+class YoungCollections:
+    """Young-generation collections on a clock, so each one is short.
+
+    CPython collects the young generation when allocations minus deallocations pass the
+    threshold, and the deallocations it counts include old objects. Under steady load
+    (transactions lingering for seconds, timer entries, each dying as fast as new ones are
+    born) the count hardly moves while the young generation grows: it was seen at ~40,000
+    objects, a 10-15 ms collection that every request in flight waits for. Collecting it
+    every :data:`YOUNG_COLLECTION_INTERVAL` bounds that to what arrives in 0.1 s (about
+    1 ms of work at 2,500 requests a second), and an idle server's collection costs
+    microseconds. Every tenth pass collects the middle generation as well, the ratio the
+    automatic policy uses; full collections stay automatic.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._passes = 0
+        self._handle = loop.call_later(YOUNG_COLLECTION_INTERVAL, self._collect)
+
+    def _collect(self) -> None:
+        self._passes += 1
+        gc.collect(1 if self._passes % 10 == 0 else 0)
+        self._handle = self._loop.call_later(YOUNG_COLLECTION_INTERVAL, self._collect)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 def _url_host(host: str) -> str:

@@ -7,6 +7,7 @@ sessions, authentication and routing; end-to-end tests with simulated phones liv
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -16,7 +17,7 @@ from uacsta.csta import appsession as ecma354
 from uacsta.csta import codec
 from uacsta.csta import messages as m
 from uacsta.csta.framing import FrameDecoder, encode_frame
-from uacsta.gateways.cstatcp import CstaTcpGateway
+from uacsta.gateways.cstatcp import FLUSH_BUDGET, CstaTcpGateway
 from uacsta.hub import SwitchHub
 
 LINE = "sip:100@pbx.example"
@@ -295,3 +296,30 @@ async def test_login_throttle_and_connection_limit_per_address() -> None:
         await c.close()
         await gw.close()
         await hub.close()
+
+
+async def test_queued_frames_wait_for_the_iteration_end_only_within_the_flush_budget() -> None:
+    gw = CstaTcpGateway(SwitchHub(), ClientAccounts([]), session_duration=60)
+
+    class Queue:
+        def __init__(self) -> None:
+            self.writes = 0
+
+        def flush(self) -> None:
+            self.writes += 1
+
+    first, second = Queue(), Queue()
+    gw.want_flush(first)  # type: ignore[arg-type]
+    gw.flush_if_overdue()
+    assert first.writes == 0  # a fresh batch waits for the end of the loop iteration
+    busy_until = time.perf_counter() + 2 * FLUSH_BUDGET  # a long burst of work
+    while time.perf_counter() < busy_until:
+        pass
+    gw.want_flush(second)  # type: ignore[arg-type]
+    gw.flush_if_overdue()
+    assert (first.writes, second.writes) == (1, 1)  # the old frame did not wait longer
+    await asyncio.sleep(0)  # the end-of-iteration pass finds nothing left to write
+    assert (first.writes, second.writes) == (1, 1)
+    gw.want_flush(first)  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert first.writes == 2  # and a new batch is scheduled again

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,6 +39,7 @@ from uacsta.sip.transaction import (
     client_key,
     server_key,
     timeout_response,
+    transaction_key,
     transport_error_response,
 )
 
@@ -489,7 +492,7 @@ def test_build_cancel() -> None:
     assert cancel.to == INVITE.to and cancel.from_ == INVITE.from_
     assert cancel.header_values("Route") == INVITE.header_values("Route")
     assert client_key(cancel) != client_key(INVITE)
-    assert client_key(cancel).branch == client_key(INVITE).branch
+    assert client_key(cancel)[0] == client_key(INVITE)[0]
 
 
 # --------------------------------------------------------------------------- layer
@@ -502,7 +505,7 @@ def with_branch(request: Request, branch: str, sent_by: str = "192.0.2.1:5060") 
 def test_layer_client_matching_and_removal() -> None:
     layer = TransactionLayer()
     key, actions = layer.new_client(INVITE, reliable=False, now=0.0)
-    assert key == TransactionKey(branch=BRANCH, method="INVITE")
+    assert key == transaction_key(branch=BRANCH, method="INVITE")
     assert actions == [(key, Transmit.of(INVITE))]
     assert key in layer and len(layer) == 1
     assert layer.get_timer() == 0.5
@@ -529,7 +532,7 @@ def test_layer_response_must_match_method_too() -> None:
     key, _ = layer.new_client(INVITE, reliable=True, now=0.0)
     cancel = build_cancel(INVITE)
     ckey, _ = layer.new_client(cancel, reliable=True, now=0.1)
-    assert ckey.method == "CANCEL" and ckey != key
+    assert ckey[1] == "CANCEL" and ckey != key
     cancel_ok = resp(cancel, 200)
     assert layer.receive_response(cancel_ok, 0.2) == [
         (ckey, DeliverResponse(response=cancel_ok)),
@@ -556,7 +559,7 @@ def test_layer_server_retransmission_ack_and_cancel() -> None:
     layer = TransactionLayer()
     actions = layer.receive_request(INVITE, reliable=False, now=0.0)
     key = server_key(INVITE)
-    assert key == TransactionKey(
+    assert key == transaction_key(
         branch=BRANCH, method="INVITE", sent_by="192.0.2.1:5060", server=True
     )
     assert actions == [(key, DeliverRequest(request=INVITE))]
@@ -574,7 +577,7 @@ def test_layer_server_retransmission_ack_and_cancel() -> None:
     cancel = build_cancel(INVITE)
     cancel_actions = layer.receive_request(cancel, reliable=False, now=0.4)
     ((ckey, action),) = cancel_actions
-    assert ckey is not None and ckey.method == "CANCEL" and action == DeliverRequest(request=cancel)
+    assert ckey is not None and ckey[1] == "CANCEL" and action == DeliverRequest(request=cancel)
     assert layer.cancel_target(cancel) == key
     assert layer.cancel_target(build_cancel(with_branch(INVITE, "z9hG4bKnone"))) is None
     layer.send_response(ckey, build_response(cancel, 200, to_tag="t1"), 0.5)
@@ -591,14 +594,14 @@ def test_layer_server_retransmission_ack_and_cancel() -> None:
         (None, DeliverRequest(request=ack2xx))
     ]
     # Responses for an unknown or ended key are ignored.
-    assert layer.send_response(TransactionKey(branch="x", method="INFO"), ringing, 1.0) == []
-    assert layer.transport_error(TransactionKey(branch="x", method="INFO"), 1.0) == []
+    assert layer.send_response(transaction_key(branch="x", method="INFO"), ringing, 1.0) == []
+    assert layer.transport_error(transaction_key(branch="x", method="INFO"), 1.0) == []
 
 
 def test_layer_rfc2543_requests_without_magic_cookie() -> None:
     old = with_branch(INFO, "1234")
     key = server_key(old)
-    assert key.branch.startswith("rfc2543:")
+    assert key[0].startswith("rfc2543:")
     layer = TransactionLayer()
     assert len(layer.receive_request(old, reliable=True, now=0.0)) == 1
     assert layer.receive_request(old, reliable=True, now=0.1) == []
@@ -815,7 +818,11 @@ def test_layer_random_drive_keeps_heap_consistent(ops: list[tuple[str, int, floa
                     if isinstance(action, Terminated):
                         assert key not in layer
         deadline = layer.get_timer()
-        live = [tx.get_timer() for key in list(layer._transactions) if (tx := layer.get(key))]
+        live = [
+            layer._deadlines[key] if isinstance(tx, Lingering) else tx.get_timer()
+            for key in list(layer._transactions)
+            if (tx := layer.get(key))
+        ]
         expected = min((d for d in live if d is not None), default=None)
         assert deadline == expected
 
@@ -873,3 +880,26 @@ def test_layer_keeps_completed_non_invite_transactions_as_lingering_records() ->
     assert layer.handle_timer(32.0) == []
     assert layer.handle_timer(32.1) == [(skey, Terminated())]
     assert len(layer) == 0
+
+
+def test_keys_timer_entries_and_lingering_records_leave_the_garbage_collector() -> None:
+    # Tens of thousands of these are alive at a time; every one the collector keeps
+    # tracking lengthens each of its pauses.
+    layer = TransactionLayer()
+    key, _ = layer.new_client(INFO, reliable=False, now=0.0)
+    layer.receive_response(resp(INFO, 200), 0.1)
+    request = with_branch(INFO, "z9hG4bKgc")
+    ((skey, _),) = layer.receive_request(request, reliable=False, now=0.0)
+    assert skey is not None
+    layer.send_response(skey, build_response(request, 200), 0.1)
+    client, server = layer.get(key), layer.get(skey)
+    assert isinstance(client, Lingering) and isinstance(server, Lingering)
+    gc.collect()  # untracks the keys; a heap entry seen before its key stays for one more
+    gc.collect()
+    assert not gc.is_tracked(key) and not gc.is_tracked(skey)
+    assert not any(gc.is_tracked(entry) for entry in layer._heap)
+    assert not gc.is_tracked(server._replay)
+    # Records without a replay are shared, not one per transaction.
+    other, _ = layer.new_client(with_branch(INFO, "z9hG4bKgc2"), reliable=False, now=0.0)
+    layer.receive_response(resp(with_branch(INFO, "z9hG4bKgc2"), 200), 0.1)
+    assert layer.get(other) is client

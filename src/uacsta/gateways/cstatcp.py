@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -34,6 +35,10 @@ log = logging.getLogger("uacsta.gateways.cstatcp")
 
 #: A connection that has not started its application session by then is closed.
 LOGIN_TIMEOUT = 30.0
+#: The longest a queued frame waits for the end of the loop iteration: after a burst of
+#: datagrams (libuv reads up to 32 per wake-up) the iteration may run for milliseconds; a
+#: frame older than this goes out with the next one queued instead (seconds).
+FLUSH_BUDGET = 0.0005
 MAX_CONNECTIONS = 1000
 
 
@@ -125,12 +130,14 @@ class CstaTcpClient:
 
     def send_frame(self, invoke: str, xml: bytes) -> None:
         """Queue a frame; the gateway writes every client's queue once per loop iteration
-        (one send for the answers that a burst of requests produced together)."""
+        (one send for the answers that a burst of requests produced together), or sooner
+        when the oldest queued frame has waited :data:`FLUSH_BUDGET`."""
         if self._closing:
             return
         if not self._out:
             self.gateway.want_flush(self)
         self._out.append(encode_frame(invoke, xml))
+        self.gateway.flush_if_overdue()
 
     def flush(self) -> None:
         out = self._out
@@ -328,11 +335,24 @@ class CstaTcpGateway:
         self._tasks: set[asyncio.Task[None]] = set()
         #: Clients with queued frames, written by one callback per loop iteration.
         self._to_flush: list[CstaTcpClient] = []
+        self._batch_started = 0.0
+        self._flush_scheduled = False
 
     def want_flush(self, client: CstaTcpClient) -> None:
         if not self._to_flush:
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._batch_started = time.perf_counter()
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush_soon)
         self._to_flush.append(client)
+
+    def flush_if_overdue(self) -> None:
+        if self._to_flush and time.perf_counter() - self._batch_started > FLUSH_BUDGET:
+            self._flush()
+
+    def _flush_soon(self) -> None:
+        self._flush_scheduled = False
+        self._flush()
 
     def _flush(self) -> None:
         clients, self._to_flush = self._to_flush, []

@@ -384,7 +384,7 @@ class UserAgent:
                 case DeliverRequest():
                     if key is not None and source is not None:
                         self._flows[key] = source
-                        if key.server and key not in self._peer_of:
+                        if key[3] and key not in self._peer_of:  # a server transaction
                             self._peer_of[key] = source.remote[0]
                             self._per_peer[source.remote[0]] += 1
                     self._deliver_request(key, action.request, source)

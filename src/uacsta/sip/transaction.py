@@ -40,7 +40,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 from uacsta.sip.errors import SipError
 from uacsta.sip.helpers import BRANCH_MAGIC, build_response
@@ -77,6 +77,7 @@ __all__ = [
     "client_key",
     "server_key",
     "timeout_response",
+    "transaction_key",
     "transport_error_response",
 ]
 
@@ -785,43 +786,48 @@ class Lingering:
 
     Over UDP, Completed lasts T4 (5 s, client) or 64*T1 (32 s, server): at thousands of
     requests a second the full machines with their messages would be most of the heap and
-    of the garbage collector's work. The layer swaps one in when a transaction gets there.
+    of the garbage collector's work. The layer swaps one in when a transaction gets there
+    and keeps its deadline itself. A record holds no other object the collector tracks: the
+    replay is a plain tuple of bytes and strings (the collector stops tracking those), and
+    records without a replay are two shared instances.
     """
 
-    __slots__ = ("_deadline", "_replay", "is_client", "state")
+    __slots__ = ("_replay", "is_client")
 
-    def __init__(self, tx: Transaction, deadline: float) -> None:
-        self.is_client = tx.is_client
-        self.state = State.COMPLETED
-        self._deadline = deadline
-        self._replay = None
+    #: Completed until the layer's deadline for the key fires, which ends it.
+    state = State.COMPLETED
+
+    def __init__(
+        self, *, is_client: bool, replay: tuple[bytes, int, str, tuple[str, ...]] | None
+    ) -> None:
+        self.is_client = is_client
+        self._replay = replay
+
+    @classmethod
+    def of(cls, tx: Transaction) -> Lingering:
         final = tx._final if isinstance(tx, NonInviteServerTransaction) else None
-        if final is not None:
-            # The bytes to re-send, and for the driver a response reduced to what addressing
-            # and tracing read (status line and Via): not the whole message for 32 s.
-            response = final.message
-            assert isinstance(response, Response)
-            via = tuple(h for h in response.headers if h[0] == "Via")
-            slim = Response(status_code=response.status_code, reason=response.reason, headers=via)
-            self._replay = Transmit(message=slim, data=final.data)
+        if final is None:
+            return _LINGERING_CLIENT if tx.is_client else _LINGERING_SERVER
+        response = final.message
+        assert isinstance(response, Response)
+        via = tuple(value for name, value in response.headers if name == "Via")
+        return cls(is_client=False, replay=(final.data, response.status_code, response.reason, via))
 
     def __repr__(self) -> str:
         return f"<Lingering {'client' if self.is_client else 'server'} transaction>"
-
-    def get_timer(self) -> float | None:
-        return self._deadline if self.state is State.COMPLETED else None
-
-    def handle_timer(self, now: float) -> list[Action]:
-        if self.state is State.COMPLETED and now >= self._deadline:
-            self.state = State.TERMINATED
-            return [Terminated()]
-        return []
 
     def receive_response(self, response: Response, now: float) -> list[Action]:
         return []  # a retransmitted final (or a late 1xx): absorbed
 
     def receive_request(self, request: Request, now: float) -> list[Action]:
-        return [self._replay] if self._replay is not None else []
+        if self._replay is None:
+            return []
+        # The bytes to re-send, and for the driver a response reduced to what addressing and
+        # tracing read (status line and Via).
+        data, status_code, reason, via = self._replay
+        headers = tuple(("Via", value) for value in via)
+        slim = Response(status_code=status_code, reason=reason, headers=headers)
+        return [Transmit(message=slim, data=data)]
 
     def send_response(self, response: Response, now: float) -> list[Action]:
         return []  # §17.2.2: the TU's further responses are discarded
@@ -830,32 +836,36 @@ class Lingering:
         return []
 
 
+_LINGERING_CLIENT = Lingering(is_client=True, replay=None)
+_LINGERING_SERVER = Lingering(is_client=False, replay=None)
 _LINGERING_TYPES = (NonInviteClientTransaction, NonInviteServerTransaction)
 
 
 # --- keys ------------------------------------------------------------------------------------
-class TransactionKey(NamedTuple):
-    """Identifies one transaction in a :class:`TransactionLayer`.
+#: Identifies one transaction in a :class:`TransactionLayer`: ``(branch, method, sent_by,
+#: server)``, made by :func:`transaction_key`.
+#:
+#: Client keys (§17.1.3): top Via branch + CSeq method, ``sent_by`` empty.
+#: Server keys (§17.2.3): branch + sent-by + method, where an ACK maps to INVITE.
+#: For RFC 2543 requests (branch without the magic cookie) ``branch`` is a composite of
+#: Call-ID, From tag and CSeq number instead (a simplification of §17.2.3's fallback).
+#:
+#: A plain tuple of strings, not a named tuple: the garbage collector stops tracking exact
+#: tuples of atoms (and tuples holding only such tuples, like timer-heap entries), never
+#: instances of a subclass, and tens of thousands of keys are alive at a time.
+TransactionKey = tuple[str, str, str, bool]
 
-    Client keys (§17.1.3): top Via branch + CSeq method, ``sent_by`` empty.
-    Server keys (§17.2.3): branch + sent-by + method, where an ACK maps to INVITE.
-    For RFC 2543 requests (branch without the magic cookie) ``branch`` is a composite of
-    Call-ID, From tag and CSeq number instead (a simplification of §17.2.3's fallback).
 
-    A tuple of strings: the garbage collector stops tracking such tuples, and tens of
-    thousands of keys are alive at a time (lingering transactions, timer heaps).
-    """
-
-    branch: str
-    method: str
-    sent_by: str = ""
-    server: bool = False
+def transaction_key(
+    branch: str, method: str, sent_by: str = "", server: bool = False
+) -> TransactionKey:
+    return (branch, method, sent_by, server)
 
 
 def client_key(message: Request | Response) -> TransactionKey:
     """Key of the client transaction a request creates or a response belongs to."""
     branch = message.top_via.branch or ""
-    return TransactionKey(branch=branch, method=message.cseq.method)
+    return (branch, message.cseq.method, "", False)
 
 
 def server_key(request: Request) -> TransactionKey:
@@ -865,7 +875,7 @@ def server_key(request: Request) -> TransactionKey:
     branch = via.branch
     if branch is None or not branch.startswith(BRANCH_MAGIC):
         branch = f"rfc2543:{request.call_id}:{request.from_.tag or ''}:{request.cseq.seq}"
-    return TransactionKey(branch=branch, method=method, sent_by=via.sent_by.lower(), server=True)
+    return (branch, method, via.sent_by.lower(), True)
 
 
 LayerAction = tuple[TransactionKey | None, Action]
@@ -940,7 +950,7 @@ class TransactionLayer:
         if request.method == "ACK":
             raise TransactionStateError("ACK is sent without a client transaction")
         key = client_key(request)
-        if not key.branch.startswith(BRANCH_MAGIC):
+        if not key[0].startswith(BRANCH_MAGIC):
             raise TransactionStateError(f"client request needs a {BRANCH_MAGIC} branch")
         if key in self._transactions:
             raise TransactionStateError(f"transaction {key} already exists")
@@ -969,7 +979,7 @@ class TransactionLayer:
         if isinstance(tx, Lingering) and tx.is_client:
             return self._after(key, tx, tx.receive_response(response, now))
         if not isinstance(tx, _ClientTransaction):
-            if key.method == "INVITE" and response.is_success:
+            if key[1] == "INVITE" and response.is_success:
                 return [(None, DeliverResponse(response=response))]
             self._log.debug("response %d matches no transaction", response.status_code)
             return []
@@ -1018,9 +1028,8 @@ class TransactionLayer:
     def cancel_target(self, cancel: Request) -> TransactionKey | None:
         """The live INVITE server transaction a received CANCEL refers to (§9.2)."""
         key = server_key(cancel)
-        target = TransactionKey(
-            branch=key.branch, method="INVITE", sent_by=key.sent_by, server=True
-        )
+        branch, _, sent_by, _ = key
+        target = (branch, "INVITE", sent_by, True)
         return target if target in self._transactions else None
 
     # --- both --------------------------------------------------------------------------------
@@ -1050,7 +1059,10 @@ class TransactionLayer:
                 continue  # stale entry (lazy deletion)
             del self._deadlines[key]
             tx = self._transactions.get(key)
-            if tx is not None:
+            if isinstance(tx, Lingering):  # its only deadline (J or K) ends it
+                del self._transactions[key]
+                out.append((key, Terminated()))
+            elif tx is not None:
                 out.extend(self._after(key, tx, tx.handle_timer(now)))
         return out
 
@@ -1058,14 +1070,16 @@ class TransactionLayer:
         self, key: TransactionKey, tx: Transaction | Lingering, actions: list[Action]
     ) -> list[LayerAction]:
         """Tag actions, forget a terminated transaction, re-schedule its deadline."""
-        if tx.state is State.TERMINATED:
+        if isinstance(tx, Lingering):
+            pass  # nothing changes: its deadline stands, it ends only there
+        elif tx.state is State.TERMINATED:
             self._transactions.pop(key, None)
             self._deadlines.pop(key, None)
         else:
             deadline = tx.get_timer()
             if tx.state is State.COMPLETED and isinstance(tx, _LINGERING_TYPES):
                 assert deadline is not None  # Completed arms timer J or K (else Terminated)
-                self._transactions[key] = Lingering(tx, deadline)
+                self._transactions[key] = Lingering.of(tx)
             if deadline is None:
                 self._deadlines.pop(key, None)
             elif self._deadlines.get(key) != deadline:
