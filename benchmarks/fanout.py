@@ -102,7 +102,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     frame = encode_frame(
         EVENT_INVOKE_ID,
         codec.encode(
-            m.DoNotDisturbEvent(monitor_cross_ref_id="17", device=device, do_not_disturb_on=on)
+            m.DoNotDisturbEvent(
+                monitor_cross_ref_id="17", device=m.DeviceIdentifier(device), do_not_disturb_on=on
+            )
         ),
     )
     floor = kernel_floor(args.clients, len(frame), args.events, args.interval, args.pin)

@@ -72,7 +72,11 @@ def parse_document(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> etree
     docinfo = root.getroottree().docinfo
     if docinfo.internalDTD is not None:  # any DOCTYPE, with or without an internal subset
         raise CstaDecodeError("DTDs and entity declarations are not accepted")
-    _check_depth(root)
+    # A document can only nest as deep as it has start tags: most CSTA messages have fewer
+    # than MAX_DEPTH "<" in all, so the tree walk is skipped (only when the document starts
+    # with an ASCII "<", i.e. its "<" are bytes 0x3C).
+    if not (data[:1] == b"<" and data.count(b"<") <= MAX_DEPTH):
+        _check_depth(root)
     return root
 
 
