@@ -325,7 +325,8 @@ def instrumented_server(config: str, out: str) -> None:
     """The real server (``uacsta serve``) plus timestamps taken inside it, written to ``out``
     as JSON on exit. ``perf_counter`` calls and list appends are the whole cost.
 
-    ``fanout``: for every datagram from a phone whose handling queued frames for
+    ``fanout``: (ended at, seconds, frames) for every datagram from a phone whose handling
+    queued frames for
     CSTA-over-TCP clients, the time from the datagram's arrival (``datagram_received``
     entered) to the end of the gateway's write-out of those frames (every client's bytes
     handed to the kernel, one write per client, in the loop iteration after the datagram or
@@ -350,7 +351,7 @@ def instrumented_server(config: str, out: str) -> None:
     from uacsta.net import udp
     from uacsta.net.useragent import UserAgent
 
-    fanout: list[tuple[float, int]] = []
+    fanout: list[tuple[float, float, int]] = []
     relay: list[tuple[float, float]] = []
     collections: list[tuple[float, float, int, int]] = []
     gc_started = [0.0, 0.0]
@@ -416,7 +417,8 @@ def instrumented_server(config: str, out: str) -> None:
     def timed_flush(self: Any) -> None:
         flush_soon(self)  # the end-of-iteration write-out: what earlier ones left
         if state["frames"]:
-            fanout.append((time.perf_counter() - state["t0"], int(state["frames"])))
+            now = time.perf_counter()
+            fanout.append((now, now - state["t0"], int(state["frames"])))
             state["frames"] = 0
 
     udp.UdpProtocol.datagram_received = timed_datagram  # type: ignore[method-assign]

@@ -1,6 +1,7 @@
 """The asyncio adapter around the switching function: gateways on one side, phone links on the
 other. It runs the pure :class:`SwitchingFunction` and carries out its actions: ``ToClient`` to
-the client's gateway sink, ``ToPhone`` to the phone's link as an awaited CSTA request whose
+the client's gateway sink, ``FanOut`` to every monitoring client's sink (``deliver_event``
+when the sink has it), ``ToPhone`` to the phone's link as an awaited CSTA request whose
 answer (or failure) is fed back. Adding a gateway never touches this module or the switch.
 """
 
@@ -13,13 +14,18 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from uacsta.csta import messages as m
-from uacsta.switch.function import SwitchAction, SwitchingFunction, ToClient, ToPhone
+from uacsta.switch.function import FanOut, SwitchAction, SwitchingFunction, ToClient, ToPhone
 
 log = logging.getLogger("uacsta.hub")
 
 
 class ClientSink(Protocol):
-    """What a gateway gives the hub for each connected client (hashable: it is the client ID)."""
+    """What a gateway gives the hub for each connected client (hashable: it is the client ID).
+
+    A sink may also offer ``deliver_event(event, xref)``: a fanned-out phone event and the
+    client's monitorCrossRefID for it, with ``event`` the same object for every client of
+    the fan-out (encode it once, put in each cross-ref). Sinks without it get ``deliver``
+    with the event copied for them."""
 
     def deliver(self, action: ToClient) -> None: ...
 
@@ -88,6 +94,8 @@ class SwitchHub:
     def _run(self, actions: list[SwitchAction]) -> None:
         for action in actions:
             match action:
+                case FanOut():
+                    self._fan_out(action)
                 case ToClient():
                     sink = action.client
                     if isinstance(action.message, m.CstaEvent):
@@ -119,6 +127,19 @@ class SwitchHub:
                     task = asyncio.get_running_loop().create_task(self._ask(channel, action))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
+
+    def _fan_out(self, action: FanOut) -> None:
+        event = action.event
+        self.events_relayed += len(action.targets)
+        for sink, xref in action.targets:
+            try:
+                deliver_event = getattr(sink, "deliver_event", None)
+                if deliver_event is not None:
+                    deliver_event(event, xref)
+                else:
+                    sink.deliver(action.to_client(sink, xref))  # type: ignore[attr-defined]
+            except Exception:  # a broken client must not stop the fan-out to others
+                log.exception("delivering %s to a client failed", type(event).__name__)
 
     def _answered(self, action: ToPhone, answer: asyncio.Future[m.CstaMessage]) -> None:
         if answer.cancelled():

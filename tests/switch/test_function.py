@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from uacsta.csta import messages as m
 from uacsta.csta.types import ConnectionID, DeviceIdentifier
-from uacsta.switch.function import SwitchingFunction, ToClient, ToPhone
+from uacsta.switch.function import FanOut, SwitchingFunction, ToClient, ToPhone
 
 A_LINE = "sip:100@pbx.example"
 B_LINE = "sip:200@pbx.example"
@@ -22,6 +22,17 @@ def ready_switch() -> SwitchingFunction:
 
 def only(actions: list, kind: type) -> list:
     return [a for a in actions if isinstance(a, kind)]
+
+
+def fanned_out(actions: list) -> list[ToClient]:
+    """A phone event's actions: one FanOut, as the per-client actions it stands for."""
+    (fan,) = actions
+    assert isinstance(fan, FanOut)
+    assert all(
+        a.message.monitor_cross_ref_id == x
+        for a, (_, x) in zip(fan.to_clients(), fan.targets, strict=True)
+    )
+    return fan.to_clients()
 
 
 def start_monitor(sf: SwitchingFunction, client: str, device: str, phone_xref: str | None = "p1"):
@@ -64,7 +75,7 @@ def test_two_clients_share_one_phone_monitor_and_get_own_xrefs() -> None:
     assert only(a2, ToPhone) == []  # shared point already active
     assert isinstance(a2[-1].message, m.BackInServiceEvent)
     event = m.DeliveredEvent(monitor_cross_ref_id="43", connection=ConnectionID("5", A_LINE))
-    fan = sf.phone_event("AAAAAAAAAAAA", event)
+    fan = fanned_out(sf.phone_event("AAAAAAAAAAAA", event))
     assert {(a.client, a.message.monitor_cross_ref_id) for a in fan} == {("c1", x1), ("c2", x2)}
     assert all(a.message.connection == ConnectionID("5", A_LINE) for a in fan)
     # First client leaves: no MonitorStop yet; second leaves: MonitorStop with the phone's xref.
@@ -78,7 +89,7 @@ def test_events_from_other_phone_with_same_xref_are_not_mixed() -> None:
     sf = ready_switch()
     start_monitor(sf, "c1", A_LINE, "1")
     start_monitor(sf, "c2", B_LINE, "1")
-    fan = sf.phone_event("BBBBBBBBBBBB", m.HeldEvent(monitor_cross_ref_id="1"))
+    fan = fanned_out(sf.phone_event("BBBBBBBBBBBB", m.HeldEvent(monitor_cross_ref_id="1")))
     assert [a.client for a in fan] == ["c2"]
 
 
@@ -129,7 +140,8 @@ def test_phone_lost_gives_out_of_service_then_back_in_service_with_monitor_resto
     )
     # Events now arrive under the new phone xref only.
     assert sf.phone_event("AAAAAAAAAAAA", m.HeldEvent(monitor_cross_ref_id="p1")) == []
-    assert len(sf.phone_event("AAAAAAAAAAAA", m.HeldEvent(monitor_cross_ref_id="p2"))) == 1
+    (held,) = fanned_out(sf.phone_event("AAAAAAAAAAAA", m.HeldEvent(monitor_cross_ref_id="p2")))
+    assert held.client == "c1" and held.message.monitor_cross_ref_id == xref
 
 
 def test_client_detach_releases_monitors() -> None:
@@ -259,7 +271,7 @@ def test_random_lifecycles_leave_no_leaks(ops) -> None:
             actions = sf.phone_event(
                 phone_of[line], m.HeldEvent(monitor_cross_ref_id=f"x{counter}")
             )
-        for a in actions:
+        for a in [c for b in actions for c in (b.to_clients() if isinstance(b, FanOut) else [b])]:
             if isinstance(a, ToPhone):
                 outstanding.append(a)
             else:

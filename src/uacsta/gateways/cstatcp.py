@@ -103,30 +103,22 @@ class CstaTcpClient:
         elif isinstance(message, m.CstaRequest):
             invoke = self.invoke_ids.allocate()
         else:
-            # A fanned-out event: encode the phone's event once per edition (cached on the
-            # gateway for this fan-out) and put in each client's monitorCrossRefID. Only for
-            # cross-refs that need no XML escaping, and only when the marker shows up exactly
-            # once in the encoding; anything else is encoded in full, as before.
-            template = action.template
-            xref = getattr(message, "monitor_cross_ref_id", None)
-            if template is not None and isinstance(xref, str) and xref.isascii() and xref.isalnum():
-                edition = self.edition
-                cache = getattr(self.gateway, "_event_parts", None)
-                if cache is None or cache[0] is not template:
-                    cache = (template, {})
-                    self.gateway._event_parts = cache  # type: ignore[attr-defined]
-                parts = cache[1].get(edition)
-                if parts is None:
-                    marker = "uacstaXrefMarker7f3a9c"
-                    xml = codec.encode(replace(template, monitor_cross_ref_id=marker), edition)
-                    split = xml.split(marker.encode())
-                    parts = (split[0], split[1]) if len(split) == 2 else ()
-                    cache[1][edition] = parts
-                if parts:
-                    self.send_frame(EVENT_INVOKE_ID, parts[0] + xref.encode() + parts[1])
-                    return
             invoke = EVENT_INVOKE_ID
         self.send_frame(invoke, codec.encode(message, self.edition))
+
+    def deliver_event(self, event: m.CstaEvent, xref: str) -> None:
+        """A fanned-out phone event: the gateway encodes it once per edition and each client
+        gets the bytes with its own monitorCrossRefID put in (cross-refs needing no XML
+        escaping; anything else is encoded in full)."""
+        if self._closing:
+            return
+        if xref.isascii() and xref.isalnum():
+            parts = self.gateway.event_parts(event, self.edition)
+            if parts:
+                self.send_frame(EVENT_INVOKE_ID, parts[0] + xref.encode() + parts[1])
+                return
+        message = replace(event, monitor_cross_ref_id=xref)
+        self.send_frame(EVENT_INVOKE_ID, codec.encode(message, self.edition))
 
     def send_frame(self, invoke: str, xml: bytes) -> None:
         """Queue a frame; the gateway writes every client's queue once per loop iteration
@@ -337,6 +329,26 @@ class CstaTcpGateway:
         self._to_flush: list[CstaTcpClient] = []
         self._batch_started = 0.0
         self._flush_scheduled = False
+        #: The event being fanned out and its encodings split at the cross-ref, by edition.
+        self._parts_of: m.CstaEvent | None = None
+        self._parts: dict[str, tuple[bytes, bytes] | tuple[()]] = {}
+
+    def event_parts(
+        self, event: m.CstaEvent, edition: codec.Edition
+    ) -> tuple[bytes, bytes] | tuple[()]:
+        """``event`` encoded for ``edition`` and split where the monitorCrossRefID goes, kept
+        for the event being fanned out now; ``()`` when the split is not clean."""
+        if self._parts_of is not event:
+            self._parts_of, self._parts = event, {}
+        # Keyed by the edition's value: hashing the enum member runs Python code.
+        parts = self._parts.get(edition.value)
+        if parts is None:
+            marker = "uacstaXrefMarker7f3a9c"
+            xml = codec.encode(replace(event, monitor_cross_ref_id=marker), edition)
+            split = xml.split(marker.encode())
+            parts = (split[0], split[1]) if len(split) == 2 else ()
+            self._parts[edition.value] = parts
+        return parts
 
     def want_flush(self, client: CstaTcpClient) -> None:
         if not self._to_flush:

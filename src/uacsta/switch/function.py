@@ -93,10 +93,26 @@ class ToClient(SwitchAction):
     invoke: object | None = None
     #: Human-readable reason for an error response (logs, JSON API).
     detail: str | None = None
-    #: For a fanned-out event: the phone's event, the same object for every client of the
-    #: fan-out (``message`` is it with the client's monitorCrossRefID), so a gateway can
-    #: encode it once and patch the cross-ref per client.
-    template: m.CstaEvent | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FanOut(SwitchAction):
+    """A phone's event for every client monitoring its line: ``event`` as the phone sent it,
+    ``targets`` each client with its own monitorCrossRefID.
+
+    One action for the whole fan-out rather than one per client: with a hundred monitoring
+    clients, building a message copy and an action per client was a large part of each
+    event's cost. An adapter hands a client the event and its cross-ref when the client can
+    take them so (and encode the event once for all), else :meth:`to_client`."""
+
+    event: m.CstaEvent
+    targets: tuple[tuple[ClientId, str], ...]
+
+    def to_client(self, client: ClientId, xref: str) -> ToClient:
+        return ToClient(client=client, message=replace(self.event, monitor_cross_ref_id=xref))
+
+    def to_clients(self) -> list[ToClient]:
+        return [self.to_client(client, xref) for client, xref in self.targets]
 
 
 @dataclass(slots=True)
@@ -238,7 +254,10 @@ class SwitchingFunction:
             state = self.phones.get(phone)
             if state is not None and state.ready:
                 return self._start_point(point)
-        return [self._event(cm, event) for cm in point.clients.values()]
+        if not point.clients:
+            return []
+        targets = tuple((cm.client, cm.cross_ref_id) for cm in point.clients.values())
+        return [FanOut(event=event, targets=targets)]
 
     def phone_response(self, token: int, response: m.CstaMessage) -> list[SwitchAction]:
         pending = self._pending.pop(token, None)
@@ -569,9 +588,7 @@ class SwitchingFunction:
     @staticmethod
     def _event(cm: ClientMonitor, event: m.CstaEvent) -> ToClient:
         return ToClient(
-            client=cm.client,
-            message=replace(event, monitor_cross_ref_id=cm.cross_ref_id),
-            template=event,
+            client=cm.client, message=replace(event, monitor_cross_ref_id=cm.cross_ref_id)
         )
 
 
