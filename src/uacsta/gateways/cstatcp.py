@@ -54,6 +54,8 @@ class CstaTcpClient:
         self.gateway = gateway
         self.reader = reader
         self.writer = writer
+        #: What StreamWriter.write calls (its ``transport`` is a Python property: read once).
+        self._transport = writer.transport
         peer = writer.get_extra_info("peername") or ("?", 0)
         self.peer = f"{peer[0]}:{peer[1]}"
         self.edition = codec.Edition.ED3
@@ -137,7 +139,7 @@ class CstaTcpClient:
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
-        transport = self.writer.transport  # what StreamWriter.write calls, minus a hop
+        transport = self._transport
         if not transport.is_closing():
             transport.write(data)
 
