@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import pathlib
 import sys
+import time
 from typing import Any
 
 from common import (
@@ -45,7 +47,9 @@ PRODUCTION_INTERVAL = 60
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     with temp_folder() as tmp:
-        server = ServerProcess(pathlib.Path(tmp), free_port(), keepalive_interval=args.interval)
+        server = ServerProcess(
+            pathlib.Path(tmp), free_port(), keepalive_interval=args.interval, instrumented=True
+        )
         _move_into_phones(server.config, "registration_expires = 3600")
         phones: PhoneFleet | None = None
         try:
@@ -58,19 +62,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             linked_kb = server.rss()
             before = await phones.call("received", "RequestSystemStatus")
             other = OtherLoad([server.pid, phones.proc.pid or 0])
-            cpu0 = server.cpu()
+            cpu0, t0 = server.cpu(), time.perf_counter()
             await asyncio.sleep(args.window)
-            cpu = server.cpu() - cpu0
+            cpu, t1 = server.cpu() - cpu0, time.perf_counter()
             other_cores = other.cores()
             answered = await phones.call("received", "RequestSystemStatus") - before
             code, _ = await server.stop()
             if code != 0:
                 raise BenchmarkError(f"server exit code {code}:\n{server.tail()}")
+            collections = json.loads(server.timings_path.read_text())["gc"]
         finally:
             await server.stop()
             if phones is not None:
                 await phones.close()
     per_keepalive = cpu / answered if answered else float("nan")
+    # Garbage collections in the window (the server's clock is this process's clock).
+    gc_cpu = [c for at, _, _, _, c in collections if t0 <= at <= t1]
     production_rate = PRODUCTION_PHONES / PRODUCTION_INTERVAL
     return {
         "phones": args.phones,
@@ -83,6 +90,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "server_core_share": round(cpu / args.window, 4),
         "server_us_per_keepalive": round(per_keepalive * 1e6, 1),
         "production_core_share_10000_at_60s": round(per_keepalive * production_rate, 4),
+        "gc_collections": len(gc_cpu),
+        "gc_share_of_server_cpu": round(sum(gc_cpu) / cpu, 3) if cpu else None,
         "server_rss_idle_kb": idle_kb,
         "server_rss_linked_kb": linked_kb,
         "other_processes_cores": other_cores,
@@ -98,6 +107,8 @@ def _move_into_phones(config: pathlib.Path, line: str) -> None:
 COLUMNS = (
     ("phones", "phones"),
     ("keepalive_interval_s", "keep-alive interval s"),
+    ("gc_collections", "GCs in the window"),
+    ("gc_share_of_server_cpu", "GC share of server CPU"),
     ("window_s", "window s"),
     ("keepalives_answered", "keep-alives"),
     ("keepalives_per_s", "keep-alives/s"),
