@@ -388,7 +388,7 @@ class YoungCollections:
     threshold, and the deallocations it counts include old objects. Under steady load
     (transactions lingering for seconds, timer entries, each dying as fast as new ones are
     born) the count hardly moves while the young generation grows: it was seen at ~40,000
-    objects, a 10-15 ms collection that every request in flight waits for. Collecting it
+    objects, 10-50 ms collections that every request in flight waits for. Collecting it
     every :data:`YOUNG_COLLECTION_INTERVAL` bounds that to what arrives in 0.1 s (about
     1 ms of work at 2,500 requests a second), and an idle server's collection costs
     microseconds. Every tenth pass collects the middle generation as well, the ratio the
