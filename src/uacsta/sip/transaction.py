@@ -865,7 +865,7 @@ def transaction_key(
 def client_key(message: Request | Response) -> TransactionKey:
     """Key of the client transaction a request creates or a response belongs to."""
     branch = message.top_via.branch or ""
-    return (branch, message.cseq.method, "", False)
+    return transaction_key(branch, message.cseq.method)
 
 
 def server_key(request: Request) -> TransactionKey:
@@ -875,7 +875,7 @@ def server_key(request: Request) -> TransactionKey:
     branch = via.branch
     if branch is None or not branch.startswith(BRANCH_MAGIC):
         branch = f"rfc2543:{request.call_id}:{request.from_.tag or ''}:{request.cseq.seq}"
-    return (branch, method, via.sent_by.lower(), True)
+    return transaction_key(branch, method, via.sent_by.lower(), server=True)
 
 
 LayerAction = tuple[TransactionKey | None, Action]
@@ -1029,7 +1029,7 @@ class TransactionLayer:
         """The live INVITE server transaction a received CANCEL refers to (§9.2)."""
         key = server_key(cancel)
         branch, _, sent_by, _ = key
-        target = (branch, "INVITE", sent_by, True)
+        target = transaction_key(branch, "INVITE", sent_by, server=True)
         return target if target in self._transactions else None
 
     # --- both --------------------------------------------------------------------------------
