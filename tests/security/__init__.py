@@ -1,0 +1,1 @@
+"""Attacks on a running server: every finding of the hostile test, as a test."""
