@@ -110,13 +110,27 @@ class HttpSettings:
 class ProvisioningSettings:
     """Configuration files for phones (estos manual §3.5.1), served at ``/provisioning/``."""
 
-    #: HTTP Basic credentials phones use to fetch their files; empty password: endpoint off.
-    user: str = "provision"
+    #: Provisioning secret; empty: endpoint off. Each phone logs in with HTTP Basic, its MAC as
+    #: user name and a password derived from this secret (shown per phone in the admin), so one
+    #: phone's login never opens another phone's file. A new secret replaces every login.
     password: str = ""
-    #: Address phones should register to; empty: the host of the request.
+    #: The shared login of old (``user`` / ``password``): off by default; when on it fetches
+    #: only files holding the common ``phones.password`` (never a per-phone password).
+    user: str = "provision"
+    allow_shared_login: bool = False
+    #: Files only for phones of the inventory and these MACs (any notation)...
+    approved_macs: list[str] = field(default_factory=list)
+    #: ...or for any MAC when on (a lab; anyone who can guess a login then gets a file).
+    auto_approve_unknown: bool = False
+    #: Address phones register to; empty: the local address the phone's HTTP request reached
+    #: (never the request's Host header).
     server_host: str = ""
     #: Transport phones use: udp, tcp or tls (must be among phones.listen).
     transport: str = "tcp"
+    #: Wrong logins from one source address before it is refused (429) for ``block_time`` s,
+    #: doubling for each new block (up to an hour).
+    max_auth_failures: int = 10
+    block_time: float = 60.0
 
 
 @dataclass

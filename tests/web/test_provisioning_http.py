@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,6 +32,14 @@ def basic(user: str = "provision", password: str = "prov-pw") -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
+def login(mac: str) -> dict[str, str]:
+    """Phone ``mac``'s own login: its MAC and HMAC-SHA256("prov-pw", context + MAC) in base32."""
+    digest = hmac.new(
+        b"prov-pw", b"uacsta provisioning login\x00" + mac.encode(), hashlib.sha256
+    ).digest()
+    return basic(mac, base64.b32encode(digest).decode()[:20].lower())
+
+
 def make_server(tmp_path: Path, **provisioning: str) -> Server:
     settings = load_settings(
         env={},
@@ -40,7 +50,11 @@ def make_server(tmp_path: Path, **provisioning: str) -> Server:
                 "passwords": {"00:15:65:aa:bb:cc": "yealink-own"},
             },
             "store": {"path": str(tmp_path / "data")},
-            "provisioning": {"password": "prov-pw", **provisioning},
+            "provisioning": {
+                "password": "prov-pw",
+                "approved_macs": [FANVIL, MITEL, "000952000009"],
+                **provisioning,
+            },
         },
     )
     server = Server(settings)
@@ -111,19 +125,55 @@ async def test_basic_auth_is_required(client: httpx.AsyncClient) -> None:
     ).status_code == 401
     r = await client.get(f"/provisioning/{YEALINK}.cfg", headers={"Authorization": "Basic !!!"})
     assert r.status_code == 401
+    # The shared login is off by default; a phone's login with another MAC's password fails.
+    assert (await client.get(f"/provisioning/{YEALINK}.cfg", headers=basic())).status_code == 401
+    wrong = login(SNOM)["Authorization"]
+    password = base64.b64decode(wrong.split()[1]).decode().split(":", 1)[1]
+    assert (
+        await client.get(f"/provisioning/{YEALINK}.cfg", headers=basic(YEALINK, password))
+    ).status_code == 401
 
 
-async def test_yealink_file_by_name_with_own_password_and_request_host(
+async def test_login_user_name_in_any_mac_notation(client: httpx.AsyncClient) -> None:
+    password = base64.b64decode(login(YEALINK)["Authorization"].split()[1]).decode()
+    password = password.split(":", 1)[1]
+    r = await client.get(
+        f"/provisioning/{YEALINK.lower()}.cfg",
+        headers=basic("00-15-65-aa-bb-cc", password),  # no ":" in a Basic user
+    )
+    assert r.status_code == 200, r.text
+
+
+async def test_shared_login_when_allowed_gets_common_password_files_only(tmp_path: Path) -> None:
+    server = make_server(tmp_path, allow_shared_login="true")
+    async with http(create_app(server)) as client:
+        r = await client.get(f"/provisioning/{SNOM}.xml", headers=basic())
+        assert r.status_code == 200
+        assert "common-pw" in r.text
+        assert (await client.get("/provisioning/startup.cfg", headers=basic())).status_code == 200
+        r = await client.get(f"/provisioning/{YEALINK.lower()}.cfg", headers=basic())
+        assert r.status_code == 403  # its own password: never to the shared login
+        assert "yealink-own" not in r.text
+    assert server.store is not None
+    server.store.close()
+
+
+async def test_yealink_file_by_name_with_own_password_and_local_address(
     client: httpx.AsyncClient,
 ) -> None:
-    r = await client.get(f"/provisioning/{YEALINK.lower()}.cfg", headers=basic())
+    r = await client.get(
+        f"/provisioning/{YEALINK.lower()}.cfg",
+        headers={"Host": "attacker.example", **login(YEALINK)},
+    )
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain")
     assert r.headers["cache-control"] == "no-store"
     values = kv(r.text)
     assert values["account.16.user_name"] == YEALINK
     assert values["account.16.password"] == "yealink-own"  # per-phone override
-    assert values["account.16.sip_server.1.address"] == "uacsta.test"  # the request's host
+    # The address the request reached (ASGI "server"), never the Host header.
+    assert values["account.16.sip_server.1.address"] == "uacsta.test"
+    assert "attacker.example" not in r.text
     assert values["account.16.sip_server.1.port"] == "5070"  # tcp (the default transport)
     assert values["account.16.csta_number"] == "100"  # from the phone's first line
     assert values["features.csta_control.enable"] == "1"
@@ -131,7 +181,7 @@ async def test_yealink_file_by_name_with_own_password_and_request_host(
 
 async def test_snom_files_by_both_names(client: httpx.AsyncClient) -> None:
     for name in (f"{SNOM}.xml", f"snomD785-{SNOM}.htm"):
-        r = await client.get(f"/provisioning/{name}", headers=basic())
+        r = await client.get(f"/provisioning/{name}", headers=login(SNOM))
         assert r.status_code == 200, (name, r.text)
         root = etree.fromstring(r.content)
         settings = root.find("phone-settings")
@@ -142,40 +192,40 @@ async def test_snom_files_by_both_names(client: httpx.AsyncClient) -> None:
 
 
 async def test_vendor_from_oui_when_not_in_inventory(client: httpx.AsyncClient) -> None:
-    r = await client.get(f"/provisioning/{FANVIL.lower()}.cfg", headers=basic())
+    r = await client.get(f"/provisioning/{FANVIL.lower()}.cfg", headers=login(FANVIL))
     assert r.status_code == 200
     assert r.text.startswith("<<VOIP CONFIG FILE>>")
     assert "CSTA Enable" in r.text
-    r = await client.get(f"/provisioning/{MITEL}.cfg", headers=basic())
+    r = await client.get(f"/provisioning/{MITEL}.cfg", headers=login(MITEL))
     assert r.status_code == 200
     assert "csta: 1" in r.text and "csta port: 5070" in r.text
 
 
 async def test_vendor_from_inventory_when_oui_unknown(client: httpx.AsyncClient) -> None:
-    r = await client.get("/provisioning/aabbcc000005.cfg", headers=basic())
+    r = await client.get("/provisioning/aabbcc000005.cfg", headers=login("AABBCC000005"))
     assert r.status_code == 200
     assert "<SIP CONFIG MODULE>" in r.text
 
 
 async def test_fanvil_dotted_auerswald_and_mitel_startup(client: httpx.AsyncClient) -> None:
-    r = await client.get(f"/provisioning/{FANVIL.lower()}-dotted.cfg", headers=basic())
+    r = await client.get(f"/provisioning/{FANVIL.lower()}-dotted.cfg", headers=login(FANVIL))
     assert kv(r.text)["sip.CSTAEnabled"] == "1"
-    r = await client.get("/provisioning/auerswald-000952000009.xml", headers=basic())
+    r = await client.get("/provisioning/auerswald-000952000009.xml", headers=login("000952000009"))
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/xml")
-    r = await client.get("/provisioning/startup.cfg", headers=basic())
+    r = await client.get("/provisioning/startup.cfg", headers=login(SNOM))
     assert r.status_code == 200
     assert "csta password: common-pw" in r.text
 
 
 async def test_unknown_files_are_404_with_a_reason(client: httpx.AsyncClient) -> None:
-    r = await client.get(f"/provisioning/{UNKNOWN}.cfg", headers=basic())
+    r = await client.get(f"/provisioning/{UNKNOWN}.cfg", headers=login(UNKNOWN))
     assert r.status_code == 404
-    assert "not in the inventory" in r.text
-    r = await client.get(f"/provisioning/{SNOM}.cfg", headers=basic())
+    assert "not in the inventory or provisioning.approved_macs" in r.text
+    r = await client.get(f"/provisioning/{SNOM}.cfg", headers=login(SNOM))
     assert r.status_code == 404
     assert f"snom phone, its file is {SNOM}.xml" in r.text
-    r = await client.get("/provisioning/boot.ini", headers=basic())
+    r = await client.get("/provisioning/boot.ini", headers=login(SNOM))
     assert r.status_code == 404
     assert "not a provisioning file" in r.text
 
@@ -193,7 +243,7 @@ async def test_endpoint_off_without_password(tmp_path: Path) -> None:
 async def test_configured_server_host_and_transport(tmp_path: Path) -> None:
     server = make_server(tmp_path, server_host="pbx.example.org", transport="tls")
     async with http(create_app(server)) as client:
-        values = kv((await client.get(f"/provisioning/{YEALINK}.cfg", headers=basic())).text)
+        values = kv((await client.get(f"/provisioning/{YEALINK}.cfg", headers=login(YEALINK))).text)
     assert values["account.16.sip_server.1.address"] == "pbx.example.org"
     assert values["account.16.sip_server.1.port"] == "5061"
     assert values["account.16.sip_server.1.transport_type"] == "2"
@@ -273,3 +323,14 @@ async def test_admin_form_keeps_a_plus_in_the_number(
     )
     assert r.status_code == 200
     assert kv(r.text)["account.16.csta_number"] == "+4989100"
+
+
+async def test_admin_page_hands_each_phone_its_own_login(
+    client: httpx.AsyncClient, server: Server
+) -> None:
+    await admin_login(client, server)
+    r = await client.get("/admin/provisioning")
+    urls = re.findall(r'<code class="login-url">([^<]+)</code>', r.text)
+    password = base64.b64decode(login(YEALINK)["Authorization"].split()[1]).decode()
+    assert f"http://{password}@uacsta.test/provisioning/" in urls
+    assert len(urls) == 3 and len(set(urls)) == 3  # one per phone, all different

@@ -462,6 +462,15 @@ class FileRequest:
     model: str | None = None
 
 
+def mac_of_filename(filename: str) -> str | None:
+    """The MAC a provisioning file name names (normalised), None for any other name."""
+    for pattern, _ in _PATTERNS:
+        match = pattern.fullmatch(filename)
+        if match is not None:
+            return normalize_mac(match.group("mac"))
+    return None
+
+
 def resolve_filename(filename: str, vendor_of: Callable[[str], str | None]) -> FileRequest:
     """The format and MAC a phone asks for; ``vendor_of(mac)`` decides shared names.
 

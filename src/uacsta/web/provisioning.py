@@ -2,7 +2,11 @@
 
 - ``GET /provisioning/{filename}``: what a phone fetches at boot, by the name its firmware asks
   for (``<mac>.cfg``, ``<MAC>.xml``, ``snom<model>-<MAC>.htm``, ``startup.cfg``...). HTTP Basic
-  with ``provisioning.user`` / ``provisioning.password``; an empty password turns it off.
+  with the phone's own login (:mod:`uacsta.provisioning.credentials`): a phone gets its own
+  file and nothing else, only when it is in the inventory or approved; wrong logins are
+  throttled per source address; the server address comes from settings or the local address
+  the request reached, never from the Host header. An empty ``provisioning.password`` turns
+  the endpoint off.
 - ``GET /admin/provisioning``: phones of the inventory with a download link per format, and a
   form that makes a file for any MAC and vendor.
 - ``GET /admin/provisioning/download/{vendor}/{mac}``: one file as an attachment.
@@ -14,8 +18,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
+import ipaddress
 import logging
+import math
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -25,6 +31,13 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from uacsta.phones.mac import format_mac, normalize_mac
 from uacsta.phones.vendors import PROFILES, detect
+from uacsta.provisioning.credentials import (
+    Login,
+    check_login,
+    is_approved,
+    may_fetch,
+    provisioning_password,
+)
 from uacsta.provisioning.templates import (
     FORMATS,
     VENDORS,
@@ -33,11 +46,13 @@ from uacsta.provisioning.templates import (
     ProvisioningFile,
     UnknownFile,
     formats_for_vendor,
+    mac_of_filename,
     password_for,
     port_for,
     resolve_filename,
 )
 from uacsta.switch.devices import extension_of
+from uacsta.throttle import AuthThrottle
 from uacsta.web.auth import csrf_token
 
 if TYPE_CHECKING:
@@ -83,6 +98,37 @@ def _bound_ports(server: Server) -> dict[str, int]:
     return out
 
 
+_loopback_warned: set[str] = set()
+
+
+def server_host(server: Server, request: Request) -> str:
+    """The address phones register to: ``provisioning.server_host``, else the local address
+    this request reached (the socket's, never the client-chosen Host header)."""
+    configured = server.settings.provisioning.server_host
+    if configured:
+        host = configured
+    else:
+        local = request.scope.get("server")
+        host = str(local[0]) if local else "localhost"
+    if _is_loopback(host) and host not in _loopback_warned and len(_loopback_warned) < 16:
+        _loopback_warned.add(host)  # once per address: the log cannot be flooded
+        log.warning(
+            "provisioning: phones are told to register to %s, a loopback address; "
+            "set provisioning.server_host to the address phones reach",
+            host,
+        )
+    return host
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def phone_params(
     server: Server,
     request: Request,
@@ -94,7 +140,7 @@ def phone_params(
 ) -> PhoneParams:
     """The settings of one phone's file: server address/port/transport, MAC, its password."""
     settings = server.settings
-    host = settings.provisioning.server_host or request.url.hostname or "localhost"
+    host = server_host(server, request)
     transport = settings.provisioning.transport
     port = port_for(transport, settings.phones.listen, _bound_ports(server))
     record = _record(server, mac)
@@ -125,21 +171,58 @@ def _file_response(file: ProvisioningFile, *, attachment: bool) -> Response:
 
 
 # --- phones -----------------------------------------------------------------------------------
-def _basic_ok(request: Request, user: str, password: str) -> bool:
+def _basic(request: Request) -> tuple[str, str] | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
-        return False
+        return None
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        return False
-    got_user, sep, got_password = decoded.partition(":")
-    if not sep:
-        return False
-    user_ok = hmac.compare_digest(got_user.encode(), user.encode())
-    password_ok = hmac.compare_digest(got_password.encode(), password.encode())
-    return user_ok and password_ok
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def _throttle(request: Request, server: Server) -> AuthThrottle:
+    """Wrong logins per source address (never per phone: a stranger cannot lock a phone out)."""
+    state = request.app.state
+    throttle: AuthThrottle | None = getattr(state, "provisioning_throttle", None)
+    if throttle is None:
+        throttle = state.provisioning_throttle = AuthThrottle()
+    settings = server.settings.provisioning
+    throttle.configure(max_failures=settings.max_auth_failures, block_time=settings.block_time)
+    return throttle
+
+
+def _refused(throttle: AuthThrottle, source: str, filename: str, why: str, status: int) -> Response:
+    """Count a wrong login; a WARNING only when it starts a block, else DEBUG (no flood)."""
+    blocked = throttle.failure(source, None, time.monotonic())
+    if blocked:
+        log.warning(
+            "provisioning: %s blocked for %.0f s after repeated wrong logins (last: %s, %s)",
+            source,
+            blocked,
+            filename,
+            why,
+        )
+        return _too_many(blocked)
+    log.debug("provisioning: %s refused %s: %s", source, filename, why)
+    if status == 401:
+        return PlainTextResponse(
+            "provisioning needs the phone's own login: HTTP Basic, its MAC as user name",
+            401,
+            headers={"WWW-Authenticate": f'Basic realm="{_REALM}", charset="UTF-8"'},
+        )
+    return PlainTextResponse("this login may not fetch that file", status)
+
+
+def _too_many(seconds: float) -> Response:
+    return PlainTextResponse(
+        "too many wrong provisioning logins from this address",
+        429,
+        headers={"Retry-After": str(max(1, math.ceil(seconds)))},
+    )
 
 
 @router.get("/provisioning/{filename}")
@@ -150,24 +233,56 @@ async def phone_file(request: Request, filename: str) -> Response:
         return PlainTextResponse(
             "provisioning is off: set provisioning.password to serve phone files", 404
         )
-    if not _basic_ok(request, settings.user, settings.password):
-        client = request.client.host if request.client else "?"
-        log.info("provisioning: %s asked for %s without valid credentials", client, filename)
+    source = request.client.host if request.client else "?"
+    throttle = _throttle(request, server)
+    remaining = throttle.blocked_for(source, None, time.monotonic())
+    if remaining > 0:
+        return _too_many(remaining)
+    credentials = _basic(request)
+    login: Login | None = None
+    if credentials is not None:
+        login = check_login(
+            *credentials,
+            secret=settings.password,
+            shared_user=settings.user,
+            allow_shared=settings.allow_shared_login,
+        )
+    if login is None:
+        why = "no credentials" if credentials is None else "wrong credentials"
+        if credentials is None:  # a phone's first try before it sends its login: no failure
+            return PlainTextResponse(
+                "provisioning needs the phone's own login: HTTP Basic, its MAC as user name",
+                401,
+                headers={"WWW-Authenticate": f'Basic realm="{_REALM}", charset="UTF-8"'},
+            )
+        return _refused(throttle, source, filename, why, 401)
+    overrides = server.settings.phones.passwords
+    mac = mac_of_filename(filename)
+    names_a_phone = filename == "startup.cfg" or mac is not None
+    if names_a_phone and not may_fetch(login, mac, overrides):
+        return _refused(throttle, source, filename, f"login {login.mac or 'shared'}", 403)
+    if mac is not None and not is_approved(
+        mac,
+        known=_record(server, mac) is not None,
+        approved=settings.approved_macs,
+        auto_approve_unknown=settings.auto_approve_unknown,
+    ):
+        log.info("provisioning: %s asked for %s, a phone not approved", source, filename)
         return PlainTextResponse(
-            "provisioning needs HTTP Basic credentials (provisioning.user / .password)",
-            401,
-            headers={"WWW-Authenticate": f'Basic realm="{_REALM}", charset="UTF-8"'},
+            f"{filename}: phone {format_mac(mac)} is not in the inventory or "
+            "provisioning.approved_macs",
+            404,
         )
     try:
-        wanted = resolve_filename(filename, lambda mac: vendor_of(server, mac))
+        wanted = resolve_filename(filename, lambda m: vendor_of(server, m))
     except UnknownFile as exc:
         return PlainTextResponse(str(exc), 404)
-    mac = wanted.mac
-    if mac is None:  # startup.cfg: common settings, the common password
-        mac = "000000000000"
+    if wanted.mac != mac:  # pragma: no cover - mac_of_filename and resolve_filename agree
+        return PlainTextResponse("this login may not fetch that file", 403)
+    throttle.success(source, None)
     try:
-        params = phone_params(server, request, mac, model=wanted.model)
-        if wanted.mac is None:
+        params = phone_params(server, request, wanted.mac or "000000000000", model=wanted.model)
+        if wanted.mac is None:  # startup.cfg: common settings, the common password
             params = replace(params, password=server.settings.phones.password)
         file = FORMATS[wanted.format].generate(params)
     except ProvisioningError as exc:
@@ -177,7 +292,7 @@ async def phone_file(request: Request, filename: str) -> Response:
         "provisioning: served %s (%s) to %s",
         filename,
         wanted.format,
-        request.client.host if request.client else "?",
+        source,
         extra={"mac": wanted.mac},
     )
     return _file_response(file, attachment=False)
@@ -256,8 +371,15 @@ async def admin_generate(request: Request) -> Response:
     return RedirectResponse(url, status_code=303)
 
 
-def _phone_rows(server: Server) -> list[dict[str, Any]]:
+def login_url(base_url: str, secret: str, mac: str) -> str:
+    """The provisioning URL with phone ``mac``'s own login (user:password@), as phones take it."""
+    scheme, sep, rest = base_url.partition("://")
+    return f"{scheme}{sep}{mac}:{provisioning_password(secret, mac)}@{rest}provisioning/"
+
+
+def _phone_rows(server: Server, base_url: str) -> list[dict[str, Any]]:
     inventory = getattr(server, "inventory", None)
+    secret = server.settings.provisioning.password
     rows = []
     for record in inventory.all() if inventory is not None else []:
         vendor = vendor_of(server, record.mac)
@@ -270,6 +392,7 @@ def _phone_rows(server: Server) -> list[dict[str, Any]]:
                 "state": record.state,
                 "lines": [extension_of(line) or line for line in record.lines],
                 "formats": formats_for_vendor(vendor) if vendor else [],
+                "login_url": login_url(base_url, secret, record.mac) if secret else "",
             }
         )
     return rows
@@ -304,12 +427,17 @@ async def admin_page(request: Request) -> Response:
         "nav": "provisioning",
         "principal": request.app.state.auth.principal(request),
         "csrf": csrf_token(request),
-        "phones": _phone_rows(server),
+        "phones": _phone_rows(server, str(request.base_url)),
         "formats": list(FORMATS.values()),
         "vendors": [(v, PROFILES[v].name) for v in VENDORS],
         "enabled": bool(settings.provisioning.password),
         "user": settings.provisioning.user,
-        "server_host": settings.provisioning.server_host or request.url.hostname,
+        "shared_login": settings.provisioning.allow_shared_login,
+        "approved_macs": [
+            format_mac(m) for m in settings.provisioning.approved_macs if normalize_mac(m)
+        ],
+        "auto_approve": settings.provisioning.auto_approve_unknown,
+        "server_host": server_host(server, request),
         "transport": settings.provisioning.transport,
         "port": port,
         "port_error": port_error,
