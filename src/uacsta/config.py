@@ -34,9 +34,11 @@ class PhoneSettings:
     #: Per-phone password overrides, keyed by MAC (any notation).
     passwords: dict[str, str] = field(default_factory=dict)
     realm: str = "uacsta"
-    #: Digest algorithms offered, in order (RFC 8760: SHA-256 first). Phones that read only
-    #: the first challenge and know only MD5 (older firmware, SIPp) need ["MD5"].
-    digest_algorithms: list[str] = field(default_factory=lambda: ["SHA-256", "MD5"])
+    #: Digest algorithms offered, one WWW-Authenticate each, in this order. MD5 first: most
+    #: desk-phone firmwares, SIPp and PJSIP < 2.10 read only the first challenge and know
+    #: only MD5; phones that prefer SHA-256 pick it from the second. ["SHA-256", "MD5"]
+    #: (RFC 8760's order) locks such phones out.
+    digest_algorithms: list[str] = field(default_factory=lambda: ["MD5", "SHA-256"])
     auto_activate: bool = True
     registration_expires: int = 300
     keepalive_interval: int = 60
@@ -51,8 +53,15 @@ class PhoneSettings:
     #: TCP/TLS connections from phones in total, and from one address (phones behind one NAT).
     max_connections: int = 20000
     max_connections_per_address: int = 256
-    #: Failed authentications per source address before it is blocked for ``block_time`` s.
+    #: Wrong REGISTERs from one address naming one phone before that address is blocked
+    #: for that phone for ``block_time`` s (doubling per new block, up to an hour).
     max_auth_failures: int = 10
+    #: Wrong REGISTERs from one address over all phones before the address is blocked
+    #: (phones that registered from it before are not: a NAT's other phones keep working).
+    max_source_failures: int = 50
+    #: Wrong REGISTERs naming one phone from all addresses before the phone's account is
+    #: blocked for every address except those it registered from before.
+    max_account_failures: int = 20
     block_time: float = 60.0
 
 
@@ -73,9 +82,17 @@ class ClientSettings:
     require_authentication: bool = True
     session_duration: int = 180
     max_session_duration: int = 3600
-    #: Failed logins per source address or account before it is blocked for ``block_time``
-    #: seconds (doubling for every new block, up to an hour).
+    #: Digest algorithms offered to TR/87 clients, in order (see phones.digest_algorithms).
+    digest_algorithms: list[str] = field(default_factory=lambda: ["MD5", "SHA-256"])
+    #: Wrong logins (CSTA over TCP, TR/87, shared) from one address naming one account before
+    #: that address is blocked for that account for ``block_time`` s (doubling, up to an hour).
     max_auth_failures: int = 10
+    #: Wrong logins from one address over all accounts before the address is blocked
+    #: (except for accounts that logged in from it before).
+    max_source_failures: int = 30
+    #: Wrong logins naming one account from all addresses before the account is blocked for
+    #: every address except those it logged in from before.
+    max_account_failures: int = 20
     block_time: float = 60.0
     #: CSTA-over-TCP connections in total and from one address; requests in flight per client.
     max_connections: int = 1000
@@ -142,6 +159,11 @@ class LogSettings:
     mac_filter: list[str] = field(default_factory=list)
     #: Last SIP/CSTA messages kept per phone for the web admin's ladder (memory per phone).
     trace_messages: int = 64
+    #: Log lines strangers can trigger (refused logins, over-limit peers): at most this many
+    #: per kind and source in ``rate_limit_interval`` seconds, then one "suppressed" line;
+    #: ten times as many over all sources together.
+    rate_limit_lines: int = 5
+    rate_limit_interval: float = 60.0
 
 
 @dataclass
@@ -290,11 +312,21 @@ def validate(settings: Settings) -> None:
     if not p.password:
         raise ConfigError("phones.password: must not be empty")
     known = ("MD5", "MD5-sess", "SHA-256", "SHA-256-sess")
-    bad = [a for a in p.digest_algorithms if a not in known]
-    if bad or not p.digest_algorithms:
-        raise ConfigError(f"phones.digest_algorithms: choose from {', '.join(known)}")
+    for key, algorithms in (
+        ("phones.digest_algorithms", p.digest_algorithms),
+        ("clients.digest_algorithms", settings.clients.digest_algorithms),
+    ):
+        bad = [a for a in algorithms if a not in known]
+        if bad or not algorithms or len(set(algorithms)) != len(algorithms):
+            raise ConfigError(f"{key}: choose from {', '.join(known)} (each once)")
+    for section, limits in (("phones", p), ("clients", settings.clients)):
+        for name in ("max_auth_failures", "max_source_failures", "max_account_failures"):
+            if getattr(limits, name) < 1:
+                raise ConfigError(f"{section}.{name}: must be at least 1")
     if settings.provisioning.transport not in ("udp", "tcp", "tls"):
         raise ConfigError("provisioning.transport: one of udp, tcp, tls")
+    if settings.log.rate_limit_lines < 1 or settings.log.rate_limit_interval <= 0:
+        raise ConfigError("log.rate_limit_lines / rate_limit_interval: must be positive")
     if settings.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log.level: one of DEBUG, INFO, WARNING, ERROR")
 

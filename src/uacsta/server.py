@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from uacsta import ratelog
 from uacsta.accounts import ClientAccounts
 from uacsta.config import ConfigError, Settings, apply_changes, merge
 from uacsta.control import ControlServer
@@ -27,6 +28,7 @@ from uacsta.net.address import connect_host, parse_listen_address
 from uacsta.net.tls import ensure_self_signed_cert, server_context
 from uacsta.phones.inventory import Inventory
 from uacsta.phones.service import PhoneService
+from uacsta.sip.digest import Algorithm
 from uacsta.store.db import Store
 from uacsta.throttle import AuthThrottle
 from uacsta.web import logbuffer
@@ -63,6 +65,8 @@ class Server:
         #: Failed client logins, shared by the CSTA-over-TCP and uaCSTA/SIP gateways.
         self.client_throttle = AuthThrottle(
             max_failures=settings.clients.max_auth_failures,
+            max_source_failures=settings.clients.max_source_failures,
+            max_account_failures=settings.clients.max_account_failures,
             block_time=settings.clients.block_time,
         )
         self.phones: PhoneService | None = None
@@ -90,6 +94,10 @@ class Server:
     async def _start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         logbuffer.install(self)  # the web admin's log view and the log files (estos §3.9)
+        ratelog.configure(
+            lines=self.settings.log.rate_limit_lines,
+            interval=self.settings.log.rate_limit_interval,
+        )
         self.store = await asyncio.to_thread(Store, self.settings.store.database_url)
         stored = await asyncio.to_thread(self.store.get_settings)
         if stored.get(ADMIN_CHANGES):
@@ -164,6 +172,7 @@ class Server:
             realm=self.settings.phones.realm,
             require_authentication=c.require_authentication,
             throttle=self.client_throttle,
+            digest_algorithms=[Algorithm.parse(a) for a in c.digest_algorithms],
         )
         await self._listen_tr87()
 
@@ -276,8 +285,16 @@ class Server:
                 holder.settings = new
         self.accounts.replace(new.clients.accounts)
         self.client_throttle.configure(
-            max_failures=new.clients.max_auth_failures, block_time=new.clients.block_time
+            max_failures=new.clients.max_auth_failures,
+            block_time=new.clients.block_time,
+            max_source_failures=new.clients.max_source_failures,
+            max_account_failures=new.clients.max_account_failures,
         )
+        if self.tr87 is not None:
+            self.tr87.digest.algorithms = tuple(
+                Algorithm.parse(a) for a in new.clients.digest_algorithms
+            )
+        ratelog.configure(lines=new.log.rate_limit_lines, interval=new.log.rate_limit_interval)
         if self.cstatcp is not None:
             self.cstatcp.max_connections = new.clients.max_connections
             self.cstatcp.max_connections_per_address = new.clients.max_connections_per_address

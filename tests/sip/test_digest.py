@@ -20,6 +20,7 @@ from uacsta.sip.digest import (
     NonceManager,
     NonceStatus,
     answer_challenge,
+    claimed_username,
     digest_response,
     parse_digest_params,
 )
@@ -239,10 +240,12 @@ def test_algorithm_parse_is_case_insensitive() -> None:
     assert Algorithm.SHA_512_256.hash(b"").startswith("c672b8d1")
 
 
-def test_server_offers_sha256_then_md5_with_one_nonce() -> None:
+def test_server_offers_md5_then_sha256_with_one_nonce() -> None:
+    # MD5 first by default: SIPp 3.6/3.7, PJSIP < 2.10 and MD5-only phone firmwares read
+    # only the first challenge (real-world-dialects.md); SHA-256 stays on offer.
     values = make_server().challenges(T0)
     chs = [Challenge.parse(v) for v in values]
-    assert [c.algorithm for c in chs] == [Algorithm.SHA_256, Algorithm.MD5]
+    assert [c.algorithm for c in chs] == [Algorithm.MD5, Algorithm.SHA_256]
     assert chs[0].nonce == chs[1].nonce
     assert all(c.realm == REALM and c.qop == ("auth",) and not c.stale for c in chs)
     assert all(Challenge.parse(v).stale for v in make_server().challenges(T0, stale=True))
@@ -282,8 +285,48 @@ def test_round_trip_without_qop_rfc2069(algorithm: Algorithm) -> None:
     p = parse_digest_params(auth)
     assert "qop" not in p and "nc" not in p and "cnonce" not in p
     assert server.verify(auth, "INVITE", password_for, T0).ok
-    # RFC 2069 has no nc: the same credentials stay valid for the nonce lifetime.
-    assert server.verify(auth, "INVITE", password_for, T0 + 10).ok
+    # RFC 2069 has no nc: a second use of the nonce is a replay; the client gets a fresh
+    # challenge (stale), never a second OK.
+    again = server.verify(auth, "INVITE", password_for, T0 + 10)
+    assert again.status is AuthStatus.STALE and again.username == "alice"
+
+
+def test_no_qop_nonce_is_spent_by_a_qop_use_and_the_other_way_round() -> None:
+    server = make_server()
+    ch = challenge_for(server, Algorithm.MD5)
+    with_qop = answer_challenge(ch, "REGISTER", URI, "alice", "s3cret", nc=1)
+    without = answer_challenge(ch.replace(', qop="auth"', ""), "REGISTER", URI, "alice", "s3cret")
+    assert "qop" not in parse_digest_params(without)
+    assert server.verify(with_qop, "REGISTER", password_for, T0).ok
+    assert server.verify(without, "REGISTER", password_for, T0).status is AuthStatus.STALE
+
+    ch = challenge_for(server, Algorithm.MD5)
+    without = answer_challenge(ch.replace(', qop="auth"', ""), "REGISTER", URI, "alice", "s3cret")
+    assert server.verify(without, "REGISTER", password_for, T0).ok
+    later = answer_challenge(ch, "REGISTER", URI, "alice", "s3cret", nc=7)
+    assert server.verify(later, "REGISTER", password_for, T0).reason is FailureReason.REPLAY
+
+
+def test_nonce_is_bound_to_the_client_address() -> None:
+    server = make_server()
+    ch = challenge_for(server, Algorithm.MD5)  # no client: bound to the realm only
+    auth = answer_challenge(ch, "REGISTER", URI, "alice", "s3cret")
+    assert server.verify(auth, "REGISTER", password_for, T0, client="192.0.2.1").reason is (
+        FailureReason.BAD_NONCE
+    )
+    value = server.challenges(T0, client="192.0.2.1")[0]
+    auth = answer_challenge(value, "REGISTER", URI, "alice", "s3cret")
+    elsewhere = server.verify(auth, "REGISTER", password_for, T0, client="198.51.100.7")
+    assert elsewhere.reason is FailureReason.BAD_NONCE
+    assert server.verify(auth, "REGISTER", password_for, T0, client="192.0.2.1").ok
+
+
+def test_claimed_username() -> None:
+    assert claimed_username('Digest username="alice", realm="r"') == "alice"
+    assert claimed_username("Digest username*=UTF-8''J%C3%A4s, realm=r") == "J\u00e4s"
+    assert claimed_username("Digest username*=latin1''x, realm=r") is None
+    assert claimed_username('Digest realm="r"') is None
+    assert claimed_username("Basic YWxpY2U6eA==") is None
 
 
 def test_no_qop_refused_when_disabled() -> None:
@@ -391,7 +434,8 @@ def test_username_star_ext_value() -> None:
 
 
 def _good_auth(server: DigestServer, **replace: str) -> str:
-    auth = answer_challenge(server.challenges(T0)[0], "REGISTER", URI, "alice", "s3cret")
+    ch = challenge_for(server, Algorithm.SHA_256)
+    auth = answer_challenge(ch, "REGISTER", URI, "alice", "s3cret")
     p = parse_digest_params(auth)
     p.update(replace)
     return "Digest " + ", ".join(f'{k}="{v}"' for k, v in p.items() if v != "<drop>")

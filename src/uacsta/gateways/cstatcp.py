@@ -28,10 +28,13 @@ from uacsta.csta.errors import CstaDecodeError, CstaFramingError
 from uacsta.csta.framing import EVENT_INVOKE_ID, FrameDecoder, InvokeIdAllocator, encode_frame
 from uacsta.csta.xmlparse import local_name, parse_document
 from uacsta.hub import SwitchHub
+from uacsta.ratelog import RateLimitedLog
 from uacsta.switch.function import ToClient
 from uacsta.throttle import AuthThrottle
 
 log = logging.getLogger("uacsta.gateways.cstatcp")
+#: For the lines a stranger can trigger (refused logins, blocks).
+auth_log = RateLimitedLog(log)
 
 #: A connection that has not started its application session by then is closed.
 LOGIN_TIMEOUT = 30.0
@@ -80,18 +83,34 @@ class CstaTcpClient:
         return f"<CSTA-TCP client {self.user or '-'}@{self.peer}>"
 
     def _authenticate(self, user: str, password: str) -> bool:
+        """The password check, throttled per address and account (uacsta.throttle)."""
         throttle = self.gateway.throttle
         now = asyncio.get_running_loop().time()
-        if throttle.blocked_for(self.peer_host, user, now) > 0:
-            log.warning("%r: login as %r refused: blocked after repeated failures", self, user)
+        source = self.peer_host
+        wait = throttle.blocked_for(source, user, now)
+        if wait > 0:
+            auth_log.warning(
+                ("blocked", source),
+                "%r: login as %r refused: blocked for %.0f s after repeated failures",
+                self,
+                user,
+                wait,
+            )
             return False
         if self.gateway.accounts.authenticate(user, password):
-            throttle.success(self.peer_host, user)
+            throttle.success(source, user, now)
             return True
-        blocked = throttle.failure(self.peer_host, user, now)
-        log.warning("%r: login as %r refused: wrong user name or password", self, user)
+        blocked = throttle.failure(source, user, now)
+        auth_log.warning(
+            ("refused", source), "%r: login as %r refused: wrong user name or password", self, user
+        )
         if blocked:
-            log.warning("blocking %s and account %r for %.0fs", self.peer_host, user, blocked)
+            auth_log.warning(
+                ("blocking", source),
+                "blocking %s for %.0f s after repeated CSTA login failures",
+                throttle.describe_block(source, user),
+                blocked,
+            )
         return False
 
     # --- from the switching function ---------------------------------------------------

@@ -44,6 +44,7 @@ from uacsta.csta.errors import CstaDecodeError
 from uacsta.hub import SwitchHub
 from uacsta.net.flow import Flow
 from uacsta.net.useragent import DialogUsage, ServerRequest, UserAgent
+from uacsta.ratelog import RateLimitedLog
 from uacsta.sip.dialog import (
     MIN_SE_FLOOR,
     Dialog,
@@ -52,7 +53,14 @@ from uacsta.sip.dialog import (
     SessionExpires,
     negotiate_session_timer_uas,
 )
-from uacsta.sip.digest import Algorithm, AuthStatus, DigestServer, FailureReason, NonceManager
+from uacsta.sip.digest import (
+    Algorithm,
+    AuthStatus,
+    DigestServer,
+    FailureReason,
+    NonceManager,
+    claimed_username,
+)
 from uacsta.sip.errors import SipError
 from uacsta.sip.helpers import generate_tag
 from uacsta.sip.message import Request, Response
@@ -60,6 +68,8 @@ from uacsta.switch.function import ToClient
 from uacsta.throttle import AuthThrottle
 
 log = logging.getLogger("uacsta.gateways.tr87")
+#: For the lines a stranger can trigger (refused INVITEs, blocks).
+auth_log = RateLimitedLog(log)
 
 CSTA_CONTENT_TYPE = "application/csta+xml"
 ALLOW = "INVITE, ACK, BYE, CANCEL, INFO, OPTIONS, UPDATE"
@@ -569,25 +579,33 @@ class Tr87Gateway:
             return None
         # The digest ``uri`` is not compared with the Request-URI: clients (sipp among them)
         # put the bare host:port there; nonce integrity and nc replay checks still apply.
+        # Blocks are checked for the claimed user before the password (uacsta.throttle).
         source = server.flow.remote[0]
-        if self.throttle.blocked_for(source, None, now) > 0:
-            log.warning("TR/87 client %s refused: blocked after repeated failures", source)
+        claimed = claimed_username(authorization)
+        wait = self.throttle.blocked_for(source, claimed, now)
+        if wait > 0:
+            auth_log.warning(
+                ("blocked", source),
+                "TR/87 client %s user %r refused: blocked for %.0f s after repeated failures",
+                source,
+                claimed,
+                wait,
+            )
             server.reply(403, "Too Many Failed Attempts", to_tag=generate_tag())
             return None
-        result = self.digest.verify(authorization, "INVITE", self.accounts.password_for, now)
+        result = self.digest.verify(
+            authorization, "INVITE", self.accounts.password_for, now, client=source
+        )
         if result.status is AuthStatus.OK:
-            if self.throttle.blocked_for(None, result.username, now) > 0:
-                log.warning("TR/87 user %s refused: account blocked", result.username)
-                server.reply(403, "Too Many Failed Attempts", to_tag=generate_tag())
-                return None
-            self.throttle.success(source, result.username)
+            self.throttle.success(source, result.username, now)
             return result.username
         if result.status is AuthStatus.STALE:
             self._challenge(server, now, stale=True)
         elif result.reason is FailureReason.BAD_NONCE:
             self._challenge(server, now, stale=False)
         else:
-            log.warning(
+            auth_log.warning(
+                ("refused", source),
                 "TR/87 client %s user %s refused: %s (%s)",
                 _peer(server.flow),
                 result.username or "-",
@@ -596,14 +614,18 @@ class Tr87Gateway:
             )
             blocked = self.throttle.failure(source, result.username, now)
             if blocked:
-                log.warning(
-                    "blocking %s and account %r for %.0fs", source, result.username, blocked
+                auth_log.warning(
+                    ("blocking", source),
+                    "blocking %s for %.0f s after repeated TR/87 login failures",
+                    self.throttle.describe_block(source, result.username),
+                    blocked,
                 )
             server.reply(403, to_tag=generate_tag())
         return None
 
     def _challenge(self, server: ServerRequest, now: float, *, stale: bool) -> None:
-        headers = tuple(("WWW-Authenticate", v) for v in self.digest.challenges(now, stale))
+        challenges = self.digest.challenges(now, stale, client=server.flow.remote[0])
+        headers = tuple(("WWW-Authenticate", v) for v in challenges)
         server.reply(401, to_tag=generate_tag(), headers=headers)
 
     def _cancel(self, server: ServerRequest) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from uacsta.net.errors import TransportError
 from uacsta.net.flow import Flow, TransportLimits
 from uacsta.net.transport import SipTransport
+from uacsta.ratelog import RateLimitedLog
 from uacsta.sip.dialog import Dialog, DialogCheck, DialogId, DialogSet
 from uacsta.sip.helpers import build_response, generate_branch
 from uacsta.sip.message import Message, Request, Response
@@ -43,6 +44,8 @@ from uacsta.sip.transaction import (
 from uacsta.sip.uri import Via
 
 log = logging.getLogger("uacsta.net.useragent")
+#: One line per request over a peer's limit would let that peer flood the log.
+busy_log = RateLimitedLog(log)
 
 #: The one loop timer fires on this grid (seconds): SIP timers and callers' time limits
 #: due within one slot are handled in one wake-up. At thousands of requests a second most
@@ -365,7 +368,9 @@ class UserAgent:
             and server_key(message) not in self.layer
         ):
             # One peer may not use up the transaction table of everyone (a request storm).
-            log.warning("%s has %d open transactions: 503", peer, self._per_peer[peer])
+            busy_log.warning(
+                ("busy", peer), "%s has %d open transactions: 503", peer, self._per_peer[peer]
+            )
             busy = build_response(message, 503, headers=(("Retry-After", "5"),))
             with contextlib.suppress(TransportError):
                 self.transport.send(busy, flow)

@@ -4,7 +4,10 @@ Estos manual §2.2, §3.2, §3.6: phones register with their MAC address as dige
 the configured phone password (per-phone overrides possible); new phones are enabled
 automatically when ``auto_activate`` is on; enabled, registered phones get a CSTA link
 (:mod:`uacsta.phones.link`). Wrong credentials get 403 after the retry, logged with MAC and
-source; a source with repeated failures is blocked for ``block_time`` seconds.
+source (rate-limited: a stranger must not flood the log). Repeated failures block the
+guesser, not the phone (:mod:`uacsta.throttle`): per address and phone, per address, and per
+phone for addresses it never registered from. Nonces are bound to the source address, and a
+nonce answered without qop is good once, so a captured REGISTER cannot be replayed.
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ from uacsta.phones.link import LinkState, PhoneLink, Target
 from uacsta.phones.mac import normalize_mac
 from uacsta.phones.trace import TraceBuffer
 from uacsta.phones.vendors import detect
+from uacsta.ratelog import RateLimitedLog
 from uacsta.sip.digest import (
     Algorithm,
     AuthStatus,
     DigestServer,
     FailureReason,
     NonceManager,
+    claimed_username,
 )
 from uacsta.sip.helpers import generate_tag
 from uacsta.sip.message import Message, Request
@@ -42,6 +47,8 @@ from uacsta.store.db import utcnow
 from uacsta.throttle import AuthThrottle
 
 log = logging.getLogger("uacsta.phones")
+#: For the lines a stranger can trigger (refused REGISTERs, blocks).
+auth_log = RateLimitedLog(log)
 
 #: What the uacsta phone simulator appends to its User-Agent.
 SIMULATOR_TAG = "uacsta-simulator"
@@ -86,7 +93,12 @@ class PhoneService:
         self._flow_mac: dict[tuple[str, tuple[str, int]], str] = {}
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._relink: dict[str, asyncio.TimerHandle] = {}
-        self.throttle = AuthThrottle(max_failures=p.max_auth_failures, block_time=p.block_time)
+        self.throttle = AuthThrottle(
+            max_failures=p.max_auth_failures,
+            max_source_failures=p.max_source_failures,
+            max_account_failures=p.max_account_failures,
+            block_time=p.block_time,
+        )
         self._observe = observe_latency
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -123,10 +135,14 @@ class PhoneService:
     def apply_settings(self) -> None:
         """Settings changed: registration expiry applies to the next REGISTER, timers to new
         links, passwords and auto-activation at once."""
+        p = self.settings.phones
         self.throttle.configure(
-            max_failures=self.settings.phones.max_auth_failures,
-            block_time=self.settings.phones.block_time,
+            max_failures=p.max_auth_failures,
+            block_time=p.block_time,
+            max_source_failures=p.max_source_failures,
+            max_account_failures=p.max_account_failures,
         )
+        self.digest.algorithms = tuple(Algorithm.parse(a) for a in p.digest_algorithms)
         limit = self.settings.phones.max_parallel_setups
         if limit != self._setup_limit:
             # Set-ups already waiting finish under the old limit; new ones use the new one.
@@ -194,14 +210,29 @@ class PhoneService:
         loop = asyncio.get_running_loop()
         now = loop.time()
         source = flow.remote[0]
-        if self.throttle.blocked_for(source, None, now) > 0:
-            sr.reply(403, "Too Many Failed Attempts", to_tag=generate_tag())
-            return
         authorization = request.header("Authorization")
         if authorization is None:
             self._challenge(sr, now, stale=False)
             return
-        result = self.digest.verify(authorization, "REGISTER", self._password_for_user, now)
+        # Blocked before the password is checked (a blocked guesser learns nothing), for the
+        # phone the REGISTER names: a block of this address or of that phone does not hold
+        # a phone that registered from here before.
+        claimed = claimed_username(authorization)
+        account = normalize_mac(claimed or "") or claimed
+        wait = self.throttle.blocked_for(source, account, now)
+        if wait > 0:
+            auth_log.warning(
+                ("blocked", source),
+                "REGISTER from %s as %r refused: blocked for %.0f s after repeated failures",
+                source,
+                account,
+                wait,
+            )
+            sr.reply(403, "Too Many Failed Attempts", to_tag=generate_tag())
+            return
+        result = self.digest.verify(
+            authorization, "REGISTER", self._password_for_user, now, client=source
+        )
         if result.status is AuthStatus.STALE:
             self._challenge(sr, now, stale=True)
             return
@@ -215,24 +246,23 @@ class PhoneService:
         if mac is None:  # pragma: no cover - password_for refuses non-MAC users
             self._auth_failed(sr, result.username, "username is not a MAC address", now)
             return
-        if self.throttle.blocked_for(None, mac, now) > 0:
-            self._auth_failed(sr, mac, "account blocked after repeated failures", now)
-            return
-        self.throttle.success(source, mac)
+        self.throttle.success(source, mac, now)
         reg = self.registrar.process_register(request, now, flow)
         sr.respond(reg.response(request, to_tag=generate_tag()))
         if reg.ok:
             self._registered(mac, request, flow, reg.bindings, now)
 
     def _challenge(self, sr: ServerRequest, now: float, *, stale: bool) -> None:
-        headers = tuple(("WWW-Authenticate", v) for v in self.digest.challenges(now, stale))
+        challenges = self.digest.challenges(now, stale, client=sr.flow.remote[0])
+        headers = tuple(("WWW-Authenticate", v) for v in challenges)
         sr.reply(401, to_tag=generate_tag(), headers=headers)
 
     def _auth_failed(self, sr: ServerRequest, user: str | None, reason: str, now: float) -> None:
         source = sr.flow.remote[0]
         self.auth_failures += 1
         hint = "" if user and normalize_mac(user) else " (the username must be the phone's MAC)"
-        log.warning(
+        auth_log.warning(
+            ("refused", source),
             "REGISTER from %s:%d as %r refused: %s%s",
             source,
             sr.flow.remote[1],
@@ -243,10 +273,10 @@ class PhoneService:
         account = normalize_mac(user or "") or user
         blocked = self.throttle.failure(source, account, now)
         if blocked:
-            log.warning(
-                "blocking %s and account %r for %.0fs after repeated failures",
-                source,
-                account,
+            auth_log.warning(
+                ("blocking", source),
+                "blocking %s for %.0f s after repeated REGISTER failures",
+                self.throttle.describe_block(source, account),
                 blocked,
             )
         sr.reply(403, to_tag=generate_tag())

@@ -5,10 +5,14 @@ This module owns:
 - parsing of ``WWW-Authenticate`` / ``Authorization`` / ``Proxy-Authenticate`` /
   ``Proxy-Authorization`` header *values* of the ``Digest`` scheme (RFC 7616 §3.3-3.4,
   RFC 7235 §2.1 auth-param syntax, RFC 3261 §25.1 quoted-string);
-- challenges (RFC 7616 §3.3) and their ordering for SIP: strongest algorithm first
-  (RFC 8760 §2.3 / RFC 7616 §3.7), one header value per algorithm;
-- stateless server nonces with integrity and expiry (RFC 7616 §3.3 and §5.4-5.5), the
-  ``stale`` flag (§3.3) and nonce-count replay protection (§5.5);
+- challenges (RFC 7616 §3.3), one header value per algorithm, in the configured order.
+  RFC 8760 §2.3 puts the preferred one first and asks clients to use the first they support,
+  but many deployed clients read *only* the first (SIPp 3.6/3.7, PJSIP before 2.10, most
+  desk-phone firmwares know MD5 only), so the default order is MD5, then SHA-256: clients
+  that choose SHA-256 still find it;
+- stateless server nonces with integrity and expiry (RFC 7616 §3.3 and §5.4-5.5), bound to
+  the client's address, the ``stale`` flag (§3.3) and nonce-count replay protection (§5.5);
+  an RFC 2069 answer (no ``qop``, hence no ``nc``) may use its nonce once only;
 - server-side verification of credentials (RFC 7616 §3.4.1-3.4.3, RFC 2617 §3.2.2 and the
   RFC 2069 no-``qop`` form that some phones still send), MD5, SHA-256 and SHA-512-256 and
   their ``-sess`` variants, ``qop=auth`` and ``qop=auth-int``;
@@ -56,6 +60,7 @@ __all__ = [
     "NonceManager",
     "NonceStatus",
     "answer_challenge",
+    "claimed_username",
     "digest_response",
     "parse_digest_params",
 ]
@@ -337,6 +342,8 @@ _MAC_LEN = 16  # truncated HMAC-SHA256: 128 bits is plenty against forgery
 _NONCE_LEN = _TS_LEN + _RAND_LEN + _MAC_LEN
 _NONCE_RE = re.compile(r"[A-Za-z0-9_-]{48}")  # 36 bytes in base64url, no padding
 _FUTURE_SKEW_MS = 5_000  # tolerate a small backwards step of the caller's clock
+#: Recorded as the nonce count of a nonce used without qop: no later ``nc`` can exceed it.
+_NC_SPENT = 0x1_0000_0000
 
 
 @dataclass(slots=True)
@@ -427,6 +434,17 @@ class NonceManager:
         entry.highest = nc
         return NonceStatus.VALID
 
+    def use_once(self, nonce: str, now: float) -> NonceStatus:
+        """Accept a VALID nonce for one use only (RFC 2069 answers carry no ``nc``).
+
+        VALID the first time; INVALID after any earlier use, with or without ``nc`` (no later
+        ``nc`` can exceed the one recorded); STALE when its history may have been evicted.
+        """
+        if nonce in self._nc:
+            self._nc.move_to_end(nonce)
+            return NonceStatus.INVALID
+        return self.record_nc(nonce, _NC_SPENT, now)
+
     def prune(self, now: float, *, limit: int | None = None) -> None:
         """Drop expired entries from the least recently used end (all of them if no limit)."""
         horizon = int(now * 1000) - self._lifetime_ms
@@ -493,7 +511,8 @@ def _failed(reason: FailureReason, detail: str, username: str | None = None) -> 
 _HEX_RE = re.compile(r"[0-9a-fA-F]+")
 _NC_RE = re.compile(r"[0-9a-fA-F]{1,8}")
 _EXT_VALUE_RE = re.compile(r"(?i:utf-8)'[^']*'((?:[!#$&+\-.^_`|~0-9A-Za-z]|%[0-9A-Fa-f]{2})*)")
-_DEFAULT_ALGORITHMS = (Algorithm.SHA_256, Algorithm.MD5)
+#: MD5 first: clients that read only the first challenge know MD5 (see the module docstring).
+_DEFAULT_ALGORITHMS = (Algorithm.MD5, Algorithm.SHA_256)
 
 
 def _decode_ext_value(value: str) -> str:
@@ -507,12 +526,33 @@ def _decode_ext_value(value: str) -> str:
         raise DigestError("username* is not UTF-8") from exc
 
 
+def claimed_username(authorization_value: str) -> str | None:
+    """The user an ``Authorization`` value names (``username`` or ``username*``), unverified.
+
+    For throttling before the password is checked; None when the value names none or is
+    malformed.
+    """
+    try:
+        p = parse_digest_params(authorization_value)
+    except DigestError:
+        return None
+    if "username*" in p:
+        try:
+            return _decode_ext_value(p["username*"])
+        except DigestError:
+            return None
+    return p.get("username")
+
+
 class DigestServer:
     """Challenges and verifies Digest credentials for one realm (UAS/registrar side).
 
-    ``algorithms`` are offered in the given order, strongest first (RFC 8760 §2.3).
-    ``qop`` is what challenges offer; ``allow_no_qop`` accepts RFC 2069 credentials (no
-    ``qop``, hence no ``nc`` replay protection: the nonce is reusable until it expires).
+    ``algorithms`` are offered in the given order (the first is the one clients that read
+    only one challenge use). ``qop`` is what challenges offer; ``allow_no_qop`` accepts
+    RFC 2069 credentials (no ``qop``, hence no ``nc``): such a nonce is good for one request
+    only, so a captured answer cannot be replayed. Nonces are bound to the ``client`` given
+    to :meth:`challenges` and :meth:`verify` (the source address), so an answer captured
+    from one address is worth nothing from another.
     """
 
     def __init__(
@@ -537,9 +577,16 @@ class DigestServer:
         self.allow_no_qop = allow_no_qop
         self.opaque = opaque
 
-    def challenges(self, now: float, stale: bool = False) -> list[str]:
-        """Header values for a 401/407, one per algorithm, sharing one fresh nonce."""
-        nonce = self.nonces.make(now, binding=self.realm)
+    def _binding(self, client: str) -> str:
+        return f"{self.realm}\x00{client}" if client else self.realm
+
+    def challenges(self, now: float, stale: bool = False, *, client: str = "") -> list[str]:
+        """Header values for a 401/407, one per algorithm, sharing one fresh nonce.
+
+        ``client`` (the requester's address) is bound into the nonce; :meth:`verify` must
+        get the same value.
+        """
+        nonce = self.nonces.make(now, binding=self._binding(client))
         return [
             Challenge(
                 realm=self.realm,
@@ -561,6 +608,7 @@ class DigestServer:
         *,
         request_uri: str | None = None,
         body: bytes = b"",
+        client: str = "",
     ) -> AuthResult:
         """Check an ``Authorization``/``Proxy-Authorization`` value; never raises on input.
 
@@ -568,7 +616,8 @@ class DigestServer:
         folding; the hash always uses the sent form, as the client did). ``request_uri``,
         when given, must equal the ``uri`` parameter (RFC 3261 §22.4 item 2; simple string
         equality, pass None to compare with full SIP URI rules yourself). ``body`` is only
-        used for ``qop=auth-int``.
+        used for ``qop=auth-int``. ``client`` is the address the challenge was sent to; a
+        nonce issued to another address is BAD_NONCE (the caller re-challenges).
         """
         try:
             p = parse_digest_params(authorization_value)
@@ -634,7 +683,7 @@ class DigestServer:
         if self.opaque is not None and p.get("opaque") != self.opaque:
             return _failed(FailureReason.OPAQUE_MISMATCH, "opaque not echoed", username)
 
-        nonce_status = self.nonces.check(nonce, now, binding=self.realm)
+        nonce_status = self.nonces.check(nonce, now, binding=self._binding(client))
         if nonce_status is NonceStatus.INVALID:
             return _failed(FailureReason.BAD_NONCE, "nonce not issued by us", username)
 
@@ -668,6 +717,14 @@ class DigestServer:
                 )
             if nc_status is NonceStatus.INVALID:
                 return _failed(FailureReason.REPLAY, f"nc {nc_text} not increasing", username)
+        else:
+            # RFC 2069: nothing in the answer changes between two uses, so a second use is
+            # a replay (or a phone re-using its nonce): re-challenge, as for an old nonce.
+            spent = self.nonces.use_once(nonce, now)
+            if spent is not NonceStatus.VALID:
+                return AuthResult(
+                    status=AuthStatus.STALE, username=username, detail="no-qop nonce used before"
+                )
         return AuthResult(status=AuthStatus.OK, username=username)
 
 
