@@ -295,6 +295,29 @@ def test_receive_request_wrong_dialog_is_481() -> None:
     assert dialog.receive_request(incoming(dialog, "INFO", 8)) is DialogCheck.NOT_THIS_DIALOG
 
 
+def test_bound_dialog_refuses_other_peers_before_touching_cseq_or_target() -> None:
+    dialog = uac_dialog()
+    dialog.peer = ("udp", ("192.0.2.20", 5060))
+    for method, peer in (
+        ("INFO", ("udp", ("192.0.2.20", 5999))),  # same host, other port
+        ("BYE", ("udp", ("198.51.100.9", 5060))),
+        ("INVITE", ("tcp", 7)),
+        ("INFO", None),  # the adapter did not say: refused, not trusted
+    ):
+        request = incoming(dialog, method, 1000, contact="<sip:evil@198.51.100.9>")
+        check = dialog.receive_request(request, peer=peer)
+        assert check is DialogCheck.FOREIGN_PEER and check.status_code == 481
+        assert dialog.remote_cseq is None
+        assert dialog.remote_target == "sip:101@192.0.2.20:5060;line=kq3gs7e1"
+        assert dialog.state is DialogState.CONFIRMED
+    check = dialog.receive_request(incoming(dialog, "INFO", 1), peer=("udp", ("192.0.2.20", 5060)))
+    assert check is DialogCheck.ACCEPT and dialog.remote_cseq == 1
+    dialogs = DialogSet()
+    dialogs.add(dialog)
+    stray = incoming(dialog, "INFO", 2)
+    assert dialogs.check_request(stray, peer=("tcp", 9)) == (dialog, DialogCheck.FOREIGN_PEER)
+
+
 def test_uas_dialog_remote_cseq_from_invite() -> None:
     dialog = uas_dialog()
     assert dialog.receive_request(incoming(dialog, "INFO", 9)) is DialogCheck.OUT_OF_ORDER

@@ -5,7 +5,9 @@ bytes, :class:`uacsta.sip.transaction.TransactionLayer` decides, and one ``loop.
 follows the layer's earliest timer. Requests go out with :meth:`UserAgent.request` (awaits
 the final response: a 408/503 is synthesized on timeout or transport failure, never an
 exception). Incoming requests outside a dialog go to ``on_request``; requests inside a
-dialog to the handler registered for that dialog; unknown dialogs get 481 (RFC 3261 §12.2.2).
+dialog to the handler registered for that dialog; unknown dialogs get 481 (RFC 3261 §12.2.2),
+and so do requests for a known dialog from another flow than the usage's (:func:`flow_peer`:
+the UDP source address and port, or the TCP/TLS connection), before they touch the dialog.
 """
 
 from __future__ import annotations
@@ -267,6 +269,8 @@ class UserAgent:
 
     # ------------------------------------------------------------------ dialogs
     def add_usage(self, usage: DialogUsage) -> None:
+        """Register a dialog; from now on only ``usage.flow`` may send requests in it."""
+        usage.dialog.peer = flow_peer(usage.flow)
         self.dialogs.add(usage.dialog)
         self.usages[usage.dialog.id] = usage
 
@@ -468,21 +472,21 @@ class UserAgent:
         self, key: TransactionKey | None, request: Request, source: Flow | None
     ) -> None:
         assert source is not None
-        if request.method == "ACK":
-            pending = self._unacked.pop((request.call_id, request.cseq.seq), None)
-            if pending is not None:
-                pending.cancel()
         server = ServerRequest(request, source, self, key)
         if request.to.tag is None:
             if request.method == "ACK":
                 return
             self._call(self._on_request, server)
             return
-        dialog, check = self.dialogs.check_request(request)
+        dialog, check = self.dialogs.check_request(request, peer=flow_peer(source))
         if check is not DialogCheck.ACCEPT or dialog is None:
             if request.method != "ACK":
                 server.reply(check.status_code or 481)
             return
+        if request.method == "ACK":  # only the peer's ACK ends the 2xx retransmissions
+            pending = self._unacked.pop((request.call_id, request.cseq.seq), None)
+            if pending is not None:
+                pending.cancel()
         usage = self.usages.get(dialog.id)
         if request.method == "ACK" or usage is None or usage.on_request is None:
             if request.method != "ACK":
@@ -540,6 +544,15 @@ class UserAgent:
         now = loop.time()
         self._expire_deadlines(now)
         self._dispatch(self.layer.handle_timer(now))
+
+
+def flow_peer(flow: Flow) -> tuple[str, object]:
+    """Who is at the other end of ``flow``, for tying a dialog to it: the TCP/TLS connection,
+    or for UDP the source address and port (a phone behind NAT whose mapping changes is a new
+    peer: its dialog answers 481 and the link is set up again)."""
+    if flow.connection_id is not None:
+        return (flow.transport, flow.connection_id)
+    return (flow.transport, flow.remote)
 
 
 def _advertised(host: str) -> str:

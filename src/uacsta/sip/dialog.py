@@ -7,6 +7,13 @@ requests (§12.2.1.1) and the ACK for a 2xx (§13.2.2.4), checks incoming in-dia
 (§12.2.2: 481 for an unknown dialog, 500 for a CSeq out of order), and keeps RFC 4028
 session timer bookkeeping (§7-§10: Session-Expires, Min-SE, 422, refresher, deadlines).
 
+A dialog is tied to its peer: the adapter names the flow the dialog runs on (``peer``, an
+opaque value: a UDP source address, a TCP/TLS connection) and an in-dialog request from any
+other flow is answered 481 before it touches the dialog. Call-ID and tags travel in clear, so
+knowing them must not let a stranger inject requests, push the remote CSeq past the real
+peer's (whose next requests would get 500) or end the dialog (RFC 3261 §26.1.2 leaves
+authenticating in-dialog requests to the UA; the flow is what authenticated).
+
 Why our own: no maintained Python library offers an RFC 3261 transaction/dialog layer for
 asyncio with TLS. aiosip is deprecated and UDP-only, sippy/b2bua is threaded with no TLS,
 and pjsua2 does not build in our environment. uacsta needs one long-lived INVITE dialog per
@@ -27,7 +34,7 @@ Scope and simplifications:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -229,6 +236,8 @@ class DialogCheck(Enum):
     ACCEPT = "accept"
     OUT_OF_ORDER = "CSeq out of order"
     NOT_THIS_DIALOG = "no such dialog"
+    #: The dialog exists but the request came from another flow than the dialog's peer.
+    FOREIGN_PEER = "not from the dialog's peer"
 
     @property
     def status_code(self) -> int | None:
@@ -240,6 +249,8 @@ _CHECK_STATUS = {
     DialogCheck.ACCEPT: None,
     DialogCheck.OUT_OF_ORDER: 500,
     DialogCheck.NOT_THIS_DIALOG: 481,
+    # As for an unknown dialog: the stranger learns nothing, the peer's dialog is untouched.
+    DialogCheck.FOREIGN_PEER: 481,
 }
 
 
@@ -295,6 +306,9 @@ class Dialog:
     session_we_refresh: bool = False
     session_refresh_at: float | None = None
     session_expires_at: float | None = None
+    #: The flow the dialog runs on, as the adapter names it; in-dialog requests from another
+    #: are refused (FOREIGN_PEER). None: not bound (any source is accepted).
+    peer: Hashable | None = None
     logger: logging.Logger = field(default=_NULL_LOGGER, repr=False, compare=False)
 
     # --- creation ----------------------------------------------------------------------------
@@ -487,15 +501,20 @@ class Dialog:
             and (request.from_.tag or "") == self.remote_tag
         )
 
-    def receive_request(self, request: Request) -> DialogCheck:
+    def receive_request(self, request: Request, *, peer: Hashable | None = None) -> DialogCheck:
         """§12.2.2: check an incoming in-dialog request and update remote CSeq and target.
 
-        ACK and CANCEL are accepted without a CSeq check (they reuse the INVITE's number).
-        A lower CSeq than the last one → OUT_OF_ORDER (500); the same number is accepted
-        (its retransmissions are absorbed by the transaction layer before reaching here).
+        ``peer`` names the flow it came on: when the dialog is bound (:attr:`peer`) another
+        flow → FOREIGN_PEER (481), nothing changed. ACK and CANCEL are accepted without a
+        CSeq check (they reuse the INVITE's number). A lower CSeq than the last one →
+        OUT_OF_ORDER (500); the same number is accepted (its retransmissions are absorbed by
+        the transaction layer before reaching here).
         """
         if self.state is DialogState.TERMINATED or not self.matches_request(request):
             return DialogCheck.NOT_THIS_DIALOG
+        if self.peer is not None and peer != self.peer:
+            self.logger.debug("dialog %s: %s from another flow", self.call_id, request.method)
+            return DialogCheck.FOREIGN_PEER
         if request.method in ("ACK", "CANCEL"):
             return DialogCheck.ACCEPT
         seq = request.cseq.seq
@@ -607,10 +626,13 @@ class DialogSet:
         key = DialogId(response.call_id, response.from_.tag or "", response.to.tag or "")
         return self._dialogs.get(key)
 
-    def check_request(self, request: Request) -> tuple[Dialog | None, DialogCheck]:
-        """Find and check: (None, NOT_THIS_DIALOG) → answer 481 (§12.2.2)."""
+    def check_request(
+        self, request: Request, *, peer: Hashable | None = None
+    ) -> tuple[Dialog | None, DialogCheck]:
+        """Find and check (``peer``: the flow it came on): (None, NOT_THIS_DIALOG) → answer
+        481 (§12.2.2)."""
         dialog = self.find_for_request(request)
         if dialog is None:
             self._log.debug("no dialog for %s %s", request.method, request.call_id)
             return None, DialogCheck.NOT_THIS_DIALOG
-        return dialog, dialog.receive_request(request)
+        return dialog, dialog.receive_request(request, peer=peer)

@@ -279,7 +279,6 @@ async def phone_file(request: Request, filename: str) -> Response:
         return PlainTextResponse(str(exc), 404)
     if wanted.mac != mac:  # pragma: no cover - mac_of_filename and resolve_filename agree
         return PlainTextResponse("this login may not fetch that file", 403)
-    throttle.success(source, None)
     try:
         params = phone_params(server, request, wanted.mac or "000000000000", model=wanted.model)
         if wanted.mac is None:  # startup.cfg: common settings, the common password
