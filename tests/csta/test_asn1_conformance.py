@@ -211,11 +211,11 @@ def _instances(cls: type[Any]) -> list[Any]:
 
 def message_instances(cls: type[CstaMessage]) -> list[CstaMessage]:
     if cls is CSTAErrorCode:
-        found: list[CstaMessage] = []
+        # Every category with each of its values; ``unspecified`` also as the model builds it.
+        found: list[CstaMessage] = [CSTAErrorCode.unspecified()]
         for category, values in errorcodes.CATEGORY_VALUES.items():
             for value in values:
                 found.append(CSTAErrorCode.of(str(category), str(value)))
-            found.append(CSTAErrorCode.of(str(category)))
         return found
     return _instances(cls)
 
@@ -280,7 +280,7 @@ class Walk:
                 return
             label = asn.ref
             asn = self.schema.lookup(asn.ref, asn.module)[0]
-        label = label or f"the {asn.kind} at {path}"
+        label = label or f"the {asn.kind} of {path.rsplit('/', 1)[-1]}"
         match asn.kind:
             case "SEQUENCE" | "SET":
                 self.sequence(el, asn.components, path, label, ordered=asn.kind == "SEQUENCE")
@@ -467,12 +467,16 @@ def check_document(cls: type[CstaMessage], document: bytes, schema: Schema) -> l
 
 
 def conformance_errors(cls: type[CstaMessage], schema: Schema) -> list[str]:
+    """What differs, over every instance of ``cls`` in every edition, each difference once."""
     found: dict[str, None] = {}
     for message in message_instances(cls):
         for edition in codec.Edition:
             document = codec.encode(message, edition)
             for error in check_document(cls, document, schema):
-                found[error] = None
+                hint = ""
+                if f"value {SAMPLE_TEXT!r} is not among the ENUMERATED" in error:
+                    hint = " [the model types this field as a plain str]"
+                found[error + hint] = None
     return list(found)
 
 
@@ -696,6 +700,22 @@ def test_checker_reports_missing_fields_lists_bits_and_device_ids(schema: Schema
         " found ['forwardListItem', 'item']",
         "GetForwardingResponse/forwardingList/forwardListItem/forwardStatus: value 'yes' is "
         "not a BOOLEAN",
+    ]
+
+
+def test_checker_private_data_and_namespaces(schema: Schema) -> None:
+    cls = MESSAGE_CLASSES["AnswerCall"]
+    standard = "<callToBeAnswered><callID>1</callID></callToBeAnswered>"
+    private = "<privateData><private><v xmlns='urn:x'>1</v></private></privateData>"
+    assert check_document(cls, _doc(standard + private, "AnswerCall"), schema) == []
+    foreign = "<callToBeAnswered xmlns='urn:other'><callID>1</callID></callToBeAnswered>"
+    assert check_document(cls, _doc(foreign, "AnswerCall"), schema) == [
+        "AnswerCall/callToBeAnswered: namespace 'urn:other', not the document's"
+    ]
+    both = "<callToBeAnswered><deviceID>d</deviceID><callID>1</callID></callToBeAnswered>"
+    assert check_document(cls, _doc(both, "AnswerCall"), schema) == [
+        "AnswerCall/callToBeAnswered: ConnectionID is callID and/or deviceID (in that order), "
+        "found (deviceID, callID)"
     ]
 
 
