@@ -14,7 +14,10 @@ from lxml import etree
 
 from uacsta.csta import messages as m
 from uacsta.csta.codec import (
+    FEATURE_EVENTS,
+    FEATURE_SERVICES,
     MESSAGE_CLASSES,
+    MONITOR_FILTER_EVENTS,
     Edition,
     decode,
     decode_with_edition,
@@ -25,11 +28,18 @@ from uacsta.csta.codec import (
 from uacsta.csta.errorcodes import (
     ErrorCategory,
     OperationError,
+    PerformanceManagementError,
+    PrivateDataError,
+    SecurityError,
+    StateIncompatibilityError,
+    SubscribedResourceAvailabilityError,
     SystemResourceAvailabilityError,
 )
 from uacsta.csta.errors import CstaDecodeError
 from uacsta.csta.types import (
+    SUBJECT_DEVICE,
     ConnectionID,
+    DeviceChoice,
     DeviceIdentifier,
     EventCause,
     ForwardingType,
@@ -42,6 +52,35 @@ ED5 = "http://www.ecma-international.org/standards/ecma-323/csta/ed5"
 
 # --- deterministic sample instances, one per class --------------------------------------------
 
+#: The name vocabulary of each name-set field (the standard has a flag for each, nothing else).
+FLAG_VOCABULARY = {
+    # SnapshotServList is written whole (its components are mandatory): see its own test.
+    "supported_services": FEATURE_SERVICES
+    - {"snapshotCall", "snapshotDevice", "snapshotCallData", "snapshotDeviceData"},
+    "supported_events": FEATURE_EVENTS,
+    "requested_monitor_filter": MONITOR_FILTER_EVENTS,
+    "actual_monitor_filter": MONITOR_FILTER_EVENTS,
+}
+SAMPLE_FLAGS = {
+    "supported_services": frozenset({"makeCall", "answerCall", "singleStepTransferCall"}),
+    "supported_events": frozenset({"delivered", "networkReached", "doNotDisturb"}),
+    "requested_monitor_filter": frozenset({"delivered", "charging"}),
+    "actual_monitor_filter": frozenset({"delivered", "doNotDisturb"}),
+}
+#: CHOICE alternatives written only when the one before them is unset (the samples set the first).
+LATER_ALTERNATIVES = {
+    ("SnapshotDeviceResponse", "service_cross_ref_id"),
+    ("SnapshotCallResponse", "service_cross_ref_id"),
+    ("SnapshotDeviceResponseInfo", "simple_call_state"),
+    ("MonitorStart", "monitor_call_object"),
+}
+
+
+def _choice_of(cls: type[Any], name: str) -> DeviceChoice:
+    meta = next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get("xml", {})
+    choice: DeviceChoice = meta.get("choice") or SUBJECT_DEVICE
+    return choice
+
 
 def _sample_value(owner: str, name: str, hint: Any) -> Any:
     origin = typing.get_origin(hint)
@@ -49,7 +88,7 @@ def _sample_value(owner: str, name: str, hint: Any) -> Any:
         item_cls = typing.get_args(hint)[0]
         return (sample_struct(item_cls, 1), sample_struct(item_cls, 2))
     if origin is frozenset:
-        return frozenset({"makeCall", "answerCall", "delivered", "vendorThing"})
+        return SAMPLE_FLAGS[name]
     args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
     for arg in args:
         if isinstance(arg, type) and issubclass(arg, PassThroughEnum):
@@ -72,7 +111,7 @@ def sample_struct(cls: type[Any], n: int = 0) -> Any:
     hints = typing.get_type_hints(cls)
     values = {}
     for f in dataclasses.fields(cls):
-        if f.name == "extensions":
+        if f.name == "extensions" or (cls.__name__, f.name) in LATER_ALTERNATIVES:
             continue
         value = _sample_value(cls.__name__, f.name, hints[f.name])
         if isinstance(value, str) and n:
@@ -83,7 +122,7 @@ def sample_struct(cls: type[Any], n: int = 0) -> Any:
 
 def sample_message(cls: type[m.CstaMessage]) -> m.CstaMessage:
     if cls is m.CSTAErrorCode:
-        return m.CSTAErrorCode.operation("invalidCstaDeviceIdentifier")
+        return m.CSTAErrorCode.operation("invalidDeviceID")  # the fixture: an old spelling
     return typing.cast(m.CstaMessage, sample_struct(cls))
 
 
@@ -98,29 +137,32 @@ _xml_text = st.text(
     ["-12", "sip:455455@ser.intern.snom.de", "a&b<c>", "", "tel:+49 89 1234"]
 )
 _connection = st.builds(ConnectionID, st.none() | _xml_text, st.none() | _xml_text)
-_device = st.builds(DeviceIdentifier, st.none() | _xml_text) | st.sampled_from(
-    [DeviceIdentifier(None, "notKnown"), DeviceIdentifier(None, "restricted")]
-)
-_xml_name = st.from_regex(r"[a-z][A-Za-z0-9]{0,10}", fullmatch=True)
 
 
-def _strategy_for(hint: Any) -> st.SearchStrategy[Any]:
+def _device_in(choice: DeviceChoice) -> st.SearchStrategy[DeviceIdentifier]:
+    empty = st.sampled_from([DeviceIdentifier(None, kind) for kind in choice.empty])  # type: ignore[arg-type]
+    return st.builds(DeviceIdentifier, st.none() | _xml_text) | empty
+
+
+def _strategy_for(cls: type[Any], name: str, hint: Any) -> st.SearchStrategy[Any]:
     origin = typing.get_origin(hint)
     if origin is tuple:
         return st.lists(struct_strategy(typing.get_args(hint)[0]), max_size=3).map(tuple)
     if origin is frozenset:
-        return st.frozensets(_xml_name | st.sampled_from(["makeCall", "delivered"]), max_size=5)
+        return st.frozensets(st.sampled_from(sorted(FLAG_VOCABULARY[name])), max_size=5)
     args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
     for arg in args:
         if isinstance(arg, type) and issubclass(arg, PassThroughEnum):
-            return st.none() | st.sampled_from(list(arg)) | _xml_text
+            # an empty enumerated element is an absent one, so generated texts are not empty
+            return st.none() | st.sampled_from(list(arg)) | _xml_text.filter(bool)
     (base,) = args
+    if base is DeviceIdentifier:
+        return st.none() | _device_in(_choice_of(cls, name))
     inner = {
         str: _xml_text,
         bool: st.booleans(),
         int: st.integers(-(10**15), 10**15),
         ConnectionID: _connection,
-        DeviceIdentifier: _device,
     }[base]
     return st.none() | inner
 
@@ -128,9 +170,9 @@ def _strategy_for(hint: Any) -> st.SearchStrategy[Any]:
 def struct_strategy(cls: type[Any]) -> st.SearchStrategy[Any]:
     hints = typing.get_type_hints(cls)
     fields = {
-        f.name: _strategy_for(hints[f.name])
+        f.name: _strategy_for(cls, f.name, hints[f.name])
         for f in dataclasses.fields(cls)
-        if f.name != "extensions"
+        if f.name != "extensions" and (cls.__name__, f.name) not in LATER_ALTERNATIVES
     }
     return st.builds(cls, **fields)
 
@@ -150,7 +192,7 @@ def message_strategy() -> st.SearchStrategy[m.CstaMessage]:
             return st.builds(
                 m.CSTAErrorCode.of,
                 st.sampled_from([c.value for c in ErrorCategory]),
-                st.sampled_from(["generic", "timeout", "invalidDeviceID", "vendorSpecific"]),
+                st.sampled_from(["generic", "resourceBusy", "invalidDeviceID", "vendorSpecific"]),
             )
         return struct_strategy(cls)
 
@@ -227,6 +269,14 @@ def test_sample_fixture_decodes_to_expected_values(path: pathlib.Path) -> None:
 
 def _fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
+
+
+def _canonical(data: bytes) -> bytes:
+    """A hand-written, indented fixture as the codec writes it: no whitespace between tags,
+    double-quoted declaration (a text operation on the fixture, not the codec)."""
+    body = data.split(b"?>", 1)[1]
+    body = b"".join(line.strip() for line in body.splitlines())
+    return b'<?xml version="1.0" encoding="UTF-8"?>' + body
 
 
 def test_snom_monitor_start() -> None:
@@ -332,7 +382,7 @@ def test_get_forwarding_response_list() -> None:
     ]
 
 
-def test_features_response_flags_any_depth() -> None:
+def test_features_response_old_true_leaves_decode() -> None:
     msg = decode(
         b"<GetCSTAFeaturesResponse><supportedServices><callControlServices>"
         b"<makeCall>true</makeCall><answerCall>false</answerCall></callControlServices>"
@@ -343,9 +393,64 @@ def test_features_response_flags_any_depth() -> None:
     assert isinstance(msg, m.GetCSTAFeaturesResponse)
     assert msg.supported_services == {"makeCall", "fancy"}
     assert msg.supported_events == {"delivered"}
-    out = encode(msg)
-    assert b"<callControlServices><makeCall>true</makeCall></callControlServices>" in out
-    assert decode(out) == msg
+    # Written in the ECMA-285 lists; "fancy" has no flag in the standard and is left out.
+    assert encode(msg, Edition.NONE) == (
+        b'<?xml version="1.0" encoding="UTF-8"?><GetCSTAFeaturesResponse><supportedServices>'
+        b"<callControlServList><makeCall/></callControlServList></supportedServices>"
+        b"<supportedEvents><callControlEvtsList><delivered/></callControlEvtsList>"
+        b"</supportedEvents></GetCSTAFeaturesResponse>"
+    )
+
+
+def test_features_response_standard_lists() -> None:
+    # Hand-written from CSTA-get-csta-features-service / CSTA-capability-exchange: the lists in
+    # GetCSTAFeatureResult order, each service/event a (flag-less) BIT STRING element.
+    data = _fixture("standard/GetCSTAFeaturesResponse.xml")
+    msg = decode(data)
+    assert msg == m.GetCSTAFeaturesResponse(
+        supported_services=frozenset(
+            {
+                "getCSTAFeatures",
+                "getSwitchingFunctionDevices",
+                "systemRegister",
+                "requestSystemStatus",
+                "monitorStart",
+                "monitorStop",
+                "snapshotCall",
+                "snapshotDevice",
+                "snapshotCallData",
+                "snapshotDeviceData",
+                "answerCall",
+                "clearConnection",
+                "makeCall",
+                "singleStepTransferCall",
+                "generateDigits",
+                "getMessageWaitingIndicator",
+                "getDoNotDisturb",
+                "setForwarding",
+            }
+        ),
+        supported_events=frozenset(
+            {
+                "delivered",
+                "established",
+                "networkReached",
+                "digitsGenerated",
+                "doNotDisturb",
+                "backInService",
+            }
+        ),
+    )
+    assert encode(msg, Edition.ED5) == _canonical(data)
+
+
+def test_features_snapshot_list_is_written_whole() -> None:
+    # SnapshotServList's four components are not OPTIONAL in ECMA-285.
+    out = encode(m.GetCSTAFeaturesResponse(supported_services=frozenset({"snapshotDevice"})))
+    assert (
+        b"<supportedServices><snapshotServList><snapshotCall/><snapshotDevice/>"
+        b"<snapshotCallData/><snapshotDeviceData/></snapshotServList></supportedServices>" in out
+    )
 
 
 # --- editions and namespaces -------------------------------------------------------------------
@@ -577,9 +682,12 @@ def test_error_code_forms() -> None:
 
 def test_error_code_helpers() -> None:
     timeout = m.CSTAErrorCode.timeout()
-    assert timeout.is_timeout
-    assert timeout.value is SystemResourceAvailabilityError.TIMEOUT
+    assert timeout.is_timeout and not timeout.is_out_of_service
+    assert timeout.value is SystemResourceAvailabilityError.RESOURCE_OUT_OF_SERVICE
     assert not m.CSTAErrorCode.operation().is_timeout
+    down = m.CSTAErrorCode.out_of_service()
+    assert down.is_out_of_service and not down.is_timeout
+    assert down.value is SystemResourceAvailabilityError.DEVICE_OUT_OF_SERVICE
     assert m.CSTAErrorCode.security().category is ErrorCategory.SECURITY
     assert m.CSTAErrorCode.state_incompatibility("noActiveCall").value == "noActiveCall"
     assert (
@@ -600,38 +708,31 @@ def test_error_code_helpers() -> None:
         encode(m.CSTAErrorCode(category="bad name", value="x"))
 
 
-def test_all_standard_operation_values_present() -> None:
-    names = {v.value for v in OperationError}
-    for value in [
-        "generic",
-        "requestIncompatibleWithObject",
-        "valueOutOfRange",
-        "objectNotKnown",
-        "invalidCallingDevice",
-        "invalidCalledDevice",
-        "invalidForwardingDestination",
-        "privilegeViolationOnSpecifiedDevice",
-        "privilegeViolationOnCalledDevice",
-        "privilegeViolationOnCallingDevice",
-        "invalidCstaCallIdentifier",
-        "invalidCstaDeviceIdentifier",
-        "invalidCstaConnectionIdentifier",
-        "invalidDestination",
-        "invalidFeature",
-        "invalidAllocationState",
-        "invalidCrossRefId",
-        "invalidObjectType",
-        "securityViolation",
-        "invalidCstaApplicationCorrelator",
-        "invalidAccountCode",
-        "invalidAuthorisationCode",
-        "requestIncompatibleWithCallingDevice",
-        "requestIncompatibleWithCalledDevice",
-        "invalidMessageIdentifier",
-        "messageIdentifierRequired",
-        "mediaIncompatible",
-    ]:
-        assert value in names
+ASN1_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared" / "reference" / "ecma-285-asn1"
+
+
+def _asn1_enumerated(module: str, type_name: str) -> set[str]:
+    text = (ASN1_DIR / module).read_text(encoding="utf-8")
+    body = text[text.index(type_name + " ::= ENUMERATED") :]
+    body = body[body.index("{") : body.index("}")]
+    return {line.split("(")[0].strip(" {\t,") for line in body.splitlines() if "(" in line}
+
+
+@pytest.mark.parametrize(
+    ("asn1_type", "enum_cls"),
+    [
+        ("OperationErrors", OperationError),
+        ("SecurityErrors", SecurityError),
+        ("StateIncompatibilityErrors", StateIncompatibilityError),
+        ("SystemResourceAvailabilityErrors", SystemResourceAvailabilityError),
+        ("SubscribedResourceAvailabilityErrors", SubscribedResourceAvailabilityError),
+        ("PerformanceManagementErrors", PerformanceManagementError),
+        ("PrivateDataInfoErrors", PrivateDataError),
+    ],
+)
+def test_error_values_are_ecma_285(asn1_type: str, enum_cls: type[PassThroughEnum]) -> None:
+    # Read from the ECMA-285 module itself, so a misspelt value cannot hide.
+    assert {v.value for v in enum_cls} == _asn1_enumerated("error-definition.asn1", asn1_type)
     assert {c.value for c in ErrorCategory} == {
         "operation",
         "security",
@@ -642,3 +743,33 @@ def test_all_standard_operation_values_present() -> None:
         "privateData",
         "unspecified",
     }
+
+
+def test_event_causes_are_ecma_285() -> None:
+    assert {c.value for c in EventCause} == _asn1_enumerated("event-cause.asn1", "EventCause")
+
+
+@pytest.mark.parametrize(
+    ("category", "old", "standard"),
+    [
+        ("operation", "invalidCrossRefId", "invalidCrossRefID"),
+        ("operation", "invalidCstaDeviceIdentifier", "invalidDeviceID"),
+        ("operation", "privilegeViolationOnSpecifiedDevice", "privilegeViolationSpecifiedDevice"),
+        ("stateIncompatibility", "invalidConnectionID", "invalidConnectionIDForActiveCall"),
+        ("systemResourceAvailability", "outOfService", "deviceOutOfService"),
+        ("systemResourceAvailability", "timeout", "resourceOutOfService"),
+    ],
+)
+def test_old_error_spellings_decode_to_the_standard(category: str, old: str, standard: str) -> None:
+    data = f"<CSTAErrorCode><{category}>{old}</{category}></CSTAErrorCode>".encode()
+    error = decode(data)
+    assert isinstance(error, m.CSTAErrorCode)
+    assert error.value == standard and isinstance(error.value, PassThroughEnum)
+    assert f"<{category}>{standard}</{category}>".encode() in encode(error)
+
+
+def test_old_event_cause_spellings_decode_to_the_standard() -> None:
+    msg = decode(b"<QueuedEvent><cause>acdBusy</cause></QueuedEvent>")
+    assert isinstance(msg, m.QueuedEvent)
+    assert msg.cause is EventCause.ACD_BUSY
+    assert b"<cause>aCDBusy</cause>" in encode(msg)

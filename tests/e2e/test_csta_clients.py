@@ -99,7 +99,7 @@ async def test_devices_monitors_and_a_call_between_two_phones(harness: Harness) 
     )
     await events_until(client, lambda ev: "RetrievedEvent" in of(ev, xa))
     digits = await client.request(
-        m.GenerateDigits(connection_to_send_digits=a_call, char_to_send="12#")
+        m.GenerateDigits(connection_to_send_digits=a_call, characters_to_send="12#")
     )
     assert isinstance(digits, m.GenerateDigitsResponse)
     await events_until(client, lambda ev: "DigitsGeneratedEvent" in of(ev, xa))

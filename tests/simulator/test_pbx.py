@@ -825,7 +825,6 @@ def test_alternate_call_native_on_generic_phone_and_clear_call() -> None:
         m.CallClearedEvent(
             monitor_cross_ref_id="1",
             cleared_call=ConnectionID("1"),
-            local_connection_info=LCS.NULL,
             cause=EC.NORMAL_CLEARING,
         )
     ]
@@ -833,7 +832,6 @@ def test_alternate_call_native_on_generic_phone_and_clear_call() -> None:
         m.CallClearedEvent(
             monitor_cross_ref_id="1",
             cleared_call=ConnectionID("1"),
-            local_connection_info=LCS.NULL,
             cause=EC.NORMAL_CLEARING,
         )
     ]
@@ -860,7 +858,7 @@ def test_answer_and_retrieve_put_the_other_call_on_hold() -> None:
 def test_generate_digits() -> None:
     s = sim()
     connect_a_to_b(s)
-    ok(s.a, m.GenerateDigits(connection_to_send_digits=cid("1", A), char_to_send="12#"))
+    ok(s.a, m.GenerateDigits(connection_to_send_digits=cid("1", A), characters_to_send="12#"))
     assert ev(s.a) == [
         m.DigitsGeneratedEvent(
             monitor_cross_ref_id="1", connection=cid("1", A), digit_generated_list="12#"
@@ -926,7 +924,7 @@ def _request(phone: SimPhone, kind: int, i: int, j: int, number: str) -> m.CstaR
         m.ConferenceCall(held_call=c1, active_call=c2),
         m.SingleStepTransferCall(active_call=c1, transferred_to=number),
         m.DeflectCall(call_to_be_diverted=c1, new_destination=number),
-        m.GenerateDigits(connection_to_send_digits=c1, char_to_send="5"),
+        m.GenerateDigits(connection_to_send_digits=c1, characters_to_send="5"),
         m.SetDoNotDisturb(device=dev, do_not_disturb_on=bool(i % 2)),
         m.SetForwarding(
             device=dev,

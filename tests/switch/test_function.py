@@ -117,7 +117,7 @@ def test_unknown_device_not_ready_and_timeout_errors() -> None:
     assert "999" in (err.detail or "")
     sf.phone_lost("AAAAAAAAAAAA")
     (err,) = sf.client_request("c1", 2, m.GetDoNotDisturb(device=A_LINE))
-    assert err.message == m.CSTAErrorCode.system_resource_availability("outOfService")
+    assert err.message == m.CSTAErrorCode.out_of_service()
     (tp,) = sf.client_request("c1", 3, m.GetDoNotDisturb(device=B_LINE))
     (err,) = sf.phone_failed(tp.token, m.CSTAErrorCode.timeout())
     assert err.message.is_timeout and err.invoke == 3
@@ -216,7 +216,7 @@ def test_unknown_service_and_monitor_stop_of_other_client() -> None:
     assert err.message == m.CSTAErrorCode.operation("invalidFeature")
     xref, _ = start_monitor(sf, "c1", A_LINE)
     (err,) = sf.client_request("c2", 2, m.MonitorStop(monitor_cross_ref_id=xref))
-    assert err.message == m.CSTAErrorCode.operation("invalidCrossRefId")
+    assert err.message == m.CSTAErrorCode.operation("invalidCrossRefID")
 
 
 OPS = st.lists(

@@ -351,7 +351,10 @@ async def test_phone_timeout_is_504_and_lost_phone_503(
     monkeypatch.setitem(api.server.hub.channels, mac, _Answers(m.CSTAErrorCode.timeout()))
     r = await api.client.post("/api/v1/devices/100/calls", json={"to": "200"})
     assert r.status_code == 504, r.text
-    assert r.json()["csta_error"] == {"category": "systemResourceAvailability", "value": "timeout"}
+    assert r.json()["csta_error"] == {
+        "category": "systemResourceAvailability",
+        "value": "resourceOutOfService",
+    }
     assert r.json()["error"] == f"MakeCall failed: the phone of {A} did not answer MakeCall in time"
     monkeypatch.undo()
 

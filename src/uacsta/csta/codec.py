@@ -37,14 +37,26 @@ from uacsta.csta.messages import (
     MESSAGE_CLASSES,
     CSTAErrorCode,
     CstaMessage,
+    DeflectCall,
     UnknownMessage,
     response_class_for,
 )
-from uacsta.csta.types import ConnectionID, DeviceIdentifier, PassThroughEnum
+from uacsta.csta.types import (
+    SUBJECT_DEVICE,
+    ConnectionID,
+    DeviceChoice,
+    DeviceIdentifier,
+    PassThroughEnum,
+    aliases_of,
+)
 from uacsta.csta.xmlparse import parse_document
 
 __all__ = [
+    "FEATURE_EVENTS",
+    "FEATURE_SERVICES",
     "MESSAGE_CLASSES",
+    "MONITOR_FILTER_EVENTS",
+    "Dialect",
     "Edition",
     "decode",
     "decode_with_edition",
@@ -104,7 +116,13 @@ _INVALID_RE: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U00
 _INT_RE: Final = re.compile(r"[+-]?[0-9]{1,18}")
 _TRUE: Final = frozenset({"true", "1"})
 _FALSE: Final = frozenset({"false", "0"})
-_DEVICE_ID_NAMES: Final = frozenset({"deviceIdentifier", "deviceID"})
+
+
+class _Absent:
+    """What a converter returns for an empty optional element: the field stays unset."""
+
+
+_ABSENT: Final = _Absent()
 
 
 def _escape(text: str) -> str:
@@ -127,8 +145,15 @@ def _text(el: etree._Element) -> str:
     return "" if text is None else text.strip(_XML_WS)
 
 
-def _dec_bool(el: etree._Element) -> bool:
+def _is_empty(el: etree._Element, text: str) -> bool:
+    return not text and not len(el)
+
+
+# Empty elements: <ringCount></ringCount> (BroadWorks' SetForwarding, phones) means "absent".
+def _dec_bool(el: etree._Element) -> bool | _Absent:
     text = _text(el)
+    if _is_empty(el, text):
+        return _ABSENT
     if text in _TRUE:
         return True
     if text in _FALSE:
@@ -136,8 +161,10 @@ def _dec_bool(el: etree._Element) -> bool:
     raise CstaDecodeError(f"<{_local(el.tag)}> is not a boolean: {text[:40]!r}")
 
 
-def _dec_int(el: etree._Element) -> int:
+def _dec_int(el: etree._Element) -> int | _Absent:
     text = _text(el)
+    if _is_empty(el, text):
+        return _ABSENT
     if _INT_RE.fullmatch(text) is None:
         raise CstaDecodeError(f"<{_local(el.tag)}> is not an integer: {text[:40]!r}")
     return int(text)
@@ -158,37 +185,48 @@ def _dec_conn(el: etree._Element) -> ConnectionID:
     return ConnectionID(call_id, device_id)
 
 
+_DEVICE_ID_CHILDREN: Final = frozenset({"device", "deviceIdentifier", "deviceID"})
+
+
+def _dec_device_id(el: etree._Element) -> str:
+    """A DeviceID: the element's text, or the text of a ``device``/``deviceIdentifier`` child
+    (Yealink writes DeflectCall's target as ``<newDestination><device>X</device>``)."""
+    text = _text(el)
+    if text or not len(el):
+        return text
+    for child in el:
+        tag = child.tag
+        if tag.__class__ is str and tag[tag.find("}") + 1 :] in _DEVICE_ID_CHILDREN:
+            return _text(child)
+    return text
+
+
 _DEVICE_KINDS: Final[dict[str, Any]] = {
     "notKnown": "notKnown",
     "notRequired": "notRequired",
+    "notSpecified": "notSpecified",
     "restricted": "restricted",
 }
 
 
-def _dec_device(el: etree._Element) -> DeviceIdentifier:
-    for child in el:
-        tag = child.tag
-        if tag.__class__ is not str:
-            continue
-        name = tag[tag.find("}") + 1 :]
-        if name in _DEVICE_ID_NAMES:
-            return DeviceIdentifier(_text(child))
-        kind = _DEVICE_KINDS.get(name)
-        if kind is not None:
-            return DeviceIdentifier(None, kind)
-    # Some phones send the identifier as plain text: <device>sip:...</device>.
-    return DeviceIdentifier(_text(el) or None)
+def _device_decoder(choice: DeviceChoice) -> Callable[[etree._Element], DeviceIdentifier]:
+    value_names = frozenset((choice.value_tag, *choice.value_aliases))
 
+    def decode_device(el: etree._Element) -> DeviceIdentifier:
+        for child in el:
+            tag = child.tag
+            if tag.__class__ is not str:
+                continue
+            name = tag[tag.find("}") + 1 :]
+            if name in value_names:
+                return DeviceIdentifier(_text(child))
+            kind = _DEVICE_KINDS.get(name)
+            if kind is not None:
+                return DeviceIdentifier(None, kind)
+        # Some phones send the identifier as plain text: <device>sip:...</device>.
+        return DeviceIdentifier(_text(el) or None)
 
-def _dec_flags(el: etree._Element) -> frozenset[str]:
-    names = set()
-    for child in el.iter():
-        if child is el or len(child) or child.tag.__class__ is not str:
-            continue
-        text = _text(child)
-        if text in _TRUE:
-            names.add(_local(child.tag))
-    return frozenset(names)
+    return decode_device
 
 
 def _dec_extensions(el: etree._Element) -> bytes:
@@ -233,113 +271,606 @@ def _enc_conn(value: ConnectionID) -> str:
     return out
 
 
-def _enc_device(value: DeviceIdentifier) -> str:
-    if value.kind != "deviceIdentifier":
-        return "<" + value.kind + "/>"
-    if value.value is None:
-        return ""
-    if not value.value:
-        return "<deviceIdentifier/>"
-    return "<deviceIdentifier>" + _escape(value.value) + "</deviceIdentifier>"
+def _device_encoder(choice: DeviceChoice) -> Callable[[DeviceIdentifier], str]:
+    tag = choice.value_tag
+    open_tag, close_tag, empty_tag = f"<{tag}>", f"</{tag}>", f"<{tag}/>"
+    empties = {kind: f"<{kind}/>" for kind in choice.empty}
+
+    def encode_device(value: DeviceIdentifier) -> str:
+        if value.kind != "deviceIdentifier":
+            # An alternative this CHOICE lacks (notRequired in a SubjectDeviceID) is not known.
+            return empties.get(value.kind, "<notKnown/>")
+        if value.value is None:
+            return ""
+        if not value.value:
+            return empty_tag
+        return open_tag + _escape(value.value) + close_tag
+
+    return encode_device
 
 
-# Categories used when encoding capability flags (ECMA-323 GetCSTAFeaturesResponse); decoding
-# does not depend on them.
-_SERVICE_CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
-    "capabilityExchangeServices": (
-        "getCSTAFeatures",
-        "getLogicalDeviceInformation",
-        "getPhysicalDeviceInformation",
-        "getSwitchingFunctionDevices",
+# --- capability and filter flags ---------------------------------------------------------------
+#
+# The tables below are the ECMA-285 ASN.1, in its order: GetCSTAFeatureResult's category lists
+# (CSTA-get-csta-features-service, each list a SEQUENCE of per-service BIT STRINGs in
+# CSTA-capability-exchange) and MonitorFilter's wrappers (CSTA-status-reporting, each a BIT
+# STRING of CSTA-application-context-information-csta3).
+
+_FEATURE_SERVICE_LISTS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    (
+        "capExchangeServList",
+        (
+            "getCSTAFeatures",
+            "getLogicalDeviceInformation",
+            "getPhysicalDeviceInformation",
+            "getSwitchingFunctionCaps",
+            "getSwitchingFunctionDevices",
+            "switchingFunctionDevices",
+        ),
     ),
-    "systemServices": (
-        "requestSystemStatus",
-        "systemRegister",
-        "systemRegisterCancel",
-        "systemStatus",
-        "swFunctionDevicesChanged",
-        "switchingFunctionDevices",
+    (
+        "systemStatServList",
+        (
+            "changeSystemStatusFilter",
+            "systemRegister",
+            "systemStatusRegisterAbort",
+            "systemStatusRegisterCancel",
+            "requestSystemStatus",
+            "systemStatus",
+            "swFunctionCapsChanged",
+            "swFunctionDevicesChanged",
+            "getRegistrations",
+            "registrationInfo",
+        ),
     ),
-    "monitoringServices": ("monitorStart", "monitorStop"),
-    "snapshotServices": ("snapshotCall", "snapshotDevice"),
-    "callControlServices": (
-        "alternateCall",
-        "answerCall",
-        "clearCall",
-        "clearConnection",
-        "conferenceCall",
-        "consultationCall",
-        "deflectCall",
-        "dialDigits",
-        "directedPickupCall",
-        "holdCall",
-        "makeCall",
-        "reconnectCall",
-        "retrieveCall",
-        "singleStepConferenceCall",
-        "singleStepTransferCall",
-        "transferCall",
+    (
+        "monitoringServList",
+        (
+            "changeMonitorFilter",
+            "monitorStart",
+            "monitorStop",
+            "getMonitors",
+            "monitorInfo",
+        ),
     ),
-    "callAssociatedServices": ("generateDigits",),
-    "physicalDeviceServices": ("getMessageWaitingIndicator", "setMessageWaitingIndicator"),
-    "logicalDeviceServices": (
-        "getDoNotDisturb",
-        "getForwarding",
-        "setDoNotDisturb",
-        "setForwarding",
+    (
+        "snapshotServList",
+        (
+            "snapshotCall",
+            "snapshotDevice",
+            "snapshotCallData",
+            "snapshotDeviceData",
+        ),
     ),
+    (
+        "callControlServList",
+        (
+            "acceptCall",
+            "alternateCall",
+            "answerCall",
+            "callBack",
+            "callBackMessage",
+            "campOnCall",
+            "clearCall",
+            "clearConnection",
+            "conferenceCall",
+            "consultationCall",
+            "deflectCall",
+            "dialDigits",
+            "directedPickupCall",
+            "groupPickupCall",
+            "holdCall",
+            "intrudeCall",
+            "joinCall",
+            "makeCall",
+            "makeConnection",
+            "makePredictiveCall",
+            "parkCall",
+            "reconnectCall",
+            "retrieveCall",
+            "sendMessage",
+            "singleStepConference",
+            "singleStepTransfer",
+            "transferCall",
+        ),
+    ),
+    (
+        "callAssociatedServList",
+        (
+            "associateData",
+            "cancelTelephonyTones",
+            "changeConnectionInformation",
+            "generateDigits",
+            "generateTelephonyTones",
+            "sendUserInformation",
+        ),
+    ),
+    (
+        "mediaServList",
+        (
+            "attachMediaService",
+            "detachMediaService",
+        ),
+    ),
+    (
+        "routeingServList",
+        (
+            "routeRegister",
+            "routeRegisterCancel",
+            "routeRegisterAbort",
+            "reRoute",
+            "routeEnd",
+            "routeReject",
+            "routeRequest",
+            "routeSelect",
+            "routeUsed",
+        ),
+    ),
+    (
+        "physDevServList",
+        (
+            "buttonPress",
+            "getAuditoryApparatusInfo",
+            "getButtonInformation",
+            "getDisplay",
+            "getHookSwitchStatus",
+            "getLampInfo",
+            "getLampMode",
+            "getMessageWaitingIndicator",
+            "getMicrophoneGain",
+            "getMicrophoneMute",
+            "getRingerStatus",
+            "getSpeakerMute",
+            "getSpeakerVolume",
+            "setButtonInformation",
+            "setDisplay",
+            "setHookSwitchStatus",
+            "setLampMode",
+            "setMessageWaitingIndicator",
+            "setMicrophoneGain",
+            "setMicrophoneMute",
+            "setRingerStatus",
+            "setSpeakerMute",
+            "setSpeakerVolume",
+        ),
+    ),
+    (
+        "logicalServList",
+        (
+            "callBackNonCallRel",
+            "callBackMsgNonCallRel",
+            "cancelCallBack",
+            "cancelCallBackMsg",
+            "getAgentState",
+            "getAutoAnswer",
+            "getAutoWorkMode",
+            "getCallerIDStatus",
+            "getCallBack",
+            "getDoNotDisturb",
+            "getForwarding",
+            "getLastNumberDialed",
+            "getPresenceState",
+            "getRouteingMode",
+            "setAgentState",
+            "setAutoAnswer",
+            "setAutoWorkMode",
+            "setCallerIDStatus",
+            "setDoNotDisturb",
+            "setForwarding",
+            "setPresenceState",
+            "setRouteingMode",
+        ),
+    ),
+    (
+        "iOServicesServList",
+        (
+            "ioRegister",
+            "ioRegisterAbort",
+            "ioRegisterCancel",
+            "dataPathResumed",
+            "dataPathSuspended",
+            "fastData",
+            "resumeDataPath",
+            "sendBroadcastData",
+            "sendData",
+            "sendMulticastData",
+            "startDataPath",
+            "stopDataPath",
+            "suspendDataPath",
+        ),
+    ),
+    (
+        "dataCollectionServList",
+        (
+            "dataCollected",
+            "dataCollectionResumed",
+            "dataCollectionSuspended",
+            "resumeDataCollection",
+            "startDataCollection",
+            "stopDataCollection",
+            "suspendDataCollection",
+        ),
+    ),
+    (
+        "voiceServList",
+        (
+            "activate",
+            "clear",
+            "deactivate",
+            "concatenateMsg",
+            "deleteMsg",
+            "queue",
+            "playMsg",
+            "queryVoiceAttrib",
+            "recordMsg",
+            "reposition",
+            "resume",
+            "review",
+            "start",
+            "setVoiceAttrib",
+            "stop",
+            "suspend",
+            "synthesizeMsg",
+        ),
+    ),
+    (
+        "cDRServList",
+        (
+            "cdrNotification",
+            "cdrReport",
+            "sendStoredCDRs",
+            "startCDRTransmission",
+            "stopCDRTransmission",
+        ),
+    ),
+    (
+        "vendorSpecificServList",
+        (
+            "escapeRegister",
+            "escapeRegisterCancel",
+            "escapeRegisterAbort",
+            "escape",
+            "privateDataVersionSelection",
+        ),
+    ),
+    (
+        "locationServicesServList",
+        (
+            "getLocationInformation",
+            "setLocationInformation",
+            "locationTrackingSessionResumed",
+            "locationTrackingSessionSuspended",
+            "resumeLocationTrackingSession",
+            "locationInformationReport",
+            "startLocationTrackingSession",
+            "stopLocationTrackingSession",
+            "suspendLocationTrackingSession",
+            "getLocationTrackingCapabilities",
+            "getLocationTrackingSessions",
+            "locationSessionInfo",
+        ),
+    ),
+)
+_FEATURE_EVENT_LISTS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    (
+        "callControlEvtsList",
+        (
+            "bridged",
+            "callCleared",
+            "conferenced",
+            "connectionCleared",
+            "delivered",
+            "digitsDialed",
+            "diverted",
+            "established",
+            "failed",
+            "held",
+            "netwCapsChanged",
+            "netwReached",
+            "offered",
+            "originated",
+            "queued",
+            "retrieved",
+            "serviceInitiated",
+            "transferred",
+        ),
+    ),
+    (
+        "callAssociatedEvtsList",
+        (
+            "callInformation",
+            "charging",
+            "digitsGenerated",
+            "telephonyTonesGenerated",
+            "serviceCompletionFailure",
+        ),
+    ),
+    (
+        "mediaEvtsList",
+        (
+            "mediaAttached",
+            "mediaDetached",
+        ),
+    ),
+    (
+        "physDevEvtsList",
+        (
+            "buttonInformation",
+            "buttonPress",
+            "displayUpdated",
+            "hookswitch",
+            "lampMode",
+            "messageWaiting",
+            "microphoneGain",
+            "microphoneMute",
+            "ringerStatus",
+            "speakerMute",
+            "speakerVolume",
+        ),
+    ),
+    (
+        "logicalEvtsList",
+        (
+            "agentBusy",
+            "agentLoggedOff",
+            "agentLoggedOn",
+            "agentNotReady",
+            "agentReady",
+            "agentWorkingAfterCall",
+            "autoAnswer",
+            "autoWorkMode",
+            "callBack",
+            "callBackMessage",
+            "callerIDStatus",
+            "doNotDisturb",
+            "forwarding",
+            "presenceState",
+            "routeingMode",
+        ),
+    ),
+    (
+        "deviceMaintEvtsList",
+        (
+            "backInService",
+            "deviceCapsChanged",
+            "outOfService",
+            "partiallyInService",
+        ),
+    ),
+    (
+        "voiceEvtsList",
+        (
+            "bookmarkReached",
+            "completed",
+            "dtmfDetected",
+            "emptied",
+            "interruptionDetected",
+            "notRecognized",
+            "play",
+            "record",
+            "recognized",
+            "review",
+            "started",
+            "silenceTimeoutExpired",
+            "speechDetected",
+            "stop",
+            "suspendPlay",
+            "suspendRecord",
+            "voiceAttribChanged",
+            "voiceErrorOccured",
+        ),
+    ),
+    ("vendorSpecificEvtsList", ("privateEvent",)),
+)
+_MONITOR_FILTER: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
+    (
+        "callControl",
+        (
+            "bridged",
+            "callCleared",
+            "conferenced",
+            "connectionCleared",
+            "delivered",
+            "digitsDialed",
+            "diverted",
+            "established",
+            "failed",
+            "held",
+            "networkCapabilitiesChanged",
+            "networkReached",
+            "offered",
+            "originated",
+            "queued",
+            "retrieved",
+            "serviceInitiated",
+            "transferred",
+        ),
+    ),
+    (
+        "callAssociated",
+        (
+            "callInformation",
+            "charging",
+            "dTMFDigitsDetected",
+            "telephonyTonesDetected",
+            "serviceCompletionFailure",
+        ),
+    ),
+    (
+        "mediaAttachment",
+        (
+            "mediaAttached",
+            "mediaDetached",
+        ),
+    ),
+    (
+        "physicalDeviceFeature",
+        (
+            "buttonInformation",
+            "buttonPress",
+            "displayUpdated",
+            "hookswitch",
+            "lampMode",
+            "messageWaiting",
+            "microphoneGain",
+            "microphoneMute",
+            "ringerStatus",
+            "speakerMute",
+            "speakerVolume",
+        ),
+    ),
+    (
+        "logicalDeviceFeature",
+        (
+            "agentBusy",
+            "agentLoggedOn",
+            "agentLoggedOff",
+            "agentNotReady",
+            "agentReady",
+            "agentWorkingAfterCall",
+            "autoAnswer",
+            "autoWorkMode",
+            "callBack",
+            "callBackMessage",
+            "callerIDStatus",
+            "doNotDisturb",
+            "forwarding",
+            "presenceState",
+            "routeingMode",
+        ),
+    ),
+    (
+        "maintenance",
+        (
+            "backInService",
+            "deviceCapabilityChanged",
+            "outOfService",
+            "partiallyInService",
+        ),
+    ),
+    (
+        "voiceUnit",
+        (
+            "bookmarkReached",
+            "completed",
+            "dtmfDetected",
+            "emptied",
+            "interruptionDetected",
+            "notRecognized",
+            "play",
+            "recognized",
+            "record",
+            "review",
+            "started",
+            "silenceTimeoutExpired",
+            "speechDetected",
+            "stop",
+            "suspendPlay",
+            "suspendRecord",
+            "voiceAttributesChange",
+            "voiceErrorOccured",
+        ),
+    ),
+    ("private", ("privateEvent",)),
+)
+
+# uacsta names services and events by their message (``singleStepTransferCall``,
+# ``networkReached``); where a capability list's flag is spelled otherwise, this maps the flag.
+_FEATURE_FLAG_ALIASES: Final[dict[str, str]] = {
+    "singleStepConference": "singleStepConferenceCall",
+    "singleStepTransfer": "singleStepTransferCall",
+    "systemStatusRegisterAbort": "systemRegisterAbort",
+    "systemStatusRegisterCancel": "systemRegisterCancel",
+    "getSwitchingFunctionCaps": "getSwitchingFunctionCapabilities",
+    "netwCapsChanged": "networkCapabilitiesChanged",
+    "netwReached": "networkReached",
+    "deviceCapsChanged": "deviceCapabilitiesChanged",
 }
-_EVENT_CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
-    "callControlEvents": (
-        "callCleared",
-        "conferenced",
-        "connectionCleared",
-        "delivered",
-        "digitsDialed",
-        "diverted",
-        "established",
-        "failed",
-        "held",
-        "networkCapabilitiesChanged",
-        "networkReached",
-        "offered",
-        "originated",
-        "queued",
-        "retrieved",
-        "serviceInitiated",
-        "transferred",
-    ),
-    "callAssociatedEvents": ("digitsGenerated",),
-    "physicalDeviceFeatureEvents": ("messageWaiting",),
-    "logicalDeviceFeatureEvents": ("doNotDisturb", "forwarding"),
-    "deviceMaintenanceEvents": ("backInService", "outOfService"),
-}
+
+_Lists = tuple[tuple[str, tuple[str, ...]], ...]
+
+# SnapshotServList is the one list whose components are not OPTIONAL: written whole.
+_MANDATORY_LISTS: Final = frozenset({"snapshotServList"})
 
 
-def _flags_encoder(categories: dict[str, tuple[str, ...]]) -> Callable[[frozenset[str]], str]:
-    category_of = {name: cat for cat, names in categories.items() for name in names}
-    order = list(categories)
+def _list_names(lists: _Lists, aliases: dict[str, str]) -> frozenset[str]:
+    return frozenset(aliases.get(flag, flag) for _, flags in lists for flag in flags)
 
-    def encode_flags(value: frozenset[str]) -> str:
-        grouped: dict[str, list[str]] = {}
-        loose: list[str] = []
-        for name in sorted(value):
-            if not _is_xml_name(name):
-                raise ValueError(f"{name!r} is not an XML element name")
-            cat = category_of.get(name)
-            if cat is None:
-                loose.append(name)
-            else:
-                grouped.setdefault(cat, []).append(name)
-        parts = []
-        for cat in order:
-            names = grouped.get(cat)
-            if names:
-                parts.append(f"<{cat}>" + "".join(f"<{n}>true</{n}>" for n in names) + f"</{cat}>")
-        parts.extend(f"<{n}>true</{n}>" for n in loose)
+
+#: Every service name GetCSTAFeaturesResponse can carry (uacsta's names, see above).
+FEATURE_SERVICES: Final = _list_names(_FEATURE_SERVICE_LISTS, _FEATURE_FLAG_ALIASES)
+#: Every event name GetCSTAFeaturesResponse can carry.
+FEATURE_EVENTS: Final = _list_names(_FEATURE_EVENT_LISTS, _FEATURE_FLAG_ALIASES)
+#: Every event flag a MonitorFilter can carry.
+MONITOR_FILTER_EVENTS: Final = _list_names(_MONITOR_FILTER, {})
+
+
+def _lists_encoder(lists: _Lists, aliases: dict[str, str], *, bits: bool) -> Callable[[Any], str]:
+    """Writes a name set as ``<list><flag/>...`` (a capability list: each service or event is a
+    BIT STRING of its options, present when supported) or, with ``bits``, as
+    ``<wrapper><flag>true</flag>...`` (a BIT STRING). Lists and flags in ASN.1 order; names
+    without a flag in the standard are left out (the standard has no place for them)."""
+
+    def flag_xml(flag: str) -> str:
+        return f"<{flag}>true</{flag}>" if bits else f"<{flag}/>"
+
+    compiled = [
+        (
+            f"<{name}>",
+            f"</{name}>",
+            [(aliases.get(flag, flag), flag_xml(flag)) for flag in flags],
+            name in _MANDATORY_LISTS,
+        )
+        for name, flags in lists
+    ]
+
+    def encode_lists(value: frozenset[str]) -> str:
+        parts: list[str] = []
+        for open_tag, close_tag, flags, mandatory in compiled:
+            inner = [text for name, text in flags if name in value]
+            if inner:
+                if mandatory:  # every component is mandatory once the list is there
+                    inner = [text for _, text in flags]
+                parts.append(open_tag + "".join(inner) + close_tag)
         return "".join(parts)
 
-    return encode_flags
+    return encode_lists
+
+
+def _lists_decoder(aliases: dict[str, str]) -> Callable[[etree._Element], frozenset[str]]:
+    """Reads ``<list><flag/>...`` (each element present is a supported service or event,
+    unless it says ``false``) and the older ``<name>true</name>`` leaves at any depth."""
+
+    def decode_lists(el: etree._Element) -> frozenset[str]:
+        names: set[str] = set()
+        for category in el:
+            if category.tag.__class__ is not str:
+                continue
+            if not len(category):
+                if _text(category) in _TRUE:
+                    names.add(_local(category.tag))
+                continue
+            for flag in category:
+                if flag.tag.__class__ is not str or _text(flag) in _FALSE:
+                    continue
+                name = _local(flag.tag)
+                names.add(aliases.get(name, name))
+        return frozenset(names)
+
+    return decode_lists
+
+
+def _true_leaves(el: etree._Element) -> list[etree._Element]:
+    return [
+        leaf
+        for leaf in el.iter()
+        if leaf is not el and leaf.tag.__class__ is str and not len(leaf) and _text(leaf) in _TRUE
+    ]
+
+
+def _dec_flags(el: etree._Element) -> frozenset[str]:
+    """A MonitorFilter (or any BIT STRING): the names of its true leaves, at any depth."""
+    return frozenset(_local(leaf.tag) for leaf in _true_leaves(el))
 
 
 _NAME_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
@@ -378,11 +909,14 @@ def _camel(name: str) -> str:
     return words[0] + "".join(special.get(w, w.capitalize()) for w in words[1:])
 
 
-def _enum_decoder(enum_cls: type[PassThroughEnum]) -> Callable[[etree._Element], str]:
+def _enum_decoder(enum_cls: type[PassThroughEnum]) -> Callable[[etree._Element], Any]:
     members: dict[str, str] = {m.value: m for m in enum_cls}
+    members.update({old: enum_cls(new) for old, new in aliases_of(enum_cls).items()})
 
-    def decode_enum(el: etree._Element) -> str:
+    def decode_enum(el: etree._Element) -> str | _Absent:
         text = _text(el)
+        if _is_empty(el, text):
+            return _ABSENT
         return members.get(text, text)
 
     return decode_enum
@@ -416,12 +950,20 @@ def _field_kind(hint: Any) -> tuple[str, Any]:
 
 
 _SIMPLE: Final[dict[str, tuple[Callable[[etree._Element], Any], Callable[[Any], str]]]] = {
-    "text": (_text, _enc_text),
+    "text": (_dec_device_id, _enc_text),
     "bool": (_dec_bool, _enc_bool),
     "int": (_dec_int, _enc_int),
     "conn": (_dec_conn, _enc_conn),
-    "device": (_dec_device, _enc_device),
 }
+
+# Wrappers that are an ASN.1 CHOICE: only the first of their fields that has a value is written.
+_CHOICE_WRAPPERS: Final = frozenset({"crossRefIDorSnapshotData", "localCallState", "monitorObject"})
+
+_FEATURES_ENCODERS: Final = {
+    "supported_services": _lists_encoder(_FEATURE_SERVICE_LISTS, _FEATURE_FLAG_ALIASES, bits=False),
+    "supported_events": _lists_encoder(_FEATURE_EVENT_LISTS, _FEATURE_FLAG_ALIASES, bits=False),
+}
+_FILTER_ENCODER: Final = _lists_encoder(_MONITOR_FILTER, {}, bits=True)
 
 
 class _Spec:
@@ -450,7 +992,10 @@ class _Spec:
                     raise TypeError(f"{cls.__name__}.{f.name}: list fields need an item name")
                 sub = _spec_for(arg)
                 list_attrs.append(f.name)
-                item_plan: _Plan = {item: (_APPEND, f.name, sub.decode_struct)}
+                item_plan: _Plan = {
+                    name: (_APPEND, f.name, sub.decode_struct)
+                    for name in (item, *meta.get("item_aliases", ()))
+                }
                 for name in names:
                     plan[name] = (_WRAP, item_plan, None)
                 item_tags = (f"<{item}>", f"</{item}>", f"<{item}/>")
@@ -464,10 +1009,13 @@ class _Spec:
             elif kind == "enum":
                 dec, enc = _enum_decoder(arg), _enc_text
             elif kind == "flags":
-                cats = _EVENT_CATEGORIES if "event" in f.name else _SERVICE_CATEGORIES
-                if "filter" in f.name:
-                    cats = {}
-                dec, enc = _dec_flags, _flags_encoder(cats)
+                if f.name in _FEATURES_ENCODERS:
+                    dec, enc = _lists_decoder(_FEATURE_FLAG_ALIASES), _FEATURES_ENCODERS[f.name]
+                else:
+                    dec, enc = _dec_flags, _FILTER_ENCODER
+            elif kind == "device":
+                choice = meta.get("choice") or SUBJECT_DEVICE
+                dec, enc = _device_decoder(choice), _device_encoder(choice)
             else:
                 dec, enc = _SIMPLE[kind]
             for name in names:
@@ -486,7 +1034,8 @@ class _Spec:
             plan = node[1]
             group = next((op for op in ops if op[0] == _GROUP and op[3] == f"<{wrapper}>"), None)
             if group is None:
-                group = (_GROUP, None, [], f"<{wrapper}>", f"</{wrapper}>")
+                is_choice = wrapper in _CHOICE_WRAPPERS
+                group = (_GROUP, None, [], f"<{wrapper}>", f"</{wrapper}>", is_choice)
                 ops.append(group)
             ops = group[2]
         return plan, ops
@@ -519,7 +1068,9 @@ def _fill(el: etree._Element, plan: _Plan, values: dict[str, Any]) -> None:
             continue  # unknown elements are ignored (tolerant decoding)
         mode, target, conv = node
         if mode == _SET:
-            values[target] = conv(child)
+            value = conv(child)
+            if value is not _ABSENT:
+                values[target] = value
         elif mode == _APPEND:
             found = values.get(target)
             if found is None:
@@ -562,12 +1113,20 @@ def _emit(obj: Any, ops: _Ops, parts: list[str]) -> None:
         elif kind == _FLAGS:
             value = getattr(obj, op[1])
             if value:
-                parts.append(op[3])
-                parts.append(op[2](value))
-                parts.append(op[4])
+                inner = op[2](value)
+                if inner:
+                    parts.append(op[3])
+                    parts.append(inner)
+                    parts.append(op[4])
         else:
             sub: list[str] = []
-            _emit(obj, op[2], sub)
+            if op[5]:  # a CHOICE: the first alternative with a value
+                for alternative in op[2]:
+                    _emit(obj, [alternative], sub)
+                    if sub:
+                        break
+            else:
+                _emit(obj, op[2], sub)
             if sub:
                 parts.append(op[3])
                 parts.extend(sub)
@@ -617,7 +1176,8 @@ def _encode_error(message: CSTAErrorCode) -> str:
     category = str(message.category)
     if not _is_xml_name(category):
         raise ValueError(f"{category!r} is not an XML element name")
-    if message.value is None or message.value == "":
+    # UnspecifiedErrors is NULL: whatever value a peer put there, the element is empty.
+    if message.value is None or message.value == "" or category == "unspecified":
         return f"<{category}/>"
     return f"<{category}>{_escape(message.value)}</{category}>"
 
@@ -629,10 +1189,26 @@ _DECODERS: dict[str, _Decoder] = {}
 _ENCODERS: dict[type[CstaMessage], tuple[str, Callable[[Any], str]]] = {}
 
 
+def _merge_private_data(extensions: bytes | None, private_data: list[bytes]) -> bytes:
+    """``privateData`` found directly under the root (a hosted PBX API puts it there) moved
+    into ``extensions``, where ECMA-323 has it, so relays keep it and write it in place."""
+    if extensions is None:
+        return b"<extensions>" + b"".join(private_data) + b"</extensions>"
+    wrapper = etree.fromstring(extensions, _PARSER_FOR_OWN_BYTES)
+    for item in private_data:
+        wrapper.append(etree.fromstring(item, _PARSER_FOR_OWN_BYTES))
+    return etree.tostring(wrapper, encoding="UTF-8", xml_declaration=False)
+
+
+# Re-reads bytes this module produced from an already parsed, bounded document.
+_PARSER_FOR_OWN_BYTES: Final = etree.XMLParser(resolve_entities=False, no_network=True)
+
+
 def _message_decoder(spec: _Spec) -> _Decoder:
     cls = spec.cls
     plan = dict(spec.plan)
     plan["extensions"] = (_SET, "extensions", _dec_extensions)
+    plan.setdefault("privateData", (_APPEND, "\0privateData", _dec_extensions))
     list_attrs = spec.list_attrs
 
     def decode_message(root: etree._Element) -> CstaMessage:
@@ -642,6 +1218,9 @@ def _message_decoder(spec: _Spec) -> _Decoder:
             found = values.get(attr)
             if found is not None:
                 values[attr] = tuple(found)
+        private_data = values.pop("\0privateData", None)
+        if private_data is not None:
+            values["extensions"] = _merge_private_data(values.get("extensions"), private_data)
         message: CstaMessage = cls(**values)
         return message
 
@@ -662,6 +1241,44 @@ def _register() -> None:
 
 
 _register()
+
+
+class Dialect(enum.Enum):
+    """A vendor's form of a message, for devices that read only that form.
+
+    The standard form is written when no dialect is given (or the dialect has no form of its
+    own for the message); decoding always accepts every known form.
+    """
+
+    #: Yealink firmware reads DeflectCall's target as ``<newDestination><device>X</device>``.
+    YEALINK = "yealink"
+
+
+def _with_leaf_form(
+    cls: type[CstaMessage], attr: str, head: str, tail: str
+) -> Callable[[Any], str]:
+    """``cls``'s standard encoder, but ``attr`` written as ``head`` + value + ``tail``."""
+    spec = _spec_for(cls)
+    ops = [
+        (op[0], op[1], op[2], head, tail, head + tail) if op[0] == _LEAF and op[1] == attr else op
+        for op in spec.ops
+    ]
+    if ops == spec.ops:
+        raise TypeError(f"{cls.__name__} has no leaf field {attr!r}")
+
+    def encode_inner(obj: Any) -> str:
+        parts: list[str] = []
+        _emit(obj, ops, parts)
+        return "".join(parts)
+
+    return encode_inner
+
+
+_DIALECT_ENCODERS: Final[dict[tuple[Dialect, type[CstaMessage]], Callable[[Any], str]]] = {
+    (Dialect.YEALINK, DeflectCall): _with_leaf_form(
+        DeflectCall, "new_destination", "<newDestination><device>", "</device></newDestination>"
+    ),
+}
 
 
 def decode_with_edition(data: bytes) -> tuple[CstaMessage, Edition]:
@@ -697,10 +1314,14 @@ def decode(data: bytes) -> CstaMessage:
 _XML_DECL: Final = '<?xml version="1.0" encoding="UTF-8"?>'
 
 
-def encode(message: CstaMessage, edition: Edition = Edition.ED3) -> bytes:
+def encode(
+    message: CstaMessage, edition: Edition = Edition.ED3, *, dialect: Dialect | None = None
+) -> bytes:
     """Encode a message as a UTF-8 document in ``edition``'s namespace.
 
-    :class:`UnknownMessage` is returned as the bytes it was decoded from.
+    ``dialect`` asks for a vendor's form where the vendor's devices need one (see
+    :class:`Dialect`); otherwise the ECMA-323 form is written. :class:`UnknownMessage` is
+    returned as the bytes it was decoded from.
     """
     if isinstance(message, UnknownMessage):
         return message.xml
@@ -708,6 +1329,8 @@ def encode(message: CstaMessage, edition: Edition = Edition.ED3) -> bytes:
         name, encode_inner = _ENCODERS[type(message)]
     except KeyError:
         raise TypeError(f"{type(message).__name__} is not a registered CSTA message") from None
+    if dialect is not None:
+        encode_inner = _DIALECT_ENCODERS.get((dialect, type(message)), encode_inner)
     body = encode_inner(message)
     extensions = message.extensions
     if extensions is not None:

@@ -20,17 +20,26 @@ from typing import ClassVar
 
 from uacsta.csta.errorcodes import ErrorCategory, coerce_error_value
 from uacsta.csta.types import (
+    REDIRECTION_DEVICE,
+    AppearanceType,
     AutoOriginate,
     ConnectionID,
     ConnectionListItem,
     DeviceCategory,
     DeviceEntry,
     DeviceIdentifier,
+    DigitMode,
     EventCause,
+    ForwardDefault,
     ForwardingType,
     ForwardListItem,
     LocalConnectionState,
+    MonitorType,
+    ParticipationType,
     PassThroughEnum,
+    ProgressDescription,
+    ProgressLocation,
+    ReqDeviceCategory,
     SnapshotCallResponseInfo,
     SnapshotDeviceResponseInfo,
     SystemStatusValue,
@@ -85,8 +94,9 @@ class UnknownMessage(CstaMessage):
 class CSTAErrorCode(CstaResponse):
     """Negative response: ``<CSTAErrorCode><category>value</category></CSTAErrorCode>``.
 
-    ``value`` is the category's enum member when known, else the string the peer sent
-    (snom: ``invalidDeviceID``, sent as an empty element), or ``None`` for ``<unspecified/>``.
+    ``value`` is the category's enum member when known (old spellings map to the ECMA-285
+    value), else the string the peer sent, or ``None`` for ``<unspecified/>``. snom sends the
+    value as an empty element (``<operation><invalidDeviceID/></operation>``).
     """
 
     category: ErrorCategory | str = ErrorCategory.UNSPECIFIED
@@ -131,13 +141,28 @@ class CSTAErrorCode(CstaResponse):
 
     @classmethod
     def timeout(cls) -> CSTAErrorCode:
-        """What uacsta answers when a phone never responds in time."""
-        return cls.of(ErrorCategory.SYSTEM_RESOURCE_AVAILABILITY, "timeout")
+        """What uacsta answers when a phone never responds in time.
+
+        ECMA-285 has no timeout value: the phone is a resource that did not serve the request,
+        so ``systemResourceAvailability/resourceOutOfService``.
+        """
+        return cls.of(ErrorCategory.SYSTEM_RESOURCE_AVAILABILITY, "resourceOutOfService")
+
+    @classmethod
+    def out_of_service(cls) -> CSTAErrorCode:
+        """What uacsta answers when the phone behind a device has no working link."""
+        return cls.of(ErrorCategory.SYSTEM_RESOURCE_AVAILABILITY, "deviceOutOfService")
 
     @property
     def is_timeout(self) -> bool:
         return self.category == ErrorCategory.SYSTEM_RESOURCE_AVAILABILITY and (
-            self.value == "timeout"
+            self.value == "resourceOutOfService"
+        )
+
+    @property
+    def is_out_of_service(self) -> bool:
+        return self.category == ErrorCategory.SYSTEM_RESOURCE_AVAILABILITY and (
+            self.value == "deviceOutOfService"
         )
 
     @property
@@ -157,8 +182,11 @@ class GetCSTAFeatures(CstaRequest):
 class GetCSTAFeaturesResponse(CstaResponse):
     """Supported services/events as flat name sets (``"makeCall" in r.supported_services``).
 
-    On the wire each name is a ``<name>true</name>`` leaf under a category element; decoding
-    collects every true leaf at any depth, encoding groups known names by category.
+    Names are the lowerCamel message names (``singleStepTransferCall``, ``networkReached``).
+    On the wire each is an element of its ECMA-285 category list, under the flag name of the
+    ASN.1 (``<callControlServList><singleStepTransfer/>``, ``<callControlEvtsList>
+    <netwReached/>``), lists and flags in ASN.1 order; names the standard has no flag for are
+    left out. Decoding also reads the older ``<makeCall>true</makeCall>`` leaves at any depth.
     """
 
     supported_services: frozenset[str] = frozenset()
@@ -177,6 +205,15 @@ class GetLogicalDeviceInformationResponse(CstaResponse):
     """Positive answer to GetLogicalDeviceInformation."""
 
     device_category: DeviceCategory | str | None = None
+    has_physical_element: bool | None = None
+    visible_acd_related_devices: bool | None = field(
+        default=None, metadata=xml_meta("visibleACDRelatedDevices", path=("acdModels",))
+    )
+    non_visible_acd_related_devices: bool | None = field(
+        default=None, metadata=xml_meta("nonVisibleACDRelatedDevices", path=("acdModels",))
+    )
+    appearance_addressable: bool | None = None
+    appearance_type: AppearanceType | str | None = None
     max_active_calls: int | None = None
     max_held_calls: int | None = None
     max_fwd_settings: int | None = None
@@ -195,7 +232,8 @@ class GetPhysicalDeviceInformationResponse(CstaResponse):
     """Positive answer to GetPhysicalDeviceInformation."""
 
     device_category: DeviceCategory | str | None = None
-    device_model: str | None = None
+    has_logical_element: bool | None = None
+    device_model_name: str | None = field(default=None, metadata=xml_meta(aliases=("deviceModel",)))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -203,7 +241,7 @@ class GetSwitchingFunctionDevices(CstaRequest):
     """Asks the phone for its identities (answered, then a SwitchingFunctionDevices)."""
 
     requested_device_id: str | None = None
-    requested_device_category: DeviceCategory | str | None = None
+    requested_device_category: ReqDeviceCategory | str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -215,12 +253,17 @@ class GetSwitchingFunctionDevicesResponse(CstaResponse):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SwitchingFunctionDevices(CstaRequest):
-    """The phone's list of identities (lines), possibly in segments."""
+    """The phone's list of identities (lines), possibly in segments.
+
+    Items are written ``<deviceEntry>``; ``<device>`` (Yealink firmware) is read as well.
+    """
 
     service_cross_ref_id: str | None = None
     segment_id: int | None = None
     last_segment: bool | None = None
-    device_list: tuple[DeviceEntry, ...] = field(default=(), metadata=xml_meta(item="deviceEntry"))
+    device_list: tuple[DeviceEntry, ...] = field(
+        default=(), metadata=xml_meta(item="deviceEntry", item_aliases=("device",))
+    )
 
 
 # --- System services (ECMA-269 §14) ------------------------------------------------------------
@@ -271,6 +314,8 @@ class SystemRegisterAbort(CstaRequest):
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RequestSystemStatus(CstaRequest):
     """Asks for the system status; also the TR/87 INVITE body and keep-alive."""
+
+    sys_stat_register_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -324,12 +369,18 @@ class MonitorStart(CstaRequest):
     monitor_call_object: ConnectionID | None = field(
         default=None, metadata=xml_meta("callObject", path=("monitorObject",))
     )
-    monitor_type: str | None = None
+    requested_monitor_filter: frozenset[str] = frozenset()
+    monitor_type: MonitorType | str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MonitorStartResponse(CstaResponse):
-    """Positive answer to MonitorStart."""
+    """Positive answer to MonitorStart.
+
+    ``actual_monitor_filter`` (like MonitorStart's ``requested_monitor_filter``) holds the
+    filtered events' flag names; on the wire each sits in its MonitorFilter wrapper
+    (``<callControl><delivered>true</delivered></callControl>``, ``<logicalDeviceFeature>``...).
+    """
 
     monitor_cross_ref_id: str | None = None
     actual_monitor_filter: frozenset[str] = frozenset()
@@ -353,7 +404,9 @@ class MonitorStopResponse(CstaResponse):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SnapshotDevice(CstaRequest):
-    """Asks for the calls currently at a device."""
+    """Asks for the calls currently at a device (``SnapShotDevice`` is read too)."""
+
+    XML_ALIASES: ClassVar[tuple[str, ...]] = ("SnapShotDevice",)
 
     snapshot_object: str | None = None
 
@@ -424,6 +477,7 @@ class ClearCall(CstaRequest):
     """Releases every connection of a call."""
 
     call_to_be_cleared: ConnectionID | None = None
+    reason: EventCause | str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -436,7 +490,7 @@ class ClearConnection(CstaRequest):
     """Releases one connection (hang up)."""
 
     connection_to_be_cleared: ConnectionID | None = None
-    reason: str | None = None
+    reason: EventCause | str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -479,7 +533,12 @@ class ConsultationCallResponse(CstaResponse):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DeflectCall(CstaRequest):
-    """Diverts an alerting call elsewhere."""
+    """Diverts an alerting call elsewhere.
+
+    ``newDestination`` is a DeviceID: its text. Yealink firmware reads it from a child
+    ``<newDestination><device>X</device></newDestination>``; both are read, and the codec
+    writes the child form for :attr:`~uacsta.csta.codec.Dialect.YEALINK`.
+    """
 
     call_to_be_diverted: ConnectionID | None = None
     new_destination: str | None = None
@@ -494,8 +553,12 @@ class DeflectCallResponse(CstaResponse):
 class DialDigits(CstaRequest):
     """Dials further digits on an initiated call."""
 
-    call_to_be_dialed: ConnectionID | None = None
-    dialing_sequence: str | None = None
+    dialling_connection: ConnectionID | None = field(
+        default=None, metadata=xml_meta(aliases=("callToBeDialed",))
+    )
+    dialling_sequence: str | None = field(
+        default=None, metadata=xml_meta(aliases=("dialingSequence",))
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -578,7 +641,7 @@ class SingleStepConferenceCall(CstaRequest):
 
     active_call: ConnectionID | None = None
     device_to_join: str | None = None
-    participation_type: str | None = None
+    participation_type: ParticipationType | str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -601,6 +664,9 @@ class SingleStepTransferCallResponse(CstaResponse):
     """Positive answer to SingleStepTransferCall."""
 
     transferred_call: ConnectionID | None = None
+    connections: tuple[ConnectionListItem, ...] = field(
+        default=(), metadata=xml_meta(item="connectionListItem")
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -629,7 +695,11 @@ class GenerateDigits(CstaRequest):
     """Sends DTMF on a connection."""
 
     connection_to_send_digits: ConnectionID | None = None
-    char_to_send: str | None = None
+    digit_mode: DigitMode | str | None = None
+    characters_to_send: str | None = field(default=None, metadata=xml_meta(aliases=("charToSend",)))
+    tone_duration: int | None = None
+    pulse_rate: int | None = None
+    pause_duration: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -652,6 +722,8 @@ class GetMessageWaitingIndicatorResponse(CstaResponse):
     """Positive answer to GetMessageWaitingIndicator."""
 
     message_waiting_on: bool | None = None
+    device_for_message: str | None = None
+    lamp_is_present: bool | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -660,6 +732,7 @@ class SetMessageWaitingIndicator(CstaRequest):
 
     device: str | None = None
     message_waiting_on: bool | None = None
+    device_for_message: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -718,10 +791,11 @@ class SetForwarding(CstaRequest):
     """Switches one forwarding type on or off."""
 
     device: str | None = None
-    activate_forward: bool | None = None
     forwarding_type: ForwardingType | str | None = None
+    activate_forward: bool | None = None
     forward_dn: str | None = None
     ring_count: int | None = None
+    ring_duration: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -737,7 +811,7 @@ class CallClearedEvent(CstaEvent):
     """A whole call ended."""
 
     cleared_call: ConnectionID | None = None
-    local_connection_info: LocalConnectionState | str | None = None
+    correlator_data: str | None = None
     cause: EventCause | str | None = None
 
 
@@ -774,11 +848,19 @@ class DeliveredEvent(CstaEvent):
     alerting_device: DeviceIdentifier | None = None
     calling_device: DeviceIdentifier | None = None
     called_device: DeviceIdentifier | None = None
-    last_redirection_device: DeviceIdentifier | None = None
+    last_redirection_device: DeviceIdentifier | None = field(
+        default=None, metadata=xml_meta(choice=REDIRECTION_DEVICE)
+    )
+    originating_nid_connection: ConnectionID | None = field(
+        default=None, metadata=xml_meta("originatingNIDConnection")
+    )
+    local_connection_info: LocalConnectionState | str | None = None
+    correlator_data: str | None = None
+    cause: EventCause | str | None = None
     network_calling_device: DeviceIdentifier | None = None
     network_called_device: DeviceIdentifier | None = None
-    local_connection_info: LocalConnectionState | str | None = None
-    cause: EventCause | str | None = None
+    associated_calling_device: DeviceIdentifier | None = None
+    associated_called_device: DeviceIdentifier | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -801,7 +883,9 @@ class DivertedEvent(CstaEvent):
     new_destination: DeviceIdentifier | None = None
     calling_device: DeviceIdentifier | None = None
     called_device: DeviceIdentifier | None = None
-    last_redirection_device: DeviceIdentifier | None = None
+    last_redirection_device: DeviceIdentifier | None = field(
+        default=None, metadata=xml_meta(choice=REDIRECTION_DEVICE)
+    )
     local_connection_info: LocalConnectionState | str | None = None
     cause: EventCause | str | None = None
 
@@ -814,11 +898,19 @@ class EstablishedEvent(CstaEvent):
     answering_device: DeviceIdentifier | None = None
     calling_device: DeviceIdentifier | None = None
     called_device: DeviceIdentifier | None = None
-    last_redirection_device: DeviceIdentifier | None = None
+    last_redirection_device: DeviceIdentifier | None = field(
+        default=None, metadata=xml_meta(choice=REDIRECTION_DEVICE)
+    )
+    originating_nid_connection: ConnectionID | None = field(
+        default=None, metadata=xml_meta("originatingNIDConnection")
+    )
+    local_connection_info: LocalConnectionState | str | None = None
+    correlator_data: str | None = None
+    cause: EventCause | str | None = None
     network_calling_device: DeviceIdentifier | None = None
     network_called_device: DeviceIdentifier | None = None
-    local_connection_info: LocalConnectionState | str | None = None
-    cause: EventCause | str | None = None
+    associated_calling_device: DeviceIdentifier | None = None
+    associated_called_device: DeviceIdentifier | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -829,7 +921,9 @@ class FailedEvent(CstaEvent):
     failing_device: DeviceIdentifier | None = None
     calling_device: DeviceIdentifier | None = None
     called_device: DeviceIdentifier | None = None
-    last_redirection_device: DeviceIdentifier | None = None
+    last_redirection_device: DeviceIdentifier | None = field(
+        default=None, metadata=xml_meta(choice=REDIRECTION_DEVICE)
+    )
     local_connection_info: LocalConnectionState | str | None = None
     cause: EventCause | str | None = None
 
@@ -850,8 +944,13 @@ class NetworkCapabilitiesChangedEvent(CstaEvent):
 
     outbound_connection: ConnectionID | None = None
     network_interface_used: DeviceIdentifier | None = None
-    calling_device: DeviceIdentifier | None = None
     called_device: DeviceIdentifier | None = None
+    progress_location: ProgressLocation | str | None = field(
+        default=None, metadata=xml_meta(path=("progressIndicator",))
+    )
+    progress_description: ProgressDescription | str | None = field(
+        default=None, metadata=xml_meta(path=("progressIndicator",))
+    )
     local_connection_info: LocalConnectionState | str | None = None
     cause: EventCause | str | None = None
 
@@ -864,7 +963,9 @@ class NetworkReachedEvent(CstaEvent):
     network_interface_used: DeviceIdentifier | None = None
     calling_device: DeviceIdentifier | None = None
     called_device: DeviceIdentifier | None = None
-    last_redirection_device: DeviceIdentifier | None = None
+    last_redirection_device: DeviceIdentifier | None = field(
+        default=None, metadata=xml_meta(choice=REDIRECTION_DEVICE)
+    )
     local_connection_info: LocalConnectionState | str | None = None
     cause: EventCause | str | None = None
 
@@ -877,7 +978,9 @@ class OfferedEvent(CstaEvent):
     offered_device: DeviceIdentifier | None = None
     calling_device: DeviceIdentifier | None = None
     called_device: DeviceIdentifier | None = None
-    last_redirection_device: DeviceIdentifier | None = None
+    last_redirection_device: DeviceIdentifier | None = field(
+        default=None, metadata=xml_meta(choice=REDIRECTION_DEVICE)
+    )
     local_connection_info: LocalConnectionState | str | None = None
     cause: EventCause | str | None = None
 
@@ -889,6 +992,7 @@ class OriginatedEvent(CstaEvent):
     originated_connection: ConnectionID | None = None
     calling_device: DeviceIdentifier | None = None
     called_device: DeviceIdentifier | None = None
+    originating_device: str | None = None
     local_connection_info: LocalConnectionState | str | None = None
     cause: EventCause | str | None = None
 
@@ -901,8 +1005,11 @@ class QueuedEvent(CstaEvent):
     queue: DeviceIdentifier | None = None
     calling_device: DeviceIdentifier | None = None
     called_device: DeviceIdentifier | None = None
-    last_redirection_device: DeviceIdentifier | None = None
+    last_redirection_device: DeviceIdentifier | None = field(
+        default=None, metadata=xml_meta(choice=REDIRECTION_DEVICE)
+    )
     number_queued: int | None = None
+    calls_in_front: int | None = None
     local_connection_info: LocalConnectionState | str | None = None
     cause: EventCause | str | None = None
 
@@ -923,13 +1030,16 @@ class ServiceInitiatedEvent(CstaEvent):
 
     initiated_connection: ConnectionID | None = None
     initiating_device: DeviceIdentifier | None = None
+    called_device: DeviceIdentifier | None = None
     local_connection_info: LocalConnectionState | str | None = None
     cause: EventCause | str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TransferredEvent(CstaEvent):
-    """A call was transferred."""
+    """A call was transferred (``TransferedEvent``, as Yealink firmware spells it, is read too)."""
+
+    XML_ALIASES: ClassVar[tuple[str, ...]] = ("TransferedEvent",)
 
     primary_old_call: ConnectionID | None = None
     secondary_old_call: ConnectionID | None = None
@@ -955,7 +1065,7 @@ class MessageWaitingEvent(CstaEvent):
     """The message-waiting indication changed."""
 
     target_device: DeviceIdentifier | None = None
-    device_for_message: DeviceIdentifier | None = None
+    device_for_message: str | None = None
     message_waiting_on: bool | None = None
 
 
@@ -975,7 +1085,9 @@ class ForwardingEvent(CstaEvent):
     forwarding_type: ForwardingType | str | None = None
     forward_status: bool | None = None
     forward_to: str | None = None
+    forward_default: ForwardDefault | str | None = None
     ring_count: int | None = None
+    ring_duration: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -996,9 +1108,25 @@ class OutOfServiceEvent(CstaEvent):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MonitorEndedEvent(CstaEvent):
-    """The monitor was ended by the switching function."""
+    """The monitor was ended by the switching function (not an ECMA-285 event: ECMA-269
+    editions before CSTA Phase III; uacsta's own notice to its clients)."""
 
     cause: EventCause | str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CallInformationEvent(CstaEvent):
+    """Call-related information (account or authorisation code, correlator data) became
+    known; OpenScape Voice sends it."""
+
+    connection: ConnectionID | None = None
+    device: DeviceIdentifier | None = None
+    calling_device: DeviceIdentifier | None = None
+    account_info: str | None = None
+    auth_code: str | None = None
+    correlator_data: str | None = None
+    call_qualifying_data: str | None = None
+    device_info: str | None = None
 
 
 # --- Registry ----------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ are refused with :class:`CstaDecodeError` before they cost memory.
 
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 
 from uacsta.csta.errors import CstaDecodeError
@@ -54,10 +56,36 @@ def namespace(element: etree._Element) -> str | None:
     return None
 
 
+# An XML declaration naming a 16- or 32-bit encoding, in a document whose bytes are 8-bit (it
+# starts with an ASCII "<?xml"): .NET serializers write encoding="utf-16" on UTF-8 bytes.
+_WIDE_DECLARATION = re.compile(
+    rb"(<\?xml[^>]{0,200}?encoding\s*=\s*[\"'])(?:utf-?16|utf-?32|ucs-?2|ucs-?4|unicode)"
+    rb"(?:[bl]e)?([\"'])",
+    re.IGNORECASE,
+)
+
+
+def _honest_declaration(data: bytes) -> bytes:
+    """``data`` with a wide-encoding declaration on 8-bit bytes replaced by UTF-8."""
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    if data[start : start + 5] != b"<?xml":
+        return data
+    end = data.find(b"?>", start, start + 256)
+    if end < 0:
+        return data
+    head = _WIDE_DECLARATION.sub(rb"\1UTF-8\2", data[: end + 2], count=1)
+    return head + data[end + 2 :]
+
+
 def parse_document(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> etree._Element:
-    """Parse one XML document; raise :class:`CstaDecodeError` for anything unsafe or malformed."""
+    """Parse one XML document; raise :class:`CstaDecodeError` for anything unsafe or malformed.
+
+    A declaration saying ``utf-16`` on bytes that are 8-bit (a .NET serializer's habit) is read
+    as UTF-8, which is what such documents are.
+    """
     if len(data) > max_bytes:
         raise CstaDecodeError(f"document of {len(data)} bytes exceeds the limit of {max_bytes}")
+    data = _honest_declaration(data)
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise CstaDecodeError("DTDs and entity declarations are not accepted")
     try:

@@ -348,7 +348,7 @@ class PhoneLink:
             self._lines_known = None
 
     def _check_alive(self, answer: m.CSTAErrorCode) -> None:
-        if answer.is_timeout or answer.value == "outOfService":
+        if answer.is_timeout or answer.is_out_of_service:
             raise LinkFailed("the phone does not answer CSTA requests")
 
     def _become_ready(self) -> None:

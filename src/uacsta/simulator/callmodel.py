@@ -561,12 +561,12 @@ class SimPhone:
         leg = self._leg(req.connection_to_send_digits)
         if leg.state != LCS.CONNECTED:
             raise _state("noActiveCall")
-        if not req.char_to_send:
+        if not req.characters_to_send:
             raise _operation("valueOutOfRange")
         assert leg.line is not None
         self.emit(
             leg.line,
-            m.DigitsGeneratedEvent(connection=leg.own, digit_generated_list=req.char_to_send),
+            m.DigitsGeneratedEvent(connection=leg.own, digit_generated_list=req.characters_to_send),
         )
         return m.GenerateDigitsResponse()
 

@@ -474,7 +474,6 @@ class SimPbx:
                     party.line,
                     m.CallClearedEvent(
                         cleared_call=ConnectionID(call_id=party.call_id),
-                        local_connection_info=LCS.NULL,
                         cause=NORMAL,
                     ),
                 )

@@ -29,7 +29,7 @@ SUBJECT_FIELDS: dict[type[m.CstaRequest], tuple[tuple[str, FieldKind], ...]] = {
     m.ReconnectCall: (("active_call", "connection"), ("held_call", "connection")),
     m.ConsultationCall: (("existing_call", "connection"),),
     m.DeflectCall: (("call_to_be_diverted", "connection"),),
-    m.DialDigits: (("call_to_be_dialed", "connection"),),
+    m.DialDigits: (("dialling_connection", "connection"),),
     m.DirectedPickupCall: (("requesting_device", "device"),),
     m.SingleStepConferenceCall: (("active_call", "connection"),),
     m.SingleStepTransferCall: (("active_call", "connection"),),

@@ -93,10 +93,10 @@ class ApiError(Exception):
 #: (category, value) of a CSTAErrorCode → HTTP status; anything else is 409.
 _STATUS_BY_ERROR: dict[tuple[str, str | None], int] = {
     ("operation", "invalidDeviceID"): 404,
-    ("operation", "privilegeViolationOnSpecifiedDevice"): 403,
+    ("operation", "privilegeViolationSpecifiedDevice"): 403,
     ("operation", "invalidFeature"): 501,
-    ("systemResourceAvailability", "outOfService"): 503,
-    ("systemResourceAvailability", "timeout"): 504,
+    ("systemResourceAvailability", "deviceOutOfService"): 503,
+    ("systemResourceAvailability", "resourceOutOfService"): 504,
 }
 
 
@@ -571,7 +571,7 @@ async def send_digits(
     """Send DTMF on the call (CSTA GenerateDigits)."""
     server = _server(request)
     request_ = m.GenerateDigits(
-        connection_to_send_digits=_connection(dev, call_id), char_to_send=body.digits
+        connection_to_send_digits=_connection(dev, call_id), characters_to_send=body.digits
     )
     return _result(await ask(server, who, dev, request_))
 
