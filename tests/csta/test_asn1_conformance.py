@@ -775,6 +775,24 @@ def _mapped_classes() -> Iterator[str]:
     yield from MESSAGE_CLASSES
 
 
+def test_every_field_reaches_the_wire() -> None:
+    """A field the codec leaves out would escape the conformance check: none may."""
+    lost: list[str] = []
+    for name, cls in MESSAGE_CLASSES.items():
+        if cls is CSTAErrorCode:
+            continue
+        hints = typing.get_type_hints(cls)
+        bare = codec.encode(cls())
+        for f in dataclasses.fields(cls):
+            if f.name == "extensions" or not f.init:
+                continue
+            for value in _values(hints[f.name], f.name):
+                if codec.encode(cls(**{f.name: value})) == bare:
+                    lost.append(f"{name}.{f.name} = {value!r}")
+                    break
+    assert not lost, "set but not written:\n" + "\n".join(lost)
+
+
 @pytest.mark.parametrize("name", list(_mapped_classes()))
 def test_message_conforms_to_asn1(name: str, schema: Schema) -> None:
     cls = MESSAGE_CLASSES[name]
