@@ -2,9 +2,12 @@
 
 The oracle is ``reference/ecma-285-asn1/`` (read at test time by :mod:`tests.csta.asn1schema`),
 never the codec: for each class in ``MESSAGE_CLASSES`` the test builds instances with every field
-set (each enumeration member and each alternative the model allows, across the instances),
-encodes them with :func:`uacsta.csta.codec.encode`, parses the XML with lxml and walks it
-against the ASN.1 type of the message:
+set (each enumeration member and each alternative the model allows, across the instances), and
+then each optional field left out in turn (where the model spreads one CHOICE over several
+fields, the codec writes the first one set; leaving it out shows the next; these instances are
+not held to mandatory components and are encoded in one edition), encodes them with
+:func:`uacsta.csta.codec.encode`, parses the XML with lxml and walks it against the ASN.1 type
+of the message:
 
 - a request ``Name`` is the ARGUMENT of OPERATION ``name``, ``NameResponse`` its RESULT,
   ``XxxEvent`` the type ``XxxEvent`` (as CSTA-event-report-definitions imports it),
@@ -165,8 +168,12 @@ def _flag_values(field_name: str) -> list[frozenset[str]]:
     return [_request_names() if "service" in field_name else _event_names()]
 
 
-def _values(hint: Any, field_name: str) -> list[Any]:
-    """Representative values of a field type: every enum member, Literal and union member."""
+def _values(hint: Any, field_name: str, partial: bool = False) -> list[Any]:
+    """Representative values of a field type: every enum member, Literal and union member.
+
+    ``partial``: structures also come with each optional field left out in turn, so that of
+    two fields the codec writes as one CHOICE (the first set one wins) each alternative shows.
+    """
     origin = get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in get_args(hint) if a is not type(None)]
@@ -174,12 +181,12 @@ def _values(hint: Any, field_name: str) -> list[Any]:
             args = [a for a in args if a is not str]  # str only passes unknown values through
         out: list[Any] = []
         for arg in args:
-            out.extend(_values(arg, field_name))
+            out.extend(_values(arg, field_name, partial))
         return out
     if origin is typing.Literal:
         return list(get_args(hint))
     if origin is tuple:
-        items = _values(get_args(hint)[0], field_name)
+        items = _values(get_args(hint)[0], field_name, partial)
         return [(items[k], items[(k + 1) % len(items)]) for k in range(len(items))]
     if origin is frozenset:
         return _flag_values(field_name)
@@ -194,23 +201,34 @@ def _values(hint: Any, field_name: str) -> list[Any]:
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return list(hint)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _instances(hint)
+        return _instances(hint, partial)
     raise TypeError(f"no sample values for field type {hint!r} ({field_name})")
 
 
-def _instances(cls: type[Any]) -> list[Any]:
-    """Instances of a dataclass with every field set; instance k takes each field's k-th value."""
+def _instances(cls: type[Any], partial: bool = False) -> list[Any]:
+    """Instances of a dataclass with every field set; instance k takes each field's k-th value.
+
+    With ``partial``, also one instance per optional field with that field left out.
+    """
     hints = typing.get_type_hints(cls)
-    columns = {f.name: _values(hints[f.name], f.name) for f in dataclasses.fields(cls) if f.init}
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    columns = {f.name: _values(hints[f.name], f.name, partial) for f in fields}
     count = max((len(v) for v in columns.values()), default=1)
     built = [cls(**{n: v[k % len(v)] for n, v in columns.items()}) for k in range(count)]
     if cls.__name__ == "ConnectionID":  # rule 2: callID and/or deviceID
-        for f in dataclasses.fields(cls):
-            built.append(cls(**{f.name: SAMPLE_TEXT}))
+        built.extend(cls(**{f.name: SAMPLE_TEXT}) for f in fields)
+    # A struct with a Literal ``kind`` is a CHOICE already (the kind picks the alternative,
+    # covered by the Literal's values); leaving its payload out only makes a degenerate value.
+    tagged = any(get_origin(hints[f.name]) is typing.Literal for f in fields)
+    if partial and not tagged:
+        for f in fields:
+            if f.default is None and f.name != "extensions":
+                built.extend(dataclasses.replace(b, **{f.name: None}) for b in built[:count])
     return built
 
 
-def message_instances(cls: type[CstaMessage]) -> list[CstaMessage]:
+def message_instances(cls: type[CstaMessage], partial: bool = False) -> list[CstaMessage]:
+    """Messages with every field set (``partial``: also those with one field left out)."""
     if cls is CSTAErrorCode:
         # Every category with each of its values; ``unspecified`` also as the model builds it.
         found: list[CstaMessage] = [CSTAErrorCode.unspecified()]
@@ -218,7 +236,7 @@ def message_instances(cls: type[CstaMessage]) -> list[CstaMessage]:
             for value in values:
                 found.append(CSTAErrorCode.of(str(category), str(value)))
         return found
-    return _instances(cls)
+    return _instances(cls, partial)
 
 
 # --- the walk ----------------------------------------------------------------------------------
@@ -258,6 +276,7 @@ class Walk:
 
     schema: Schema
     namespace: str | None
+    mandatory: bool = True  # report mandatory components that are absent
     errors: list[str] = field(default_factory=list)
 
     def fail(self, path: str, message: str) -> None:
@@ -375,7 +394,7 @@ class Walk:
             self.element(child, components[position].type, f"{path}/{name}")
         for component in components:
             name = _xml_name(component)
-            if component.required and name not in seen:
+            if self.mandatory and component.required and name not in seen:
                 self.fail(path, f"mandatory field {name} of {label} is missing")
 
     def choice(
@@ -440,11 +459,13 @@ class Walk:
             self.fail(path, f"{label} is a BIT STRING of named bits, found text")
 
 
-def check_document(cls: type[CstaMessage], document: bytes, schema: Schema) -> list[str]:
+def check_document(
+    cls: type[CstaMessage], document: bytes, schema: Schema, *, mandatory: bool = True
+) -> list[str]:
     """Every difference between ``document`` and the ASN.1 type of ``cls``."""
     root = etree.fromstring(document)
     name = cls.xml_name()
-    walk = Walk(schema, etree.QName(root).namespace)
+    walk = Walk(schema, etree.QName(root).namespace, mandatory)
     if _local(root) != name:
         walk.fail(name, f"root element is {_local(root)}")
     asn, _ = root_type(cls, schema)
@@ -468,12 +489,22 @@ def check_document(cls: type[CstaMessage], document: bytes, schema: Schema) -> l
 
 
 def conformance_errors(cls: type[CstaMessage], schema: Schema) -> list[str]:
-    """What differs, over every instance of ``cls`` in every edition, each difference once."""
+    """What differs, over every instance of ``cls`` in every edition, each difference once.
+
+    Instances with a field left out (to reach every CHOICE alternative) are not held to the
+    mandatory fields: leaving one out was the test's doing.
+    """
     found: dict[str, None] = {}
-    for message in message_instances(cls):
-        for edition in codec.Edition:
+    checked: set[bytes] = set()
+    cases = [(m, True) for m in message_instances(cls)]
+    cases += [(m, False) for m in message_instances(cls, partial=True)]
+    for message, is_complete in cases:
+        for edition in codec.Edition if is_complete else (codec.Edition.ED3,):
             document = codec.encode(message, edition)
-            for error in check_document(cls, document, schema):
+            if document in checked:
+                continue  # a partial instance may be a complete one again
+            checked.add(document)
+            for error in check_document(cls, document, schema, mandatory=is_complete):
                 hint = ""
                 if f"value {SAMPLE_TEXT!r} is not among the ENUMERATED" in error:
                     hint = " [the model types this field as a plain str]"
