@@ -634,6 +634,19 @@ def test_reader_comments_tabs_and_crlf(tmp_path: typing.Any) -> None:
     assert [c.name for c in module.types["U"].components] == ["x", "y"]
 
 
+def test_mapping_tables_name_what_the_modules_have(schema: Schema) -> None:
+    """Rules 6 and 8 stay exceptions: each names an ASN.1 spelling that exists and is needed."""
+    for root, operation in OPERATION_NAMES.items():
+        assert operation in schema.operations
+        assert _lower_first(root) not in schema.operations
+    redirection = schema.type("RedirectionDeviceID")
+    assert "numberdialed" in [c.name for c in redirection.components]
+    monitor_start = schema.resolve(schema.operation("monitorStart").result)  # type: ignore[arg-type]
+    names = [c.name for c in monitor_start.type.components]
+    assert names[:2] == ["crossRefIdentifier", "actualmonitorFilter"]
+    assert set(XML_SPELLINGS) == {"numberdialed", "actualmonitorFilter"}
+
+
 def test_reader_fails_clearly_without_modules(tmp_path: typing.Any) -> None:
     with pytest.raises(SchemaError, match=r"ASN\.1 modules are missing"):
         load_schema(tmp_path / "absent")
