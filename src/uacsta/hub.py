@@ -41,6 +41,10 @@ class PhoneChannel(Protocol):
     async def csta_request(self, request: m.CstaRequest) -> m.CstaMessage: ...
 
 
+# A channel may also offer ``refusal(request) -> (CSTAErrorCode, reason) | None``: requests it
+# answers itself without sending (the reason reaches the client as the error's detail).
+
+
 class SwitchHub:
     def __init__(self, switch: SwitchingFunction | None = None) -> None:
         self.switch = switch if switch is not None else SwitchingFunction()
@@ -116,6 +120,13 @@ class SwitchHub:
                                 "the phone is not connected",
                             )
                         )
+                        continue
+                    # A channel may refuse at once, with its reason (a service the phone
+                    # lacks, a request its vendor leaves unanswered): no wait for a timeout.
+                    refusal = getattr(channel, "refusal", None)
+                    refused = refusal(action.request) if refusal is not None else None
+                    if refused is not None:
+                        self._run(self.switch.phone_failed(action.token, *refused))
                         continue
                     self.requests_relayed += 1
                     nowait = getattr(channel, "csta_request_nowait", None)

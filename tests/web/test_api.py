@@ -311,13 +311,15 @@ async def test_errors_say_why(api: Api) -> None:
         "csta_error": None,
         "detail": None,
     }
-    # Yealink phones have no SnapshotCall: the answer names the service and the phone.
+    # Yealink phones have no SnapshotCall: the answer names the service, the phone and why.
     r = await api.client.get("/api/v1/devices/100/calls/1")
     assert r.status_code == 501
+    yealink = api.phones[0].mac
     assert r.json() == {
         "error": f"SnapshotCall failed: the phone of {A} does not support SnapshotCall",
-        "csta_error": {"category": "operation", "value": "invalidFeature"},
-        "detail": f"the phone of {A} does not support SnapshotCall",
+        "csta_error": {"category": "operation", "value": "serviceNotSupported"},
+        "detail": f"Yealink phone {yealink}: SnapshotCall is not implemented by the Yealink "
+        "firmware (it answers <unspecified/> to it)",
     }
     # The phone refuses to answer a call that does not exist.
     r = await api.client.post("/api/v1/devices/200/calls/nope/answer")

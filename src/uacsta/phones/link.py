@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import functools
 import logging
 import math
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from uacsta.csta import codec
 from uacsta.csta import messages as m
@@ -28,7 +31,7 @@ from uacsta.csta.errors import CstaDecodeError
 from uacsta.net.errors import TransportError
 from uacsta.net.flow import Flow
 from uacsta.net.useragent import DialogUsage, ServerRequest
-from uacsta.phones.vendors import VendorProfile
+from uacsta.phones.vendors import ALL_SERVICES, Refusal, VendorProfile, WriteForm
 from uacsta.sip.dialog import (
     Dialog,
     DialogError,
@@ -48,22 +51,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("uacsta.phones.link")
 
+_M = TypeVar("_M", bound=m.CstaMessage)
+
 CSTA_TYPE = "application/csta+xml"
 DISPOSITION = "signal;handling=required"
 ALLOW = "INVITE, ACK, BYE, CANCEL, INFO, OPTIONS"
-
-#: Every CSTA service a phone may be asked for (vendor profiles filter it).
-ALL_SERVICES = (
-    "MakeCall", "AnswerCall", "ClearConnection", "ClearCall", "HoldCall", "RetrieveCall",
-    "AlternateCall", "ConferenceCall", "TransferCall", "ConsultationCall", "DeflectCall",
-    "DialDigits", "DirectedPickupCall", "ReconnectCall", "SingleStepConferenceCall",
-    "SingleStepTransferCall", "GenerateDigits", "GetDoNotDisturb", "SetDoNotDisturb",
-    "GetForwarding", "SetForwarding", "GetMessageWaitingIndicator", "SetMessageWaitingIndicator",
-    "MonitorStart", "MonitorStop", "SnapshotDevice", "SnapshotCall", "SystemRegister",
-    "SystemRegisterCancel", "RequestSystemStatus", "GetSwitchingFunctionDevices",
-    "GetLogicalDeviceInformation", "GetPhysicalDeviceInformation",
-)  # fmt: skip
-
 
 #: Keep-alive and session-refresh wake-ups are rounded up to this grid (seconds).
 KEEPALIVE_GRID = 0.1
@@ -94,20 +86,92 @@ class Target:
 
 
 @functools.lru_cache(maxsize=256)
-def _services_of(
-    services: frozenset[str],
-    since: tuple[tuple[str, str], ...],
-    alternate: bool,
-    firmware: str | None,
-) -> frozenset[str]:
-    profile = VendorProfile("", "", services, dict(since), emulate_alternate_call=alternate)
-    return frozenset(s for s in ALL_SERVICES if profile.supports(s, firmware))
-
-
 def _services(profile: VendorProfile, firmware: str | None) -> frozenset[str]:
     """The services a phone supports, shared by every phone of one type and firmware."""
-    since = tuple(sorted(profile.since.items()))
-    return _services_of(profile.services, since, profile.emulate_alternate_call, firmware)
+    return profile.services(firmware)
+
+
+def _account_key(text: str) -> str | None:
+    """``user@host`` of a SIP device ID, as the Yealink firmware matches accounts: scheme,
+    port and parameters dropped (None: not a SIP URI with a user part)."""
+    low = text[:5].lower()
+    if low.startswith("sips:"):
+        rest = text[5:]
+    elif low.startswith("sip:"):
+        rest = text[4:]
+    else:
+        return None
+    user, at, host = rest.partition("@")
+    if not at or not user:
+        return None
+    return f"{user}@{_HOST_END.split(host, maxsplit=1)[0].lower()}"
+
+
+_HOST_END = re.compile(r"[:;?>]")
+
+
+def client_device_id(phone_form: str) -> str:
+    """The device ID clients use for a line the phone lists as ``phone_form``.
+
+    Yealink lists ``sip:user@server:port;tel=+49...``: the port is the account's SIP server
+    port and ``;tel`` its CSTA number, neither part of the line's identity; a CTI client
+    monitors ``sip:user@server``. Other parameters (``;user=phone``) are kept as the phone
+    wrote them."""
+    text = phone_form.strip()
+    low = text[:5].lower()
+    if not low.startswith(("sip:", "sips:")):
+        return text
+    scheme, _, rest = text.partition(":")
+    address, _, params = rest.partition(";")
+    user, at, host = address.partition("@")
+    if not at:
+        return text
+    if host.startswith("["):  # IPv6 reference: the port follows the bracket
+        close = host.find("]")
+        host = host[: close + 1] if close > 0 else host
+    else:
+        host = host.split(":", 1)[0]
+    kept = [p for p in params.split(";") if p and not p.lower().startswith("tel=")]
+    return f"{scheme}:{user}@{host}" + "".join(f";{p}" for p in kept)
+
+
+#: Request fields that hold a device of the phone itself (mapped to the phone's own string).
+_DEVICE_FIELDS = frozenset(
+    {"device_id", "calling_device", "device", "monitor_object", "snapshot_object",
+     "requesting_device"}
+)  # fmt: skip
+
+
+def _map_strings(obj: Any, fn: Callable[[str], str], names: frozenset[str] | None) -> Any:
+    """``obj`` with ``fn`` applied to its strings (only fields in ``names`` when given);
+    the same object when nothing changed."""
+    if isinstance(obj, tuple):
+        items = tuple(_map_strings(x, fn, names) for x in obj)
+        return obj if all(a is b for a, b in zip(items, obj, strict=True)) else items
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        return obj
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        if not f.init:
+            continue
+        value = getattr(obj, f.name)
+        if isinstance(value, str):
+            if names is None or f.name in names:
+                new = fn(value)
+                if new is not value:
+                    changes[f.name] = new
+        elif isinstance(value, tuple) or dataclasses.is_dataclass(value):
+            new = _map_strings(value, fn, names)
+            if new is not value:
+                changes[f.name] = new
+    return dataclasses.replace(obj, **changes) if changes else obj
+
+
+def _dialect_kwargs(form: WriteForm) -> dict[str, codec.Dialect]:
+    """The codec's ``dialect`` argument for a vendor's write form (none: the standard)."""
+    if form is WriteForm.STANDARD:
+        return {}
+    return {"dialect": codec.Dialect[form.name]}
 
 
 class PhoneLink:
@@ -115,11 +179,15 @@ class PhoneLink:
 
     # Slots: one of these lives for every linked phone.
     __slots__ = (
+        "_client_by_key",
+        "_dialect",
         "_lines_known",
+        "_phone_form",
         "_segments",
         "_task",
         "csta_timeout",
         "edition",
+        "firmware",
         "in_flight",
         "keepalive_interval",
         "lines",
@@ -148,7 +216,9 @@ class PhoneLink:
         self.mac = mac
         self.target = target
         self.profile = profile
+        self.firmware = firmware
         self.services = _services(profile, firmware)
+        self._dialect = _dialect_kwargs(profile.write_form)
         settings = service.settings.phones
         self.keepalive_interval = float(settings.keepalive_interval)
         self.session_expires = int(settings.session_expires)
@@ -157,7 +227,12 @@ class PhoneLink:
         self.state = LinkState.LINKING
         self.reason: str | None = None
         self.usage: DialogUsage | None = None
+        #: The lines as clients name them (see :func:`client_device_id`).
         self.lines: list[str] = []
+        #: client device ID → the phone's own string, where they differ.
+        self._phone_form: dict[str, str] = {}
+        #: account key (user@host) → client device ID, for what the phone sends.
+        self._client_by_key: dict[str, str] = {}
         self._segments: list[str] = []
         #: Set while set-up (or a re-read) waits for SwitchingFunctionDevices.
         self._lines_known: asyncio.Future[None] | None = None
@@ -356,11 +431,13 @@ class PhoneLink:
             raise LinkFailed(self.reason or "stopped during set-up")
         self.state = LinkState.READY
         self.service.link_ready(self)
+        # services=None: the switch offers everything and relays; what this phone cannot
+        # do is refused by :meth:`refusal`, with the reason, before anything is sent.
         self.service.hub.phone_ready(
             self.mac,
             self,
             self.lines,
-            services=self.services,
+            services=None,
             emulate_alternate_call=self.profile.emulate_alternate_call,
         )
 
@@ -421,6 +498,61 @@ class PhoneLink:
         raise LinkFailed("session refresh failed")
 
     # ------------------------------------------------------------------ CSTA requests
+    def refusal(self, request: m.CstaRequest) -> tuple[m.CSTAErrorCode, str] | None:
+        """The error and its reason when ``request`` must not (or need not) go to the phone:
+        a service the phone lacks, or a request it is known to leave unanswered."""
+        service = type(request).__name__
+        found: Refusal | None = self.profile.refusal(service, self.firmware)
+        if found is None:
+            found = self.profile.predict_silence(request)
+        if found is None:
+            return None
+        return found.error(), f"{self.profile.name} phone {self.mac}: {found.reason}"
+
+    def features(self) -> dict[str, dict[str, object]]:
+        """Per service: offered or not, why not, and what to know about the phone's answer."""
+        general = self.profile.notes.get("*")
+        out: dict[str, dict[str, object]] = {}
+        for service in sorted(ALL_SERVICES):
+            found = self.profile.refusal(service, self.firmware)
+            note = self.profile.notes.get(service) or general
+            emulated = service == "AlternateCall" and self.profile.emulate_alternate_call
+            out[service] = {
+                "supported": found is None,
+                "reason": found.reason if found else None,
+                "error": f"{found.category}/{found.value}" if found else None,
+                "note": "done as HoldCall + RetrieveCall" if emulated else note,
+            }
+        return out
+
+    def to_phone_form(self, request: m.CstaRequest) -> m.CstaRequest:
+        """``request`` with the phone's own lines as the phone lists them."""
+        if not self._phone_form:
+            return request
+        forms = self._phone_form
+        by_key = self._client_by_key
+
+        def own(text: str) -> str:
+            key = _account_key(text)
+            client = by_key.get(key) if key is not None else None
+            return forms.get(client, text) if client is not None else text
+
+        mapped: m.CstaRequest = _map_strings(request, own, _DEVICE_FIELDS)
+        return mapped
+
+    def to_client_form(self, message: _M) -> _M:
+        """What the phone sent, with its lines as clients name them."""
+        if not self._phone_form:
+            return message
+        by_key = self._client_by_key
+
+        def client(text: str) -> str:
+            key = _account_key(text)
+            return by_key.get(key, text) if key is not None else text
+
+        mapped: _M = _map_strings(message, client, None)
+        return mapped
+
     async def csta_request(
         self, request: m.CstaRequest, *, internal: bool = False
     ) -> m.CstaMessage:
@@ -447,8 +579,14 @@ class PhoneLink:
             self.log.warning("%s has %d CSTA requests in flight", self.mac, self.in_flight)
             answer.set_result(m.CSTAErrorCode.performance_management("performanceLimitExceeded"))
             return answer
+        refused = self.refusal(request)
+        if refused is not None:
+            self.log.info("%s not sent: %s", type(request).__name__, refused[1])
+            answer.set_result(refused[0])
+            return answer
+        request = self.to_phone_form(request)
         self.service.trace_csta(self.mac, "out", request)
-        body = codec.encode(request, self.edition)
+        body = codec.encode(request, self.edition, **self._dialect)
         try:
             sent = self.service.ua.dialog_request_nowait(
                 usage, "INFO", body=body, content_type=CSTA_TYPE, timeout=self.csta_timeout
@@ -509,7 +647,7 @@ class PhoneLink:
             self.log.warning("%s sent an undecodable CSTA answer: %s", self.mac, exc)
             return m.CSTAErrorCode.operation("generic")
         self.service.trace_csta(self.mac, "in", answer)
-        return answer
+        return self.to_client_form(answer)
 
     # ------------------------------------------------------------------ from the phone
     def _on_request(self, sr: ServerRequest) -> None:
@@ -572,7 +710,7 @@ class PhoneLink:
             case m.CstaEvent():
                 sr.reply(200)
                 if self.state is LinkState.READY:
-                    self.service.hub.phone_event(self.mac, message)
+                    self.service.hub.phone_event(self.mac, self.to_client_form(message))
             case m.SwitchingFunctionDevices():
                 sr.reply(200)
                 self._segments.extend(e.device_id for e in message.device_list if e.device_id)
@@ -598,7 +736,7 @@ class PhoneLink:
                 self._reply_csta(sr, m.CSTAErrorCode.operation("invalidFeature"))
 
     def _lines_complete(self) -> None:
-        lines = list(dict.fromkeys(self._segments)) or [self.target.aor]
+        lines = self._learn_forms(list(dict.fromkeys(self._segments)) or [self.target.aor])
         self._segments = []
         if self.state is LinkState.READY and lines != self.lines:
             self.lines = lines
@@ -608,6 +746,33 @@ class PhoneLink:
             self.lines = lines
         if self._lines_known is not None and not self._lines_known.done():
             self._lines_known.set_result(None)
+
+    def _learn_forms(self, phone_forms: list[str]) -> list[str]:
+        """The client device IDs of ``phone_forms``, remembering the phone's own strings.
+
+        The account the phone registers to uacsta with is no line a client controls, but a
+        Yealink lists it with the others: it is left out (unless it is all there is)."""
+        own_key = _account_key(self.target.aor)
+        if own_key is not None:
+            lines_only = [p for p in phone_forms if _account_key(p) != own_key]
+            phone_forms = lines_only or phone_forms
+        lines: list[str] = []
+        phone_form: dict[str, str] = {}
+        by_key: dict[str, str] = {}
+        for own in phone_forms:
+            client = client_device_id(own)
+            key = _account_key(own)
+            if client in phone_form or (key is not None and key in by_key):
+                client = own  # two accounts differ only in port or ;tel: keep them apart
+                key = None
+            lines.append(client)
+            if key is not None:
+                by_key[key] = client
+            if client != own:
+                phone_form[client] = own
+        self._phone_form = phone_form
+        self._client_by_key = by_key if phone_form else {}
+        return list(dict.fromkeys(lines))
 
     async def _relearn_lines(self) -> None:
         answer = await self.csta_request(m.GetSwitchingFunctionDevices(), internal=True)

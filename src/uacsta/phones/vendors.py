@@ -1,110 +1,341 @@
-"""Vendor profiles: detection from User-Agent (or MAC OUI), CSTA edition and supported services.
+"""Vendor profiles: detection from User-Agent (or MAC OUI), CSTA edition, services, quirks.
 
-The service tables are those of the estos uaCSTA Server manual §2.4 (Auerswald, Mitel, snom,
-Yealink); Fanvil follows the vendor's uaCSTA guide, which lists the same call-control set as
-Yealink. A service a phone lacks is refused by the server with a CSTA error that says so,
-instead of a request the phone ignores until it times out. AlternateCall is emulated with
-HoldCall + RetrieveCall on every listed phone (as the manual says).
+Where a profile comes from:
+
+- **Yealink**: the firmware's own CSTA processor (``yealink-uacsta-behaviour.md``), which is
+  newer and more direct evidence than the estos table: it handles AlternateCall, ReconnectCall,
+  SystemRegister and GetMessageWaitingIndicator natively, answers ``<unspecified/>`` to every
+  other service, never sends an error over SIP (it stays silent), answers positively *before*
+  acting and reads DeflectCall's target as ``newDestination/device``.
+- **snom, Mitel, Auerswald**: the estos uaCSTA server manual §2.4 tables. A service a table
+  marks "Not supported" is refused; one that appeared in a later firmware is refused for older
+  firmware; AlternateCall is emulated with HoldCall + RetrieveCall, as the manual says.
+- **Fanvil** and any **unrecognised** phone: no published service table, so every service is
+  offered and the phone's answers decide.
+
+Services a table does not mention at all (MWI, ReconnectCall, ...) are not refused: the phone's
+answer decides. A refusal always carries its reason, which reaches the client (JSON ``detail``,
+the CSTA error value ``serviceNotSupported``) instead of only the log.
+
+:meth:`VendorProfile.predict_silence` names requests a phone is known to leave unanswered (a
+Yealink with a missing element): the server answers those at once with a clear CSTA error
+instead of letting the client wait for the phone's timeout.
 """
 
 from __future__ import annotations
 
+import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
-# Services every listed phone implements (estos §2.4, first firmware with uaCSTA).
-_CORE = frozenset(
-    {
-        "MakeCall",
-        "AnswerCall",
-        "ClearConnection",
-        "HoldCall",
-        "RetrieveCall",
-        "ConferenceCall",
-        "TransferCall",
-        "GenerateDigits",
-        "ConsultationCall",
-        "SingleStepTransferCall",
-        "DeflectCall",
-        "GetDoNotDisturb",
-        "SetDoNotDisturb",
-        "GetForwarding",
-        "SetForwarding",
-        "MonitorStart",
-        "MonitorStop",
-        "GetSwitchingFunctionDevices",
-        "SnapshotDevice",
-        "RequestSystemStatus",
-    }
-)
-_SYSTEM_REGISTER = frozenset({"SystemRegister", "SystemRegisterCancel"})
+from uacsta.csta import messages as m
+from uacsta.csta.types import ConnectionID
+
+#: Every CSTA service a phone may be asked for (a profile narrows it).
+ALL_SERVICES: tuple[str, ...] = (
+    "MakeCall", "AnswerCall", "ClearConnection", "ClearCall", "HoldCall", "RetrieveCall",
+    "AlternateCall", "ConferenceCall", "TransferCall", "ConsultationCall", "DeflectCall",
+    "DialDigits", "DirectedPickupCall", "ReconnectCall", "SingleStepConferenceCall",
+    "SingleStepTransferCall", "GenerateDigits", "GetDoNotDisturb", "SetDoNotDisturb",
+    "GetForwarding", "SetForwarding", "GetMessageWaitingIndicator", "SetMessageWaitingIndicator",
+    "MonitorStart", "MonitorStop", "SnapshotDevice", "SnapshotCall", "SystemRegister",
+    "SystemRegisterCancel", "RequestSystemStatus", "GetSwitchingFunctionDevices",
+    "GetLogicalDeviceInformation", "GetPhysicalDeviceInformation",
+)  # fmt: skip
+
+
+class WriteForm(enum.Enum):
+    """How a phone needs some elements written (passed to the codec as its dialect)."""
+
+    STANDARD = "standard"
+    #: DeflectCall's target as ``<newDestination><device>X</device></newDestination>``.
+    YEALINK = "yealink"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request is answered by the server instead of the phone."""
+
+    category: str
+    value: str
+    reason: str
+
+    def error(self) -> m.CSTAErrorCode:
+        return m.CSTAErrorCode.of(self.category, self.value)
 
 
 def _version_key(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", text))
 
 
-@dataclass(frozen=True, slots=True)
+_ESTOS = "not supported by this phone (estos uaCSTA manual §2.4)"
+_YEALINK_UNSPECIFIED = "not implemented by the Yealink firmware (it answers <unspecified/> to it)"
+
+
+def _estos_not_supported(*services: str) -> dict[str, str]:
+    return {s: f"{s} is {_ESTOS}" for s in services}
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity (cached per profile)
 class VendorProfile:
     key: str
     name: str
-    services: frozenset[str]
+    #: service → why the phone cannot do it (absent: offered, the phone's answer decides).
+    refused: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     #: Services that appeared in a later firmware: service → first version.
-    since: dict[str, str] = field(default_factory=dict)
+    since: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     #: CSTA namespace edition to send ("ed3", "ed5"...). The phone may answer in another.
     edition: str = "ed3"
     emulate_alternate_call: bool = True
-    #: The phone may leave some requests unanswered in some states (MakeCall while ringing).
-    silent_requests: frozenset[str] = frozenset({"MakeCall"})
+    #: The phone never sends a CSTA error: a request it cannot carry out gets no answer.
+    silent_errors: bool = False
+    #: The phone answers positively before it acts, so a positive answer is no proof.
+    answers_before_acting: bool = False
+    write_form: WriteForm = WriteForm.STANDARD
+    #: Remarks per service for clients (GetCSTAFeatures detail, the JSON API).
+    notes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def refusal(self, service: str, firmware: str | None = None) -> Refusal | None:
+        """Why ``service`` is refused for this phone (None: it is offered)."""
+        if service == "AlternateCall" and self.emulate_alternate_call:
+            return None  # HoldCall + RetrieveCall
+        reason = self.refused.get(service)
+        if reason is not None:
+            return Refusal("operation", "serviceNotSupported", reason)
+        first = self.since.get(service)
+        if first is not None and firmware and _version_key(firmware) < _version_key(first):
+            return Refusal(
+                "operation",
+                "serviceNotSupported",
+                f"{service} needs {self.name} firmware {first} or later"
+                f" (this phone runs {firmware})",
+            )
+        return None
 
     def supports(self, service: str, firmware: str | None = None) -> bool:
-        if service == "AlternateCall" and self.emulate_alternate_call:
-            return True
-        if service not in self.services:
-            return False
-        first = self.since.get(service)
-        if first is None or not firmware:
-            return True
-        return _version_key(firmware) >= _version_key(first)
+        return self.refusal(service, firmware) is None
 
+    def services(self, firmware: str | None = None) -> frozenset[str]:
+        return frozenset(s for s in ALL_SERVICES if self.supports(s, firmware))
+
+    def predict_silence(self, request: m.CstaRequest) -> Refusal | None:
+        """A request this phone would leave unanswered, known from the request alone."""
+        if not self.silent_errors:
+            return None
+        check = _YEALINK_SILENT.get(type(request).__name__)
+        return check(request) if check is not None else None
+
+
+# --- Yealink: requests the firmware leaves unanswered (yealink-uacsta-behaviour.md) ----------
+
+_CALL_ID_RE = re.compile(r"-?[0-9]+(?:\|-?[0-9]+)*")
+
+
+def _silent(value: str, reason: str, category: str = "operation") -> Refusal:
+    return Refusal(category, value, f"{reason}; the Yealink firmware would leave it unanswered")
+
+
+def _call_id(conn: Any, role: str) -> Refusal | None:
+    """The firmware reads a call ID with atoi: absent or not a number names no call. (Its
+    fallback to the element's own text never applies to what we write: a ConnectionID
+    element holds child elements, no text.)"""
+    call_id = conn.call_id if isinstance(conn, ConnectionID) else None
+    if call_id is None:
+        return _silent("invalidCallID", f"the request names no {role} call ID")
+    if not _CALL_ID_RE.fullmatch(call_id.strip()):
+        return _silent("invalidCallID", f"{role} call ID {call_id!r} is not a Yealink call ID")
+    return None
+
+
+def _field(request: object, *names: str) -> Any:
+    """The first of ``names`` the message has (field names follow the codec's spelling)."""
+    for name in names:
+        if hasattr(request, name):
+            return getattr(request, name)
+    return None
+
+
+def _destination(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = getattr(value, "value", value)
+    return str(text) if text else None
+
+
+def _make_call(r: Any) -> Refusal | None:
+    if not _field(r, "called_directory_number"):
+        return _silent("invalidCalledDeviceID", "MakeCall without calledDirectoryNumber")
+    return None
+
+
+def _conn(name: str, role: str) -> Any:
+    def check(r: Any) -> Refusal | None:
+        return _call_id(getattr(r, name, None), role)
+
+    return check
+
+
+def _generate_digits(r: Any) -> Refusal | None:
+    found = _call_id(_field(r, "connection_to_send_digits"), "connectionToSendDigits")
+    if found is not None:
+        return found
+    if not _field(r, "characters_to_send", "char_to_send"):
+        return _silent("invalidParameterValue", "GenerateDigits without charactersToSend")
+    return None
+
+
+def _deflect(r: Any) -> Refusal | None:
+    if _destination(_field(r, "new_destination")) is None:
+        return _silent("invalidDestination", "DeflectCall without newDestination")
+    return _call_id(_field(r, "call_to_be_diverted"), "callToBeDiverted")
+
+
+def _two_calls(*, held_device: bool) -> Any:
+    def check(r: Any) -> Refusal | None:
+        for name, role in (("held_call", "heldCall"), ("active_call", "activeCall")):
+            found = _call_id(getattr(r, name, None), role)
+            if found is not None:
+                return found
+        held = getattr(r, "held_call", None)
+        if held_device and not (isinstance(held, ConnectionID) and held.device_id):
+            return _silent("invalidHeldDeviceID", "heldCall has no deviceID")
+        return None
+
+    return check
+
+
+def _consultation(r: Any) -> Refusal | None:
+    existing = _field(r, "existing_call")
+    if not (isinstance(existing, ConnectionID) and existing.device_id):
+        return _silent("invalidDeviceID", "existingCall has no deviceID")
+    if not _field(r, "consulted_device"):
+        return _silent("invalidCalledDeviceID", "ConsultationCall without consultedDevice")
+    return None
+
+
+def _single_step(r: Any) -> Refusal | None:
+    found = _call_id(_field(r, "active_call"), "activeCall")
+    if found is not None:
+        return found
+    if not _field(r, "transferred_to"):
+        return _silent("invalidDestination", "SingleStepTransferCall without transferredTo")
+    return None
+
+
+_FORWARDING_TYPES = frozenset({"forwardImmediate", "forwardBusy", "forwardNoAns"})
+
+
+def _set_forwarding(r: Any) -> Refusal | None:
+    kind = _field(r, "forwarding_type")
+    if kind is None or str(getattr(kind, "value", kind)) not in _FORWARDING_TYPES:
+        return _silent(
+            "invalidForwardingType",
+            f"forwarding type {kind!s} (the phone has forwardImmediate, forwardBusy, forwardNoAns)",
+        )
+    return None
+
+
+def _monitor_stop(r: Any) -> Refusal | None:
+    if not _field(r, "monitor_cross_ref_id"):
+        return _silent("invalidMonitorCrossRefID", "MonitorStop without monitorCrossRefID")
+    return None
+
+
+_YEALINK_SILENT: dict[str, Any] = {
+    "MakeCall": _make_call,
+    "AnswerCall": _conn("call_to_be_answered", "callToBeAnswered"),
+    "ClearConnection": _conn("connection_to_be_cleared", "connectionToBeCleared"),
+    "HoldCall": _conn("call_to_be_held", "callToBeHeld"),
+    "RetrieveCall": _conn("call_to_be_retrieved", "callToBeRetrieved"),
+    "SingleStepTransferCall": _single_step,
+    "GenerateDigits": _generate_digits,
+    "DeflectCall": _deflect,
+    "AlternateCall": _two_calls(held_device=False),
+    "ReconnectCall": _two_calls(held_device=False),
+    "TransferCall": _two_calls(held_device=True),
+    "ConferenceCall": _two_calls(held_device=True),
+    "ConsultationCall": _consultation,
+    "SetForwarding": _set_forwarding,
+    "MonitorStop": _monitor_stop,
+}
+
+#: What the Yealink firmware's CSTA processor handles (the rest: ``<unspecified/>``).
+YEALINK_SERVICES = frozenset(
+    {
+        "MakeCall", "AnswerCall", "ClearConnection", "HoldCall", "RetrieveCall",
+        "SingleStepTransferCall", "TransferCall", "ConsultationCall", "DeflectCall",
+        "AlternateCall", "ReconnectCall", "ConferenceCall", "GenerateDigits",
+        "RequestSystemStatus", "GetSwitchingFunctionDevices", "SystemRegister", "MonitorStart",
+        "MonitorStop", "GetForwarding", "GetDoNotDisturb", "SetForwarding", "SetDoNotDisturb",
+        "SnapshotDevice", "GetMessageWaitingIndicator",
+    }
+)  # fmt: skip
+
+_SNOM_874 = (
+    "ConsultationCall", "SingleStepTransferCall", "DeflectCall", "GetDoNotDisturb",
+    "SetDoNotDisturb", "GetForwarding", "SetForwarding", "MonitorStop", "SystemRegister",
+    "SystemRegisterCancel",
+)  # fmt: skip
 
 PROFILES: dict[str, VendorProfile] = {
-    "yealink": VendorProfile(key="yealink", name="Yealink", services=_CORE),
-    "fanvil": VendorProfile(key="fanvil", name="Fanvil", services=_CORE),
+    "yealink": VendorProfile(
+        key="yealink",
+        name="Yealink",
+        refused=MappingProxyType(
+            {s: f"{s} is {_YEALINK_UNSPECIFIED}" for s in ALL_SERVICES if s not in YEALINK_SERVICES}
+        ),
+        edition="ed5",
+        emulate_alternate_call=False,
+        silent_errors=True,
+        answers_before_acting=True,
+        write_form=WriteForm.YEALINK,
+        notes=MappingProxyType(
+            {
+                "GetMessageWaitingIndicator": (
+                    "the Yealink firmware answers whether the account's MWI subscription is "
+                    "on, not whether messages wait"
+                ),
+                "SnapshotDevice": "the Yealink firmware reports only the focused call",
+                "*": (
+                    "the Yealink firmware answers positively before it acts: a positive "
+                    "answer does not prove the action succeeded; events do"
+                ),
+            }
+        ),
+    ),
+    "fanvil": VendorProfile(key="fanvil", name="Fanvil", emulate_alternate_call=False),
     "snom": VendorProfile(
         key="snom",
         name="snom",
-        services=_CORE | _SYSTEM_REGISTER,
-        since={
-            s: "8.7.4"
-            for s in (
-                "ConsultationCall",
-                "SingleStepTransferCall",
-                "DeflectCall",
-                "GetDoNotDisturb",
-                "SetDoNotDisturb",
-                "GetForwarding",
-                "SetForwarding",
-                "MonitorStop",
-                "SystemRegister",
-                "SystemRegisterCancel",
-            )
-        },
+        refused=MappingProxyType(
+            _estos_not_supported("DialDigits", "DirectedPickupCall", "SnapshotCall")
+        ),
+        since=MappingProxyType(dict.fromkeys(_SNOM_874, "8.7.4")),
         edition="ed5",
     ),
-    "mitel": VendorProfile(key="mitel", name="Mitel", services=_CORE | {"SnapshotCall"}),
+    "mitel": VendorProfile(
+        key="mitel",
+        name="Mitel",
+        refused=MappingProxyType(
+            _estos_not_supported(
+                "DialDigits", "DirectedPickupCall", "SystemRegister", "SystemRegisterCancel"
+            )
+        ),
+    ),
     "auerswald": VendorProfile(
-        key="auerswald", name="Auerswald", services=_CORE | _SYSTEM_REGISTER
+        key="auerswald",
+        name="Auerswald",
+        refused=MappingProxyType(
+            _estos_not_supported("DialDigits", "DirectedPickupCall", "SnapshotCall")
+        ),
     ),
 }
 
 #: A phone we do not recognise gets every service; its answers decide.
-GENERIC = VendorProfile(
-    key="generic",
-    name="Generic uaCSTA",
-    services=_CORE | _SYSTEM_REGISTER | {"SnapshotCall", "AlternateCall", "DialDigits"},
-    emulate_alternate_call=False,
-)
+GENERIC = VendorProfile(key="generic", name="Generic uaCSTA", emulate_alternate_call=False)
 
 _OUI = {
     "001565": "yealink",

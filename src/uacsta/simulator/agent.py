@@ -23,6 +23,7 @@ from uacsta.net.flow import Flow
 from uacsta.net.tls import client_context, ensure_self_signed_cert, server_context
 from uacsta.net.useragent import DialogUsage, ServerRequest, UserAgent
 from uacsta.simulator.callmodel import SimPhone
+from uacsta.simulator.yealink import YealinkFirmware
 from uacsta.sip.dialog import Dialog, negotiate_session_timer_uas
 from uacsta.sip.digest import answer_challenge
 from uacsta.sip.helpers import generate_branch, generate_call_id, generate_tag
@@ -80,7 +81,13 @@ class PhoneAgent:
         self._call_id = generate_call_id(local_host)
         self._from_tag = generate_tag()
         self._cseq = itertools.count(1)
-        self._outbox: asyncio.Queue[m.CstaMessage] = asyncio.Queue()
+        self._outbox: asyncio.Queue[m.CstaMessage | bytes] = asyncio.Queue()
+        #: The firmware's own CSTA processor, for personalities that have one (Yealink).
+        self.firmware: YealinkFirmware | None = None
+        if phone.personality.firmware == "yealink":
+            self.firmware = YealinkFirmware(
+                phone, csta_account=(phone.mac, self.server_host, self.server_port)
+            )
         self._tasks: list[asyncio.Task[None]] = []
         self._flow: Flow | None = None
         self._closed = False
@@ -238,8 +245,10 @@ class PhoneAgent:
         dialog = Dialog.from_uas(request, tag, contact)
         if self.usage is not None:
             self.ua.remove_usage(self.usage)
-        # Monitors belong to the CSTA session: a new dialog starts without any.
-        self.phone.monitors.clear()
+        # Monitors belong to the CSTA session: a new dialog starts without any (a Yealink
+        # keeps them: the firmware does not clear monitors when the CSTA dialog ends).
+        if self.firmware is None:
+            self.phone.monitors.clear()
         self.usage = DialogUsage(
             dialog, sr.flow, on_request=self._in_dialog, local_host=self.local_host
         )
@@ -267,6 +276,8 @@ class PhoneAgent:
         """The CSTA answer to a request body; None when the phone stays silent."""
         if not request.body:
             return b"", None
+        if self.firmware is not None:
+            return self._firmware_answer(request.body)
         try:
             message, edition = codec.decode_with_edition(request.body)
         except CstaDecodeError:
@@ -282,6 +293,21 @@ class PhoneAgent:
         if reply.response is None:
             return None
         return codec.encode(reply.response, reply.edition), CSTA_TYPE
+
+    def _firmware_answer(self, body: bytes) -> tuple[bytes, str | None] | None:
+        """The firmware reads the request and writes its answer itself (None: silent)."""
+        assert self.firmware is not None
+        if self.phone.silent or not self.phone.online:
+            return None
+        now = asyncio.get_running_loop().time()
+        seen = len(self.firmware.received)
+        answer = self.firmware.handle(body, now)
+        for name in self.firmware.received[seen:]:
+            self.received[name] += 1
+        for document in self.firmware.outbox:
+            self.enqueue(document)  # after the answer, in order (the line list)
+        self.firmware.outbox.clear()
+        return None if answer is None else (answer, CSTA_TYPE)
 
     def _in_dialog(self, sr: ServerRequest) -> None:
         if not self.phone.online:
@@ -301,7 +327,8 @@ class PhoneAgent:
                 self.ua.remove_usage(self.usage)
                 self.usage = None
             self.linked.clear()
-            self.phone.monitors.clear()
+            if self.firmware is None:
+                self.phone.monitors.clear()
         elif request.method == "INVITE":
             timer = negotiate_session_timer_uas(request, min_se=self.min_se)
             answer = self._answer_csta(request)
@@ -319,8 +346,18 @@ class PhoneAgent:
             sr.reply(200)
 
     # ------------------------------------------------------------------ events to the server
-    def enqueue(self, message: m.CstaMessage) -> None:
+    def enqueue(self, message: m.CstaMessage | bytes) -> None:
+        """Queue an event or request (a message, or a document the firmware wrote)."""
         self._outbox.put_nowait(message)
+
+    def _documents(self, message: m.CstaMessage | bytes) -> list[bytes]:
+        if isinstance(message, bytes):
+            return [message]
+        if self.firmware is not None:
+            if isinstance(message, m.CstaEvent):
+                return self.firmware.render_event(message)
+            return []  # the firmware sends no other message of the call model
+        return [codec.encode(message, self.phone.personality.event_edition)]
 
     async def _sender(self) -> None:
         """Events and requests go out in order, one INFO at a time."""
@@ -329,8 +366,8 @@ class PhoneAgent:
             usage = self.usage
             if usage is None or not self.phone.online:
                 continue
-            body = codec.encode(message, self.phone.personality.event_edition)
-            try:
-                await self.ua.dialog_request(usage, "INFO", body=body, content_type=CSTA_TYPE)
-            except Exception:
-                log.exception("%r: sending %s failed", self, type(message).__name__)
+            for body in self._documents(message):
+                try:
+                    await self.ua.dialog_request(usage, "INFO", body=body, content_type=CSTA_TYPE)
+                except Exception:
+                    log.exception("%r: sending %s failed", self, type(message).__name__)

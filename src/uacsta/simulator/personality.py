@@ -4,8 +4,9 @@ Owns what makes a simulated Yealink look like a Yealink and a snom like a snom: 
 User-Agent string (one that :func:`uacsta.phones.vendors.detect` recognises), the MAC OUI,
 the style of line device IDs, monitor cross-reference IDs and call IDs, the CSTA edition of
 replies (snom answers ed5 even to ed3), the services the phone implements (from
-:data:`uacsta.phones.vendors.PROFILES`, i.e. the estos uaCSTA manual §2.4 tables) and the
-documented quirks (a phone that leaves MakeCall unanswered while a call rings at it).
+:data:`uacsta.phones.vendors.PROFILES`: the estos uaCSTA manual §2.4 tables, the Yealink
+firmware) and the documented quirks. A Yealink is the firmware's CSTA processor itself
+(:mod:`uacsta.simulator.yealink`), which reads and writes the wire without the codec.
 
 ID styles are plausible, not captured: the protocol notes only say that IDs are opaque
 strings and that snom has sent callID ``-12``; the simulator uses a different style per
@@ -51,13 +52,20 @@ class Personality:
     silent_while_ringing: frozenset[str] = field(default_factory=frozenset)
     #: Error value (category ``operation``) for a device the phone does not own.
     unknown_device_error: str = "invalidDeviceID"
+    #: A firmware model that reads and writes the wire itself (``"yealink"``: the firmware's
+    #: CSTA processor, :mod:`uacsta.simulator.yealink`); None: the generic call model.
+    firmware: str | None = None
 
     def supports(self, service: str) -> bool:
         """Whether the phone itself implements ``service`` (no server-side emulation)."""
         if service == "AlternateCall":
             # The estos tables: AlternateCall is emulated by the server, not in the phone.
             return not self.profile.emulate_alternate_call
-        return service in self.profile.services or service in self.extra_services
+        if service in self.extra_services:
+            return True
+        # A service no table mentions (MWI, ReconnectCall...) is not refused by the server;
+        # the simulated phones implement what the call model has.
+        return self.profile.supports(service)
 
     def reply_edition(self, request_edition: Edition) -> Edition:
         """The edition of the phone's answer to a request sent in ``request_edition``."""
@@ -74,12 +82,16 @@ class Personality:
 
 
 PERSONALITIES: dict[str, Personality] = {
+    # The firmware's own behaviour (yealink-uacsta-behaviour.md): its own reader and writer.
     "yealink": Personality(
         key="yealink",
         profile=PROFILES["yealink"],
         user_agent="Yealink SIP-T46G 28.83.0.35",
         mac_oui="805EC0",
-        silent_while_ringing=PROFILES["yealink"].silent_requests,
+        reply_edition_fixed=Edition.ED5,
+        event_edition=Edition.ED5,
+        silent_while_ringing=frozenset({"MakeCall"}),
+        firmware="yealink",
     ),
     "snom": Personality(
         key="snom",

@@ -95,6 +95,7 @@ _STATUS_BY_ERROR: dict[tuple[str, str | None], int] = {
     ("operation", "invalidDeviceID"): 404,
     ("operation", "privilegeViolationSpecifiedDevice"): 403,
     ("operation", "invalidFeature"): 501,
+    ("operation", "serviceNotSupported"): 501,
     ("systemResourceAvailability", "deviceOutOfService"): 503,
     ("systemResourceAvailability", "resourceOutOfService"): 504,
 }
@@ -642,6 +643,34 @@ async def put_forwarding(
     )
     await ask(server, who, dev, request_)
     return am.ForwardingEntry(type=body.type.value, on=body.on, to=body.to)
+
+
+@router.get("/devices/{device}/message-waiting", tags=["features"], responses=_DEVICE_ERRORS)
+async def get_message_waiting(request: Request, dev: Dev, who: User) -> dict[str, bool]:
+    """The message-waiting indicator (CSTA GetMessageWaitingIndicator)."""
+    answer = await ask(
+        _server(request), who, dev, m.GetMessageWaitingIndicator(device=dev.device_id)
+    )
+    on = isinstance(answer, m.GetMessageWaitingIndicatorResponse) and bool(
+        answer.message_waiting_on
+    )
+    return {"on": on}
+
+
+@router.get("/devices/{device}/features", tags=["features"], responses=_DEVICE_ERRORS)
+async def device_features(request: Request, dev: Dev, _who: User) -> dict[str, Any]:
+    """What the device's phone supports, per CSTA service, and why a service is refused."""
+    server = _server(request)
+    link = server.phones.links.get(dev.phone) if server.phones else None
+    if link is None:
+        raise ApiError(503, f"the phone of {dev.device_id} is not connected")
+    return {
+        "device": dev.device_id,
+        "phone": dev.phone,
+        "vendor": link.profile.name,
+        "firmware": link.firmware,
+        "services": link.features(),
+    }
 
 
 # --- tokens -----------------------------------------------------------------------------------
