@@ -432,7 +432,7 @@ async def test_web_client_user_only_uses_own_extension(api: Api) -> None:
         await events.send({"subscribe": ["200", "100"]})
         refused = await events.until("subscribed", "200")
         assert refused["ok"] is False and refused["csta_error"]["value"] == (
-            "privilegeViolationOnSpecifiedDevice"
+            "privilegeViolationSpecifiedDevice"
         )
         assert (await events.until("subscribed", "100"))["ok"] is True
         await events.send({"hello": 1})

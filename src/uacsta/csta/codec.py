@@ -3,18 +3,28 @@
 Owns the wire form of CSTA messages. One generic encoder and one generic decoder walk specs
 compiled once at import time from the dataclass fields (their annotations and
 :func:`~uacsta.csta.types.xml_meta` metadata), so adding a message is declaring a dataclass.
+What is written follows the ECMA-285 ASN.1: element names are its field names, SEQUENCE order
+is element order, a CHOICE is its chosen alternative's element (device identifiers per the
+field's CHOICE, ``crossRefIDorSnapshotData``, ``localCallState``, ``monitorObject``), capability
+and filter sets are its BIT STRING / list element names.
 
 Decoding rules (tolerant in what it accepts):
 
-- any namespace, matched by local name: ed2-ed6, none, misspelled hosts, ``/privN`` suffixes;
-  :func:`decode_with_edition` reports the edition it recognised so the answer can use it;
+- any namespace, matched by local name: ed2-ed6, none, misspelled hosts, ``/privN`` suffixes,
+  every element prefixed; :func:`decode_with_edition` reports the edition it recognised;
 - unknown roots become :class:`~uacsta.csta.messages.UnknownMessage`; unknown child elements
-  are ignored; absent elements leave the field ``None`` (or empty);
+  are ignored; absent elements leave the field ``None`` (or empty); so do empty optional
+  integers, booleans and enumerations (``<ringCount></ringCount>``, BroadWorks);
+- the spellings deployed peers use: misspelled roots (``TransferedEvent``), earlier element
+  names (``charToSend``), list items (``deviceList/device``), enumerated values (``acdBusy``),
+  a DeviceID as a child (``newDestination/device``), ``privateData`` under the root (kept as
+  ``extensions``), a utf-16 declaration on UTF-8 bytes;
 - text is trimmed of XML whitespace; a present but unreadable boolean or integer raises
   :class:`~uacsta.csta.errors.CstaDecodeError`, the only exception :func:`decode` raises for
   any input; hostile XML is refused by :func:`~uacsta.csta.xmlparse.parse_document`.
 
-Encoding writes the canonical form in one edition's namespace; ``decode(encode(m, e)) == m``.
+Encoding writes the standard form in one edition's namespace, or a vendor's form where a
+:class:`Dialect` is asked for; ``decode(encode(m, e)) == m`` for values the standard can carry.
 Strings that XML cannot carry (control characters, lone surrogates) raise ``ValueError``: that
 is a local bug, not a peer's.
 """
