@@ -67,6 +67,7 @@ from tests.csta.asn1schema import (
     Schema,
     SchemaError,
     load_schema,
+    parse_module_text,
 )
 from uacsta.csta import codec, errorcodes
 from uacsta.csta.messages import (
@@ -612,8 +613,6 @@ def test_reader_defaults_bits_and_sizes(schema: Schema) -> None:
 
 
 def test_reader_comments_tabs_and_crlf(tmp_path: typing.Any) -> None:
-    from tests.csta.asn1schema import parse_module_text
-
     text = (
         "Test-module { iso(1) }\r\nDEFINITIONS ::=\r\nBEGIN\r\n"
         "-- Data Types \u2013-\r\n"
