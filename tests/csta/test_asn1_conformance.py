@@ -778,6 +778,63 @@ def test_checker_private_data_and_namespaces(schema: Schema) -> None:
     ]
 
 
+# The forms issue 14 found on the wire (written by hand), each with what the checker says.
+ISSUE_14_FORMS = [
+    (
+        "GenerateDigits",
+        "<connectionToSendDigits><callID>1</callID></connectionToSendDigits>"
+        "<charToSend>12</charToSend>",
+        "GenerateDigits: element charToSend is not a field of GenerateDigitsArgument",
+    ),
+    (
+        "DialDigits",
+        "<callToBeDialed><callID>1</callID></callToBeDialed><dialingSequence>1</dialingSequence>",
+        "DialDigits: element callToBeDialed is not a field of DialDigitsArgument",
+    ),
+    (
+        "TransferCallResponse",
+        "<transferredCall><callID>1</callID></transferredCall><connections><connectionListItem>"
+        "<endpoint><deviceIdentifier>1</deviceIdentifier></endpoint>"
+        "</connectionListItem></connections>",
+        "TransferCallResponse/connections/connectionListItem/endpoint: element deviceIdentifier"
+        " is not an alternative of the CHOICE of endpoint (deviceID, notKnown, restricted)",
+    ),
+    (
+        "GetCSTAFeaturesResponse",
+        "<supportedServices><callControlServices><makeCall>true</makeCall>"
+        "</callControlServices></supportedServices>",
+        "GetCSTAFeaturesResponse/supportedServices: element callControlServices is not a field",
+    ),
+    (
+        "MonitorStartResponse",
+        "<monitorCrossRefID>1</monitorCrossRefID>"
+        "<actualMonitorFilter><delivered>true</delivered></actualMonitorFilter>",
+        "MonitorStartResponse/actualMonitorFilter: element delivered is not a field of "
+        "MonitorFilter",
+    ),
+    (
+        "EstablishedEvent",
+        "<monitorCrossRefID>1</monitorCrossRefID>"
+        "<establishedConnection><callID>1</callID></establishedConnection>"
+        "<answeringDevice><deviceIdentifier>1</deviceIdentifier></answeringDevice>"
+        "<callingDevice><deviceIdentifier>2</deviceIdentifier></callingDevice>"
+        "<calledDevice><deviceIdentifier>1</deviceIdentifier></calledDevice>"
+        "<lastRedirectionDevice><notKnown/></lastRedirectionDevice>"
+        "<cause>normalClearing</cause><localConnectionInfo>connected</localConnectionInfo>",
+        "EstablishedEvent: element localConnectionInfo is out of ASN.1 order: EstablishedEvent "
+        "puts it before cause",
+    ),
+]
+
+
+@pytest.mark.parametrize(("root", "body", "expected"), ISSUE_14_FORMS, ids=lambda v: v[:24])
+def test_checker_flags_the_forms_issue_14_found(
+    root: str, body: str, expected: str, schema: Schema
+) -> None:
+    errors = check_document(MESSAGE_CLASSES[root], _doc(body, root), schema)
+    assert any(e.startswith(expected) for e in errors), errors
+
+
 def test_checker_empty_results_and_errors(schema: Schema) -> None:
     cls = MESSAGE_CLASSES["AnswerCallResponse"]
     assert check_document(cls, _doc("", "AnswerCallResponse"), schema) == []
