@@ -1291,7 +1291,7 @@ _DIALECT_ENCODERS: Final[dict[tuple[Dialect, type[CstaMessage]], Callable[[Any],
 }
 
 
-def decode_with_edition(data: bytes) -> tuple[CstaMessage, Edition]:
+def decode_with_edition(data: bytes | bytearray | memoryview) -> tuple[CstaMessage, Edition]:
     """Decode one CSTA document and report the edition its namespace names.
 
     Raises :class:`CstaDecodeError` (and nothing else) for input that is not acceptable XML.
@@ -1316,7 +1316,7 @@ def decode_with_edition(data: bytes) -> tuple[CstaMessage, Edition]:
     return decoder(root), edition
 
 
-def decode(data: bytes) -> CstaMessage:
+def decode(data: bytes | bytearray | memoryview) -> CstaMessage:
     """Decode one CSTA document (any edition); see :func:`decode_with_edition`."""
     return decode_with_edition(data)[0]
 
