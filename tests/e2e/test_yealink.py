@@ -9,7 +9,6 @@ of errors, ``newDestination/device``, ``charactersToSend``.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -68,8 +67,11 @@ async def test_yealink_links_with_its_real_lines(harness: Harness) -> None:
     assert record is not None and record.lines == [L101, L100]
 
     client = await harness.csta_client()
-    assert isinstance(await client.request(m.GetSwitchingFunctionDevices()), m.GetSwitchingFunctionDevicesResponse)
+    assert isinstance(
+        await client.request(m.GetSwitchingFunctionDevices()), m.GetSwitchingFunctionDevicesResponse
+    )
     listing = await client.wait_for(m.SwitchingFunctionDevices)
+    assert isinstance(listing, m.SwitchingFunctionDevices)
     assert {e.device_id for e in listing.device_list} == {L100, L101, L200}
 
     # The phone is asked in its own terms: the account string it listed.
@@ -81,3 +83,144 @@ async def test_yealink_links_with_its_real_lines(harness: Harness) -> None:
     delivered = await _event(client, m.DeliveredEvent, xref)
     assert delivered.connection.device_id == L101
     assert delivered.alerting_device.value == L101
+
+
+async def _talking(sim: Simulation, client: CstaTcpClient, xref: str) -> ConnectionID:
+    """Line 100 calls an outside number that answers; returns the client's connection."""
+    made = await client.request(
+        m.MakeCall(calling_device="100", called_directory_number="0301234567")
+    )
+    assert isinstance(made, m.MakeCallResponse), made
+    # The firmware echoes the callingDevice it was sent (its own string): the client sees its own.
+    call = made.calling_device
+    assert call is not None and call.device_id == L100
+    await _event(client, m.EstablishedEvent, xref)
+    return call
+
+
+async def test_generate_digits_deflect_transfer_and_mwi_over_csta_tcp(harness: Harness) -> None:
+    sim, yealink, other = await _yealink(harness)
+    fw = yealink.firmware
+    assert fw is not None
+    client = await harness.csta_client()
+    xref = await _monitor(client, L100)
+
+    # GenerateDigits: the firmware reads charactersToSend (a child of the request).
+    call = await _talking(sim, client, xref)
+    answer = await client.request(
+        m.GenerateDigits(connection_to_send_digits=call, characters_to_send="12")
+    )
+    assert isinstance(answer, m.GenerateDigitsResponse), answer
+    first = await _event(client, m.DigitsGeneratedEvent, xref)
+    second = await _event(client, m.DigitsGeneratedEvent, xref)
+    assert (first.digit_generated_list, second.digit_generated_list) == ("1", "2")
+
+    # Blind transfer: the phone reports TransferedEvent; the client gets TransferredEvent.
+    moved = await client.request(m.SingleStepTransferCall(active_call=call, transferred_to="200"))
+    assert isinstance(moved, m.SingleStepTransferCallResponse), moved
+    transferred = await _event(client, m.TransferredEvent, xref)
+    assert str(transferred.cause) == "singleStepTransfer"
+    assert transferred.transferring_device.value == L100
+    await wait_until(lambda: any(leg.state == "alerting" for leg in other.phone.legs()))
+    other.phone.hangup("200", sim.now())
+    sim.flush()
+
+    # DeflectCall: the firmware reads the target from newDestination/device only.
+    sim.incoming_call("100", "0309876543")
+    ringing = await _event(client, m.DeliveredEvent, xref)
+    deflected = await client.request(
+        m.DeflectCall(call_to_be_diverted=ringing.connection, new_destination="200")
+    )
+    assert isinstance(deflected, m.DeflectCallResponse), deflected
+    diverted = await _event(client, m.DivertedEvent, xref)
+    assert diverted.diverting_device.value == L100
+    await wait_until(lambda: any(leg.state == "alerting" for leg in other.phone.legs()))
+
+    # MWI: the firmware answers its MWI subscription setting.
+    mwi = await client.request(m.GetMessageWaitingIndicator(device="100"))
+    assert mwi == m.GetMessageWaitingIndicatorResponse(message_waiting_on=True)
+    fw.accounts[0].mwi_subscription = False
+    mwi = await client.request(m.GetMessageWaitingIndicator(device="100"))
+    assert mwi == m.GetMessageWaitingIndicatorResponse(message_waiting_on=False)
+
+
+async def test_silent_errors_are_answered_at_once_over_csta_tcp(harness: Harness) -> None:
+    sim, yealink, _other = await _yealink(harness)
+    fw = yealink.firmware
+    assert fw is not None
+    client = await harness.csta_client()
+    xref = await _monitor(client, L100)
+    call = await _talking(sim, client, xref)
+    asked = list(fw.received)
+
+    # Predictable from the request: the firmware would stay silent; uacsta answers instead.
+    no_digits = await client.request(m.GenerateDigits(connection_to_send_digits=call))
+    assert no_digits == m.CSTAErrorCode.operation("invalidParameterValue")
+    no_target = await client.request(m.DeflectCall(call_to_be_diverted=call))
+    assert no_target == m.CSTAErrorCode.operation("invalidDestination")
+    # A service the firmware does not implement (it would answer <unspecified/>).
+    set_mwi = await client.request(
+        m.SetMessageWaitingIndicator(device="100", message_waiting_on=True)
+    )
+    assert set_mwi == m.CSTAErrorCode.operation("serviceNotSupported")
+    assert fw.received == asked  # none of them reached the phone
+
+    # Not predictable (a well-formed call ID the phone does not know): the phone stays
+    # silent and the client gets the timeout error after phones.csta_timeout.
+    silent = await client.request(m.HoldCall(call_to_be_held=ConnectionID("4711", L100)))
+    assert silent == m.CSTAErrorCode.timeout()
+    assert fw.received[len(asked) :] == ["HoldCall"]
+
+
+async def test_json_api_mwi_features_digits_and_silent_errors(harness: Harness) -> None:
+    _sim, yealink, _other = await _yealink(harness)
+    fw = yealink.firmware
+    server = harness.server
+    assert fw is not None and server is not None and server.store is not None
+    _id, token = Auth(server.store).create_token("tests")
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{server.http_port}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=15.0,
+    ) as http:
+        r = await http.get("/api/v1/devices/100/message-waiting")
+        assert (r.status_code, r.json()) == (200, {"on": True})
+
+        r = await http.get("/api/v1/devices/100/features")
+        assert r.status_code == 200, r.text
+        features = r.json()
+        assert (features["device"], features["vendor"]) == (L100, "Yealink")
+        services = features["services"]
+        assert services["GetMessageWaitingIndicator"]["supported"] is True
+        assert "subscription" in services["GetMessageWaitingIndicator"]["note"]
+        refused = services["SetMessageWaitingIndicator"]
+        assert refused["supported"] is False
+        assert refused["error"] == "operation/serviceNotSupported"
+        assert "<unspecified/>" in refused["reason"]
+
+        r = await http.post("/api/v1/devices/100/calls", json={"to": "0301234567"})
+        assert r.status_code == 201, r.text
+        call_id = r.json()["call_id"]
+        await wait_until(lambda: any(leg.state == "connected" for leg in yealink.phone.legs()))
+        r = await http.post(f"/api/v1/devices/100/calls/{call_id}/digits", json={"digits": "9"})
+        assert r.status_code == 200, r.text
+        assert "GenerateDigits" in fw.received
+
+        # SetMWI has no REST route; SnapshotCall is refused with the firmware's reason.
+        r = await http.get(f"/api/v1/devices/100/calls/{call_id}")
+        assert r.status_code == 501
+        assert r.json()["csta_error"] == {"category": "operation", "value": "serviceNotSupported"}
+        assert "Yealink firmware" in r.json()["detail"]
+        assert "SnapshotCall" not in fw.received
+
+        # A call ID the firmware cannot read (atoi gives 0: no call) would be left unanswered:
+        # answered at once, with why. A well-formed unknown one: the phone's silence, 504.
+        asked = list(fw.received)
+        r = await http.post("/api/v1/devices/100/calls/abc/hold")
+        assert r.status_code == 409, r.text
+        assert r.json()["csta_error"] == {"category": "operation", "value": "invalidCallID"}
+        assert "would leave it unanswered" in r.json()["detail"]
+        assert fw.received == asked
+        r = await http.post("/api/v1/devices/100/calls/4711/hold")
+        assert r.status_code == 504, r.text
+        assert fw.received[len(asked) :] == ["HoldCall"]
