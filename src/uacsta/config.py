@@ -9,6 +9,7 @@ a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -121,6 +122,21 @@ class TlsSettings:
 @dataclass
 class HttpSettings:
     listen: str = "tcp:0.0.0.0:8080"
+    #: Admin (/admin/) logins: wrong passwords from one address for one user name before that
+    #: address is refused (429) for that name for ``admin_login_block_time`` s (doubling, up to
+    #: an hour); from one address over all names; for one name from all addresses.
+    admin_login_max_failures: int = 5
+    admin_login_max_source_failures: int = 20
+    admin_login_max_account_failures: int = 10
+    admin_login_block_time: float = 60.0
+    #: Reverse proxies (addresses or networks) whose ``X-Forwarded-For``/``-Proto`` are
+    #: believed; empty: none, the TCP peer is the client (no header can pick a new source).
+    trusted_proxies: list[str] = field(default_factory=list)
+    #: Lifetime of a web session (admin, web client) from its login, in seconds; sessions live
+    #: on the server and end at logout, password change or reset, and user deletion.
+    session_lifetime: float = 12 * 3600.0
+    #: Web sessions one user keeps at a time (a new login ends the oldest beyond this).
+    max_sessions_per_user: int = 20
 
 
 @dataclass
@@ -300,6 +316,17 @@ def validate(settings: Settings) -> None:
                 parse_listen_address(address)
             except ValueError as exc:
                 raise ConfigError(f"{key}: {exc}") from None
+    for proxy in settings.http.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"http.trusted_proxies: {proxy!r} is not an IP address or network"
+            ) from None
+    if settings.http.session_lifetime < 60:
+        raise ConfigError("http.session_lifetime: must be at least 60 seconds")
+    if settings.http.max_sessions_per_user < 1:
+        raise ConfigError("http.max_sessions_per_user: must be at least 1")
     p = settings.phones
     if p.registration_expires < 30:
         raise ConfigError("phones.registration_expires: must be at least 30 seconds")

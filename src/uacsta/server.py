@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -92,7 +93,7 @@ class Server:
             raise
 
     async def _start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # database, keys
         logbuffer.install(self)  # the web admin's log view and the log files (estos §3.9)
         ratelog.configure(
             lines=self.settings.log.rate_limit_lines,
@@ -185,7 +186,9 @@ class Server:
         self.initial_admin_password = await asyncio.to_thread(Auth(self.store).ensure_admin)
         if self.initial_admin_password is not None:
             path = self.data_dir / "initial-admin-password"
-            path.write_text(self.initial_admin_password + "\n")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as file:  # owner-only from its creation
+                file.write(self.initial_admin_password + "\n")
             path.chmod(0o600)
             log.warning(
                 "web admin created: user 'admin', password in %s (change it in the admin or "
@@ -214,6 +217,10 @@ class Server:
             # httptools with bounds on the request head and the time to send it.
             http=BoundedHttpToolsProtocol,
             timeout_keep_alive=15,
+            # X-Forwarded-For/-Proto only from configured proxies (uvicorn's default trusts
+            # 127.0.0.1, which let any local client pick its source address per request).
+            proxy_headers=bool(self.settings.http.trusted_proxies),
+            forwarded_allow_ips=list(self.settings.http.trusted_proxies),
             **self._http_tls(https),
         )
         self.http = uvicorn.Server(config)

@@ -270,12 +270,12 @@ async def test_users_and_api_tokens(admin: Admin) -> None:
     await expect(page.locator("#tokens")).to_contain_text("No API tokens")
     assert store.list_tokens() == []
 
-    # A web-client user cannot use the admin.
+    # A web-client user cannot use the admin, and the answer does not confirm the password.
     await page.click(".logout button")
     await page.fill("input[name=name]", "100")
     await page.fill("input[name=password]", "user-pass-100")
     await page.click("button[type=submit]")
-    await expect(page.locator("#login-error")).to_contain_text("may not use the admin")
+    await expect(page.locator("#login-error")).to_contain_text("Wrong user name or password")
 
 
 def test_log_file_rotates_by_size_and_is_deleted_daily(tmp_path: Path) -> None:

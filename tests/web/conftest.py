@@ -46,9 +46,11 @@ class Api:
         return Auth(self.server.store)
 
     def session_cookie(self, user: str) -> str:
-        """A signed session cookie as the login pages would set it (SessionMiddleware format)."""
+        """A signed session cookie as the login pages would set it (SessionMiddleware format),
+        naming a server-side session opened for ``user``."""
         secret = (self.server.data_dir / "session.key").read_text().strip()
-        data = b64encode(json.dumps({"user": user, "csrf": CSRF}).encode())
+        session_id = self.auth.open_session(user)
+        data = b64encode(json.dumps({"sid": session_id, "csrf": CSRF}).encode())
         return itsdangerous.TimestampSigner(secret).sign(data).decode()
 
     def http(self, *, token: str | None = None, user: str | None = None) -> httpx.AsyncClient:

@@ -64,7 +64,7 @@ def ensure_self_signed_cert(
     cert_path, key_path = folder / CERT_FILE, folder / KEY_FILE
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # the private key lives here
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     sans: list[x509.GeneralName] = [x509.DNSName(h) for h in hostnames]

@@ -9,7 +9,9 @@ Calls are synchronous; the asyncio server runs them in a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -69,6 +71,21 @@ api_tokens = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created", sa.String(32), nullable=False),
     sa.Column("last_used", sa.String(32)),
+    #: JSON list of scopes ("read", "control", "admin"); NULL: every scope (tokens created
+    #: before scopes existed keep the full rights they were issued with).
+    sa.Column("scopes", sa.Text),
+    #: ISO 8601 UTC; NULL: never expires.
+    sa.Column("expires", sa.String(32)),
+)
+
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    #: SHA-256 of the session ID carried in the signed cookie: the table alone opens nothing.
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("user", sa.String(64), nullable=False, index=True),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.Column("expires", sa.String(32), nullable=False),
 )
 
 schema_version = sa.Table(
@@ -79,7 +96,22 @@ schema_version = sa.Table(
 )
 
 # Ordered migrations: index + 1 is the version they produce. Version 1 is the initial schema.
-MIGRATIONS: list[list[str]] = [[]]
+# A new database gets the current schema from ``create_all`` and all versions marked applied.
+MIGRATIONS: list[list[str]] = [
+    [],
+    # 2: API token scopes and expiry (existing rows: NULL = every scope, never expires).
+    # The web_sessions table is new, so create_all makes it.
+    [
+        "ALTER TABLE api_tokens ADD COLUMN scopes TEXT",
+        "ALTER TABLE api_tokens ADD COLUMN expires VARCHAR(32)",
+    ],
+]
+
+#: Mode of the SQLite database file (SQLite gives its -wal and -shm files the same mode) and
+#: of directories created for it: it holds password hashes and the settings changed in the
+#: admin, phone and client passwords among them.
+DB_FILE_MODE = 0o600
+DB_DIR_MODE = 0o700
 
 
 def utcnow() -> str:
@@ -128,10 +160,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file owner-only before SQLite opens it; tighten an existing one.
+
+    SQLite creates the -wal and -shm files with the mode of the database file, so they follow.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=DB_DIR_MODE, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, DB_FILE_MODE))
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if name.stat().st_mode & 0o077:
+                name.chmod(DB_FILE_MODE)
+
+
 class Store:
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            _private_sqlite_file(Path(url[len("sqlite:///") :]))
         self.url = url
         self.engine = sa.create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
@@ -139,6 +185,7 @@ class Store:
         self._migrate()
 
     def _migrate(self) -> None:
+        fresh = not sa.inspect(self.engine).has_table(schema_version.name)
         metadata.create_all(self.engine)
         with self.engine.begin() as conn:
             current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
@@ -146,8 +193,9 @@ class Store:
             for version, statements in enumerate(MIGRATIONS, start=1):
                 if version <= current:
                     continue
-                for statement in statements:
-                    conn.execute(sa.text(statement))
+                if not fresh:  # create_all made a new database at the current schema
+                    for statement in statements:
+                        conn.execute(sa.text(statement))
                 conn.execute(schema_version.insert().values(version=version, applied=utcnow()))
 
     def close(self) -> None:
@@ -223,31 +271,101 @@ class Store:
 
     def delete_user(self, name: str) -> bool:
         with self.engine.begin() as conn:
+            conn.execute(web_sessions.delete().where(web_sessions.c.user == name))
             return conn.execute(users.delete().where(users.c.name == name)).rowcount > 0
 
-    def add_token(self, token_id: str, name: str, token_hash: str) -> None:
+    # --- web sessions ----------------------------------------------------------------------
+    def add_session(
+        self, id_hash: str, user: str, expires: str, *, keep: int, now: str | None = None
+    ) -> None:
+        """A new session of ``user``; expired ones go, and the user's oldest beyond ``keep``."""
+        created = now or utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(web_sessions.delete().where(web_sessions.c.expires <= created))
+            conn.execute(
+                web_sessions.insert().values(
+                    id_hash=id_hash, user=user, created=created, expires=expires
+                )
+            )
+            old = conn.execute(
+                sa.select(web_sessions.c.id_hash)
+                .where(web_sessions.c.user == user)
+                .order_by(web_sessions.c.created.desc(), web_sessions.c.expires.desc())
+                .offset(max(1, keep))
+            ).all()
+            if old:
+                ids = [r[0] for r in old if r[0] != id_hash]
+                conn.execute(web_sessions.delete().where(web_sessions.c.id_hash.in_(ids)))
+
+    def session_user(self, id_hash: str, now: str | None = None) -> dict[str, Any] | None:
+        """The user of a live session (not expired, not revoked), else None."""
+        query = (
+            sa.select(users)
+            .join(web_sessions, web_sessions.c.user == users.c.name)
+            .where(web_sessions.c.id_hash == id_hash, web_sessions.c.expires > (now or utcnow()))
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+            return dict(row._mapping) if row else None
+
+    def delete_session(self, id_hash: str) -> bool:
+        with self.engine.begin() as conn:
+            deleted = conn.execute(web_sessions.delete().where(web_sessions.c.id_hash == id_hash))
+            return deleted.rowcount > 0
+
+    def delete_user_sessions(self, user: str) -> int:
+        """Revoke every session of ``user`` (password changed or reset, user deleted)."""
+        with self.engine.begin() as conn:
+            return conn.execute(web_sessions.delete().where(web_sessions.c.user == user)).rowcount
+
+    # --- API tokens ------------------------------------------------------------------------
+    def add_token(
+        self,
+        token_id: str,
+        name: str,
+        token_hash: str,
+        *,
+        scopes: Iterable[str] | None = None,
+        expires: str | None = None,
+    ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 api_tokens.insert().values(
-                    id=token_id, name=name, token_hash=token_hash, created=utcnow()
+                    id=token_id,
+                    name=name,
+                    token_hash=token_hash,
+                    created=utcnow(),
+                    scopes=json.dumps(sorted(scopes)) if scopes is not None else None,
+                    expires=expires,
                 )
             )
 
+    @staticmethod
+    def _token_row(row: Any) -> dict[str, Any]:
+        data = dict(row._mapping)
+        data["scopes"] = json.loads(data["scopes"]) if data.get("scopes") is not None else None
+        return data
+
     def find_token(self, token_hash: str) -> dict[str, Any] | None:
+        """The token's row; ``scopes`` is a list, or None for a full-rights token of old."""
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(api_tokens).where(api_tokens.c.token_hash == token_hash)
             ).first()
-            return dict(row._mapping) if row else None
+            return self._token_row(row) if row else None
 
     def list_tokens(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.created).order_by(
-                    api_tokens.c.created
-                )
+                sa.select(
+                    api_tokens.c.id,
+                    api_tokens.c.name,
+                    api_tokens.c.created,
+                    api_tokens.c.scopes,
+                    api_tokens.c.expires,
+                ).order_by(api_tokens.c.created)
             )
-            return [dict(r._mapping) for r in rows]
+            return [self._token_row(r) for r in rows]
 
     def delete_token(self, token_id: str) -> bool:
         with self.engine.begin() as conn:

@@ -2,8 +2,11 @@
 
 Server-rendered pages under ``/admin/``; every page needs a session of a user with role
 "admin" (others are sent to the login page), every POST carries the session's CSRF token.
-Failed logins are logged with the source address and limited per source: after
-``LOGIN_MAX_FAILURES`` failures within ``LOGIN_WINDOW`` seconds the login answers 429.
+Failed logins are logged (rate-limited) with the source address and throttled by the shared
+:class:`uacsta.throttle.AuthThrottle` (``http.admin_login_*``): per address and user name, per
+address, per user name for addresses it never logged in from; attempts whose password hash is
+still running count as failures meanwhile, and a blocked login answers 429. Only admins log in
+here: any other account answers exactly like a wrong password (issue 15 item 10).
 """
 
 from __future__ import annotations
@@ -11,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -29,8 +31,18 @@ from starlette.datastructures import FormData
 from uacsta.config import ConfigError
 from uacsta.phones.inventory import STATES
 from uacsta.phones.mac import format_mac, normalize_mac
+from uacsta.ratelog import RateLimitedLog
+from uacsta.throttle import AuthThrottle
 from uacsta.web import logbuffer
-from uacsta.web.auth import Auth, Principal, check_csrf, csrf_token
+from uacsta.web.auth import (
+    SCOPES,
+    Auth,
+    Principal,
+    check_csrf,
+    client_address,
+    csrf_token,
+    parse_expiry,
+)
 
 if TYPE_CHECKING:
     from uacsta.server import Server
@@ -40,8 +52,6 @@ log = logging.getLogger("uacsta.web.admin")
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
-LOGIN_MAX_FAILURES = 5
-LOGIN_WINDOW = 300.0
 MIN_PASSWORD = 8
 LOG_LINES = (100, 200, 500, 1000, 5000)
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -71,7 +81,7 @@ def _auth(request: Request) -> Auth:
 
 
 def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return client_address(request)
 
 
 def _require_admin(request: Request) -> Principal:
@@ -213,30 +223,38 @@ def _safe_next(target: str) -> str:
 
 
 # ---------------------------------------------------------------------------- login
-def _failures(request: Request, source: str) -> deque[float]:
-    """Recent failed logins of one source address (pruned to the window)."""
-    table: dict[str, deque[float]] | None = getattr(request.app.state, "admin_login_failures", None)
-    if table is None:
-        table = {}
-        request.app.state.admin_login_failures = table
-    entries = table.get(source)
-    if entries is None:
-        if len(table) >= 10000:  # bounded: forget the oldest sources
-            for key in list(table)[:1000]:
-                del table[key]
-        entries = table[source] = deque(maxlen=LOGIN_MAX_FAILURES * 2)
-    now = time.monotonic()
-    while entries and now - entries[0] > LOGIN_WINDOW:
-        entries.popleft()
-    return entries
-
-
-def _blocked_message(entries: deque[float]) -> str:
-    wait = max(1, int(LOGIN_WINDOW - (time.monotonic() - entries[0]) + 59) // 60)
-    return (
-        f"Too many failed logins from your address ({LOGIN_MAX_FAILURES} within "
-        f"{int(LOGIN_WINDOW // 60)} minutes). Try again in {wait} minute{'s' if wait != 1 else ''}."
+def _throttle(request: Request) -> AuthThrottle:
+    """The admin login's throttle, with the current ``http.admin_login_*`` settings."""
+    state = request.app.state
+    throttle: AuthThrottle | None = getattr(state, "admin_login_throttle", None)
+    if throttle is None:
+        throttle = state.admin_login_throttle = AuthThrottle()
+    h = state.server.settings.http
+    throttle.configure(
+        max_failures=h.admin_login_max_failures,
+        block_time=h.admin_login_block_time,
+        max_source_failures=h.admin_login_max_source_failures,
+        max_account_failures=h.admin_login_max_account_failures,
     )
+    return throttle
+
+
+def _auth_log(request: Request) -> RateLimitedLog:
+    """Rate-limited lines for what a stranger can trigger (failed and refused logins); one
+    per application, so each server counts its own."""
+    state = request.app.state
+    found: RateLimitedLog | None = getattr(state, "admin_auth_log", None)
+    if found is None:
+        found = state.admin_auth_log = RateLimitedLog(log)
+    return found
+
+
+def _blocked_message(wait: float) -> str:
+    if wait < 60:
+        amount, unit = max(1, int(wait + 0.5)), "second"
+    else:
+        amount, unit = int(wait + 59) // 60, "minute"
+    return f"Too many failed logins. Try again in {amount} {unit}{'s' if amount != 1 else ''}."
 
 
 @router.get("", include_in_schema=False)
@@ -258,54 +276,62 @@ async def login_page(request: Request, next: str = "/admin/") -> HTMLResponse:
 async def login(request: Request) -> Response:
     source = _client_ip(request)
     form = await _form(request)
-    name = _text(form, "name")
-    password = _raw(form, "password")
+    name = _text(form, "name")[:128]
+    password = _raw(form, "password")[:1024]
     target = _safe_next(_text(form, "next", "/admin/"))
-    entries = _failures(request, source)
-    if len(entries) >= LOGIN_MAX_FAILURES:
-        log.warning("admin login from %s refused: too many failures", source)
+    throttle = _throttle(request)
+    wait = throttle.blocked_for(source, name, time.monotonic())
+    if wait > 0:
+        _auth_log(request).warning(
+            ("blocked", source), "admin login from %s refused: too many failures", source
+        )
         return _render(
             request,
             "login.html",
-            {"next": target, "error": _blocked_message(entries), "name": name},
+            {"next": target, "error": _blocked_message(wait), "name": name},
             status_code=429,
         )
-    principal = await asyncio.to_thread(_auth(request).login, name, password)
+    throttle.begin(source, name)  # concurrent guesses wait for this one's outcome
+    try:
+        principal = await asyncio.to_thread(_auth(request).login, name, password)
+    finally:
+        throttle.end(source, name)
     if principal is None or not principal.is_admin:
-        entries.append(time.monotonic())
-        log.warning(
-            "admin login failed for user %r from %s (%d of %d)",
-            name,
-            source,
-            len(entries),
-            LOGIN_MAX_FAILURES,
+        # Any other account (a web-client user) answers exactly like a wrong password: the
+        # admin login must not confirm a password that is right for the web client.
+        blocked = throttle.failure(source, name, time.monotonic())
+        _auth_log(request).warning(
+            ("failed", source), "admin login failed for user %r from %s", name, source
         )
-        error = "Wrong user name or password."
-        if principal is not None:
-            error = "This account may not use the admin; use the web client."
+        if blocked:
+            _auth_log(request).warning(
+                ("blocking", source),
+                "blocking %s for %.0f s after repeated admin login failures",
+                throttle.describe_block(source, name),
+                blocked,
+            )
         return _render(
             request,
             "login.html",
-            {"next": target, "error": error, "name": name},
+            {"next": target, "error": "Wrong user name or password.", "name": name},
             status_code=401,
         )
-    _failures(request, source).clear()
-    request.session.clear()  # a fresh session (and CSRF token) per login
-    request.session["user"] = principal.name
+    throttle.success(source, name, time.monotonic())
+    await asyncio.to_thread(_auth(request).start_session, request, principal)
     log.info("admin %r logged in from %s", principal.name, source)
     return RedirectResponse(target, status_code=303)
 
 
 @router.get("/logout")
 async def logout_get(request: Request) -> RedirectResponse:
-    request.session.clear()
+    await asyncio.to_thread(_auth(request).end_session, request)
     return RedirectResponse("/admin/login", status_code=303)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> RedirectResponse:
     await _form(request)
-    request.session.clear()
+    await asyncio.to_thread(_auth(request).end_session, request)
     return RedirectResponse("/admin/login", status_code=303)
 
 
@@ -863,6 +889,8 @@ async def admin_password(request: Request) -> Response:
     if error is not None:
         return await _users_render(request, principal, error=error, status_code=422)
     await asyncio.to_thread(auth.set_password, principal.name, new, role="admin")
+    # Every session of this admin ended with the old password; this browser starts anew.
+    await asyncio.to_thread(auth.start_session, request, principal)
     log.info("admin password of %r changed from %s", principal.name, _client_ip(request))
     _flash(request, "Your admin password was changed.")
     return RedirectResponse("/admin/users", status_code=303)
@@ -885,7 +913,18 @@ async def _tokens_render(
         "admin_tokens.html",
         {
             "nav": "tokens",
-            "tokens": [{**t, "created": _when(t.get("created"))} for t in tokens],
+            "tokens": [
+                {
+                    **t,
+                    "created": _when(t.get("created")),
+                    "scopes": " ".join(t["scopes"] if t["scopes"] is not None else SCOPES),
+                    "expires": _when(t.get("expires")) or "never",
+                    "expired": bool(t.get("expires"))
+                    and t["expires"] <= datetime.now(UTC).isoformat(timespec="seconds"),
+                }
+                for t in tokens
+            ],
+            "scopes": SCOPES,
             "new_token": new_token,
             "error": error,
         },
@@ -905,18 +944,46 @@ async def token_create(request: Request) -> HTMLResponse:
     principal = _require_admin(request)
     form = await _form(request)
     name = _text(form, "name")
+    scopes = {v for v in form.getlist("scopes") if isinstance(v, str)}
+    expires_text = _text(form, "expires")
+    error = None
+    expires = None
     if not name or len(name) > 128:
-        return await _tokens_render(
-            request,
-            principal,
-            error="Give the token a name (at most 128 characters).",
-            status_code=422,
-        )
-    token_id, token = await asyncio.to_thread(_auth(request).create_token, name)
-    log.info("API token %s (%r) created by %s", token_id, name, principal.name)
+        error = "Give the token a name (at most 128 characters)."
+    elif not scopes or not scopes <= set(SCOPES):
+        error = f"Choose the token's scopes among {', '.join(SCOPES)}."
+    elif expires_text:
+        try:
+            expires = parse_expiry(expires_text)
+        except ValueError:
+            error = "The expiry must be a date (YYYY-MM-DD) or empty for a token that never ends."
+        else:
+            if expires <= datetime.now(UTC):
+                error = "The expiry must lie in the future."
+    if error is not None:
+        return await _tokens_render(request, principal, error=error, status_code=422)
+    token_id, token = await asyncio.to_thread(
+        _auth(request).create_token, name, scopes=scopes, expires=expires
+    )
+    log.info(
+        "API token %s (%r, scopes %s, expires %s) created by %s",
+        token_id,
+        name,
+        " ".join(sorted(scopes)),
+        expires.isoformat() if expires else "never",
+        principal.name,
+    )
     # Shown in this response only; only its hash is stored.
     return await _tokens_render(
-        request, principal, new_token={"id": token_id, "name": name, "token": token}
+        request,
+        principal,
+        new_token={
+            "id": token_id,
+            "name": name,
+            "token": token,
+            "scopes": " ".join(s for s in SCOPES if s in scopes),
+            "expires": _when(expires.isoformat()) if expires else "never",
+        },
     )
 
 

@@ -5,9 +5,12 @@ the switching function (:class:`uacsta.hub.SwitchHub`) and CSTA answers and even
 JSON. Each REST request is a short-lived client of the switching function whose ``deliver``
 resolves a future by invoke ID; each WebSocket is one client with its own monitors.
 
-Who may do what: API tokens and admin sessions everything; web-client users (role ``user``)
-only the devices of their extension, no phone or token administration. Requests that change
-something with the session cookie carry the page's CSRF token in ``X-CSRF-Token``.
+Who may do what: admin sessions everything; API tokens what their scopes allow (``read``:
+GET requests and event WebSockets, ``control``: requests that change something at a device,
+``admin``: phones, status and tokens), until their expiry; web-client users (role ``user``)
+read and control only the devices of their extension, no phone or token administration.
+Requests that change something with the session cookie carry the page's CSRF token in
+``X-CSRF-Token``.
 
 Errors say why (see ``docs``): ``{"error", "csta_error", "detail"}`` with 404 unknown device,
 403 not this account's device, 501 service not supported by the phone, 503 phone not
@@ -23,6 +26,7 @@ import json
 import logging
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, cast
 from urllib.parse import urlsplit
 
@@ -38,7 +42,7 @@ from uacsta.phones.mac import normalize_mac
 from uacsta.switch.devices import Device, extension_of
 from uacsta.switch.function import ToClient
 from uacsta.web import apimodels as am
-from uacsta.web.auth import Auth, Principal, check_csrf
+from uacsta.web.auth import SCOPES, Auth, Principal, Refusal, check_csrf
 from uacsta.web.jsoncsta import error_json, event_data, to_json
 
 if TYPE_CHECKING:
@@ -173,33 +177,53 @@ router = APIRouter(prefix="/api/v1", route_class=_ApiRoute, responses=_ERRORS)
 # --- who is asking ----------------------------------------------------------------------------
 
 
-def _principal_of(conn: HTTPConnection, *, query_token: bool = False) -> Principal | None:
+def _principal_of(conn: HTTPConnection, *, query_token: bool = False) -> Principal | Refusal | None:
     auth: Auth = conn.app.state.auth
     if query_token and "authorization" not in conn.headers:
         token = conn.query_params.get("token")
         if token:
-            return auth.check_token(token)
-    # Auth.principal reads only headers and the session, which every HTTPConnection has.
-    return auth.principal(cast(Request, conn))
+            return auth.authenticate_token(token)
+    # Auth.authenticate reads only headers and the session, which every HTTPConnection has.
+    return auth.authenticate(cast(Request, conn))
+
+
+def _need_scope(principal: Principal, scope: str, what: str) -> None:
+    if not principal.may(scope):
+        have = ", ".join(sorted(principal.scopes)) or "none"
+        raise HTTPException(403, f"{what} needs the {scope!r} scope; this API token has: {have}")
 
 
 def current_principal(request: Request) -> Principal:
     principal = _principal_of(request)
+    if isinstance(principal, Refusal):
+        raise HTTPException(
+            401, f"{principal.reason}: create a new one", headers={"WWW-Authenticate": "Bearer"}
+        )
     if principal is None:
         raise HTTPException(
             401,
             "authentication required: send 'Authorization: Bearer <API token>' or log in",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if principal.via == "session" and request.method not in _SAFE_METHODS:
-        # Cookie-authenticated changes need the page's CSRF token (header X-CSRF-Token).
-        check_csrf(request, request.headers.get("x-csrf-token"))
+    if request.method in _SAFE_METHODS:
+        _need_scope(principal, "read", "reading")
+    else:
+        _need_scope(principal, "control", f"{request.method} {request.url.path}")
+        if principal.via == "session":
+            # Cookie-authenticated changes need the page's CSRF token (header X-CSRF-Token).
+            check_csrf(request, request.headers.get("x-csrf-token"))
     return principal
 
 
-def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+def admin_principal(request: Request) -> Principal:
+    principal = _principal_of(request)
+    if isinstance(principal, Refusal) or principal is None:
+        return current_principal(request)  # raises the 401 saying why
     if not principal.is_admin:
         raise HTTPException(403, "this needs an administrator or an API token")
+    _need_scope(principal, "admin", f"{request.method} {request.url.path}")
+    if principal.via == "session" and request.method not in _SAFE_METHODS:
+        check_csrf(request, request.headers.get("x-csrf-token"))
     return principal
 
 
@@ -682,16 +706,37 @@ def _auth(request: Request) -> Auth:
 
 @router.post("/tokens", tags=["tokens"], status_code=201)
 async def create_token(request: Request, body: am.TokenCreate, _who: Admin) -> am.TokenCreated:
-    """A new API token (admin rights); the token is shown only in this answer."""
-    token_id, token = await asyncio.to_thread(_auth(request).create_token, body.name)
-    log.info("API token %s (%s) created", token_id, body.name)
-    return am.TokenCreated(id=token_id, name=body.name, token=token)
+    """A new API token with the given scopes (default all) and expiry (default none); the
+    token is shown only in this answer."""
+    expires = body.expires
+    if expires is not None:
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=UTC)
+        if expires <= datetime.now(UTC):
+            raise ApiError(422, "invalid request: expires must lie in the future")
+    scopes = set(body.scopes)
+    token_id, token = await asyncio.to_thread(
+        _auth(request).create_token, body.name, scopes=scopes, expires=expires
+    )
+    log.info("API token %s (%s, scopes %s) created", token_id, body.name, " ".join(sorted(scopes)))
+    return am.TokenCreated(
+        id=token_id, name=body.name, token=token, scopes=sorted(scopes), expires=expires
+    )
 
 
 @router.get("/tokens", tags=["tokens"])
 async def list_tokens(request: Request, _who: Admin) -> list[am.TokenInfo]:
     rows = await asyncio.to_thread(_auth(request).store.list_tokens)
-    return [am.TokenInfo(id=r["id"], name=r["name"], created=r.get("created")) for r in rows]
+    return [
+        am.TokenInfo(
+            id=r["id"],
+            name=r["name"],
+            created=r.get("created"),
+            scopes=sorted(r["scopes"] if r["scopes"] is not None else SCOPES),
+            expires=r.get("expires"),
+        )
+        for r in rows
+    ]
 
 
 @router.delete("/tokens/{token_id}", tags=["tokens"], status_code=204, responses=_NOT_FOUND)
@@ -902,10 +947,16 @@ async def events(websocket: WebSocket) -> None:
     """Events of subscribed devices. Send ``{"subscribe": ["100"]}``; receive
     ``{"type": "subscribed", ...}`` then ``{"type": "event", "device", "event", "data"}``."""
     principal = _principal_of(websocket, query_token=True)
+    if isinstance(principal, Refusal):
+        await websocket.close(code=CLOSE_UNAUTHENTICATED, reason="API token expired")
+        return
     if principal is not None and principal.via == "session" and not _same_origin(websocket):
         principal = None
     if principal is None:
         await websocket.close(code=CLOSE_UNAUTHENTICATED, reason="authentication required")
+        return
+    if not principal.may("read"):
+        await websocket.close(code=CLOSE_UNAUTHENTICATED, reason="the token lacks 'read' scope")
         return
     server = _server(websocket)
     await websocket.accept()

@@ -7,9 +7,10 @@ a failure deep in the phone link.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from uacsta.csta.types import ForwardingType
 
@@ -172,17 +173,36 @@ class ForwardingSet(_Body):
 # --- tokens -------------------------------------------------------------------------------------
 
 
+Scope = Literal["read", "control", "admin"]
+
+
 class TokenCreate(_Body):
     name: Annotated[str, Field(min_length=1, max_length=128), AfterValidator(xml_safe)]
+    scopes: Annotated[
+        list[Scope],
+        Field(
+            min_length=1,
+            max_length=3,
+            description="read: GETs and events; control: calls, DND, forwarding; "
+            "admin: phones, status, tokens",
+        ),
+    ] = ["read", "control", "admin"]
+    expires: AwareDatetime | None = Field(
+        default=None, description="When the token stops working (ISO 8601 with offset)"
+    )
 
 
 class TokenInfo(BaseModel):
     id: str
     name: str
     created: str | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["admin", "control", "read"])
+    expires: str | None = Field(default=None, description="ISO 8601 UTC; null: never")
 
 
 class TokenCreated(BaseModel):
     id: str
     name: str
+    scopes: list[str]
+    expires: datetime | None = None
     token: str = Field(description="Shown once; send it as 'Authorization: Bearer <token>'")

@@ -6,6 +6,7 @@ Routers live in their own modules and are included here; this module wires share
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,11 +15,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from uacsta import __version__
 from uacsta.web.auth import Auth
+from uacsta.web.bodyguard import BodyGuard
 
 if TYPE_CHECKING:
     from uacsta.server import Server
@@ -31,12 +35,63 @@ def session_secret(data_dir: Path) -> str:
     """A per-installation secret for signing session cookies, kept in the data directory."""
     path = data_dir / "session.key"
     if path.exists():
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
-    path.write_text(secret)
-    path.chmod(0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # owner-only from the start
+    with os.fdopen(fd, "w") as file:
+        file.write(secret)
     return secret
+
+
+#: Pages load scripts and styles only from /static (no inline script anywhere), connect only
+#: back to this server (the API and its WebSocket), and are never framed (clickjacking).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+#: FastAPI's /docs page loads Swagger UI from its CDN with an inline start-up script.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+#: HSTS (RFC 6797) for one year, sent over HTTPS only (RFC 6797 §7.2: never over plain HTTP).
+HSTS = "max-age=31536000"
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware adding the security headers to every HTTP response.
+
+    ASGI rather than ``BaseHTTPMiddleware`` so streamed responses and WebSockets pass untouched.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        policy = DOCS_CONTENT_SECURITY_POLICY if path == "/docs" else CONTENT_SECURITY_POLICY
+        https = scope.get("scheme") == "https"
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Content-Security-Policy", policy)
+                headers.setdefault("X-Frame-Options", "DENY")
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "same-origin")
+                if https:
+                    headers.setdefault("Strict-Transport-Security", HSTS)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(server: Server, *, https: bool = False) -> FastAPI:
@@ -50,16 +105,29 @@ def create_app(server: Server, *, https: bool = False) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.server = server
-    app.state.auth = Auth(server.store)
+    http = server.settings.http
+    app.state.auth = Auth(
+        server.store,
+        session_lifetime=http.session_lifetime,
+        max_sessions_per_user=http.max_sessions_per_user,
+    )
     app.state.templates = templates
+    # Inside the session middleware: the session is decoded, the body not yet read.
+    app.add_middleware(
+        BodyGuard,
+        authenticated=lambda request: app.state.auth.principal(request) is not None,
+        max_body_bytes=http.max_body_bytes,
+        max_admin_body_bytes=http.max_admin_body_bytes,
+    )
     app.add_middleware(
         SessionMiddleware,
         secret_key=session_secret(server.data_dir),
         session_cookie="uacsta_session",
         same_site="strict",
         https_only=https,
-        max_age=12 * 3600,
+        max_age=int(http.session_lifetime),
     )
+    app.add_middleware(SecurityHeaders)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

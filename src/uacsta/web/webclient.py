@@ -155,8 +155,8 @@ async def login(request: Request) -> Response:
         )
     by_source.clear()
     by_extension.clear()
-    request.session.clear()  # a fresh session and CSRF token per login
-    request.session["user"] = principal.name
+    # A fresh server-side session (and CSRF token) per login.
+    await asyncio.to_thread(auth.start_session, request, principal)
     log.info(
         "web client user %r (extension %s) logged in from %s",
         principal.name,
@@ -170,7 +170,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> RedirectResponse:
     form = await request.form()
     check_csrf(request, str(form.get("csrf") or "") or None)
-    request.session.clear()
+    await asyncio.to_thread(_auth(request).end_session, request)  # revoked on the server
     return RedirectResponse("/client/login", status_code=303)
 
 
