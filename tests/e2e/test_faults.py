@@ -267,7 +267,8 @@ async def test_phone_restarted_mid_call_is_relinked_and_the_call_cleared(
         sim.pbx.release(leg, now)
     sim.flush()
     cleared = await expect(client, m.ConnectionClearedEvent, xb)
-    assert cleared.releasing_device.value == A
+    # The far end is a Yealink: its firmware always names itself as the releasing device.
+    assert cleared.releasing_device.value == B
     assert not rebooting.phone.legs() and not far.phone.legs()
 
     reborn = PhoneAgent(
