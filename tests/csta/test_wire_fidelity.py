@@ -15,6 +15,7 @@ from lxml import etree
 
 from uacsta.csta import messages as m
 from uacsta.csta.codec import Dialect, Edition, decode, decode_with_edition, encode
+from uacsta.csta.errors import CstaDecodeError
 from uacsta.csta.types import (
     ConnectionID,
     ConnectionListItem,
@@ -225,6 +226,19 @@ def test_utf16_declaration_on_utf8_bytes() -> None:
     assert msg == m.MakeCall(
         calling_device="sip:jürgen@pbx.example.com", called_directory_number="+49891234"
     )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'<?xml version="1.0" encoding="utf-16"?><MakeCall>',
+        b'<?xml version="1.0" encoding="utf-16"?><!DOCTYPE x [<!ENTITY a "b">]><MakeCall/>',
+        b'<?xml version="1.0" encoding="utf-16"?>',
+    ],
+)
+def test_utf16_declaration_does_not_excuse_broken_documents(data: bytes) -> None:
+    with pytest.raises(CstaDecodeError):
+        decode(data)
 
 
 def test_real_utf16_document_still_reads() -> None:

@@ -155,14 +155,10 @@ def _text(el: etree._Element) -> str:
     return "" if text is None else text.strip(_XML_WS)
 
 
-def _is_empty(el: etree._Element, text: str) -> bool:
-    return not text and not len(el)
-
-
 # Empty elements: <ringCount></ringCount> (BroadWorks' SetForwarding, phones) means "absent".
 def _dec_bool(el: etree._Element) -> bool | _Absent:
     text = _text(el)
-    if _is_empty(el, text):
+    if not text and not len(el):
         return _ABSENT
     if text in _TRUE:
         return True
@@ -173,7 +169,7 @@ def _dec_bool(el: etree._Element) -> bool | _Absent:
 
 def _dec_int(el: etree._Element) -> int | _Absent:
     text = _text(el)
-    if _is_empty(el, text):
+    if not text and not len(el):
         return _ABSENT
     if _INT_RE.fullmatch(text) is None:
         raise CstaDecodeError(f"<{_local(el.tag)}> is not an integer: {text[:40]!r}")
@@ -925,7 +921,7 @@ def _enum_decoder(enum_cls: type[PassThroughEnum]) -> Callable[[etree._Element],
 
     def decode_enum(el: etree._Element) -> str | _Absent:
         text = _text(el)
-        if _is_empty(el, text):
+        if not text and not len(el):
             return _ABSENT
         return members.get(text, text)
 

@@ -73,8 +73,9 @@ def _honest_declaration(data: bytes) -> bytes:
     end = data.find(b"?>", start, start + 256)
     if end < 0:
         return data
-    head = _WIDE_DECLARATION.sub(rb"\1UTF-8\2", data[: end + 2], count=1)
-    return head + data[end + 2 :]
+    head = data[: end + 2]
+    honest = _WIDE_DECLARATION.sub(rb"\1UTF-8\2", head, count=1)
+    return data if honest == head else honest + data[end + 2 :]
 
 
 def parse_document(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> etree._Element:
@@ -85,13 +86,19 @@ def parse_document(data: bytes, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> etree
     """
     if len(data) > max_bytes:
         raise CstaDecodeError(f"document of {len(data)} bytes exceeds the limit of {max_bytes}")
-    data = _honest_declaration(data)
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise CstaDecodeError("DTDs and entity declarations are not accepted")
     try:
         root = etree.fromstring(data, _PARSER)
     except (etree.XMLSyntaxError, ValueError) as exc:
-        raise CstaDecodeError(f"malformed XML: {exc}") from exc
+        # Only a document libxml2 refuses is looked at again: no cost for the usual ones.
+        honest = _honest_declaration(data)
+        if honest is data:
+            raise CstaDecodeError(f"malformed XML: {exc}") from exc
+        try:
+            root = etree.fromstring(honest, _PARSER)
+        except (etree.XMLSyntaxError, ValueError) as again:
+            raise CstaDecodeError(f"malformed XML: {again}") from again
     if root is None:
         raise CstaDecodeError("empty document")
     # The byte check above only sees ASCII-compatible encodings; a UTF-16/32 document hides
