@@ -121,7 +121,8 @@ class CstaTcpClient:
             self.in_flight.discard(invoke)
             if action.detail and isinstance(message, m.CSTAErrorCode):
                 log.info("%r: %s refused: %s", self, invoke, action.detail)
-        elif isinstance(message, m.CstaRequest):
+        elif isinstance(message, m.CstaRequest | m.MonitorEndedEvent):
+            # a request of the switching function (MonitorEndedEvent goes out as MonitorStop)
             invoke = self.invoke_ids.allocate()
         else:
             invoke = EVENT_INVOKE_ID

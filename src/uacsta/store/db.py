@@ -275,27 +275,25 @@ class Store:
             return conn.execute(users.delete().where(users.c.name == name)).rowcount > 0
 
     # --- web sessions ----------------------------------------------------------------------
-    def add_session(
-        self, id_hash: str, user: str, expires: str, *, keep: int, now: str | None = None
-    ) -> None:
+    def add_session(self, id_hash: str, user: str, expires: str, *, keep: int) -> None:
         """A new session of ``user``; expired ones go, and the user's oldest beyond ``keep``."""
-        created = now or utcnow()
+        created = datetime.now(UTC).isoformat(timespec="microseconds")  # orders the sessions
         with self.engine.begin() as conn:
-            conn.execute(web_sessions.delete().where(web_sessions.c.expires <= created))
+            conn.execute(web_sessions.delete().where(web_sessions.c.expires <= utcnow()))
+            older = conn.execute(
+                sa.select(web_sessions.c.id_hash)
+                .where(web_sessions.c.user == user)
+                .order_by(web_sessions.c.created.desc())
+                .offset(max(1, keep) - 1)  # the new one plus the newest keep - 1 stay
+            ).all()
+            if older:
+                ids = [r[0] for r in older]
+                conn.execute(web_sessions.delete().where(web_sessions.c.id_hash.in_(ids)))
             conn.execute(
                 web_sessions.insert().values(
                     id_hash=id_hash, user=user, created=created, expires=expires
                 )
             )
-            old = conn.execute(
-                sa.select(web_sessions.c.id_hash)
-                .where(web_sessions.c.user == user)
-                .order_by(web_sessions.c.created.desc(), web_sessions.c.expires.desc())
-                .offset(max(1, keep))
-            ).all()
-            if old:
-                ids = [r[0] for r in old if r[0] != id_hash]
-                conn.execute(web_sessions.delete().where(web_sessions.c.id_hash.in_(ids)))
 
     def session_user(self, id_hash: str, now: str | None = None) -> dict[str, Any] | None:
         """The user of a live session (not expired, not revoked), else None."""

@@ -254,6 +254,7 @@ class SwitchingFunction:
             state = self.phones.get(phone)
             if state is not None and state.ready:
                 return self._start_point(point)
+            return []  # restarted when the phone is ready; its clients keep their monitors
         if not point.clients:
             return []
         targets = tuple((cm.client, cm.cross_ref_id) for cm in point.clients.values())
