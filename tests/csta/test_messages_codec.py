@@ -220,7 +220,6 @@ def test_registry_names_and_shapes() -> None:
         "CSTAErrorCode",
         "SnapshotDeviceResponse",
         "SetForwarding",
-        "MonitorEndedEvent",
         "SwFunctionDevicesChanged",
         "SystemRegisterAbort",
         "GetCSTAFeaturesResponse",

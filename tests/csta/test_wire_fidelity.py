@@ -14,7 +14,14 @@ import pytest
 from lxml import etree
 
 from uacsta.csta import messages as m
-from uacsta.csta.codec import Dialect, Edition, decode, decode_with_edition, encode
+from uacsta.csta.codec import (
+    MESSAGE_CLASSES,
+    Dialect,
+    Edition,
+    decode,
+    decode_with_edition,
+    encode,
+)
 from uacsta.csta.errors import CstaDecodeError
 from uacsta.csta.types import (
     ConnectionID,
@@ -500,3 +507,17 @@ def test_call_cleared_event_has_no_local_connection_info() -> None:
 )
 def test_error_values_written(error: m.CSTAErrorCode, xml: bytes) -> None:
     assert _written(error) == b"<CSTAErrorCode>" + xml + b"</CSTAErrorCode>"
+
+
+def test_monitor_ended_notice_goes_out_as_monitor_stop() -> None:
+    # ECMA-269 Phase III has no Monitor Ended event: the switching function sends MonitorStop.
+    notice = m.MonitorEndedEvent(monitor_cross_ref_id="311", cause=EventCause.NORMAL)
+    assert _written(notice) == (
+        b"<MonitorStop><monitorCrossRefID>311</monitorCrossRefID></MonitorStop>"
+    )
+    assert "MonitorEndedEvent" not in MESSAGE_CLASSES
+    # A Phase II peer's event is still read.
+    old = decode(_doc("phase2-MonitorEndedEvent.xml"))
+    assert old == m.MonitorEndedEvent(
+        monitor_cross_ref_id="311", cause=EventCause.RESOURCES_NOT_AVAILABLE
+    )

@@ -48,6 +48,8 @@ from uacsta.csta.messages import (
     CSTAErrorCode,
     CstaMessage,
     DeflectCall,
+    MonitorEndedEvent,
+    MonitorStop,
     UnknownMessage,
     response_class_for,
 )
@@ -1244,6 +1246,10 @@ def _register() -> None:
         for root_name in (name, *cls.XML_ALIASES):
             _DECODERS[root_name] = decoder
         _ENCODERS[cls] = (name, encoder)
+    # uacsta's monitor-ended notice goes out as the switching function's MonitorStop request
+    # (ECMA-269 Phase III); a Phase II MonitorEndedEvent from a peer is still read.
+    _DECODERS["MonitorEndedEvent"] = _message_decoder(_spec_for(MonitorEndedEvent))
+    _ENCODERS[MonitorEndedEvent] = ("MonitorStop", _spec_for(MonitorStop).encode_inner)
 
 
 _register()

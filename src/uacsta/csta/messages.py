@@ -56,6 +56,8 @@ class CstaMessage:
     """
 
     XML_ALIASES: ClassVar[tuple[str, ...]] = ()
+    #: False for uacsta's own notices that the codec writes as another (standard) message.
+    ON_THE_WIRE: ClassVar[bool] = True
 
     extensions: bytes | None = None
 
@@ -1108,8 +1110,15 @@ class OutOfServiceEvent(CstaEvent):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MonitorEndedEvent(CstaEvent):
-    """The monitor was ended by the switching function (not an ECMA-285 event: ECMA-269
-    editions before CSTA Phase III; uacsta's own notice to its clients)."""
+    """uacsta's notice that a monitor ended (the phone stopped it, the line went away).
+
+    Not an ECMA-285 message (CSTA Phase II had a Monitor Ended event): in Phase III the
+    switching function ends a monitor with a MonitorStop request, and that is what the codec
+    writes for this notice (``monitorCrossRefID`` only). A ``MonitorEndedEvent`` root from an
+    older peer is still read. Not in :data:`MESSAGE_CLASSES`, which lists the wire messages.
+    """
+
+    ON_THE_WIRE: ClassVar[bool] = False
 
     cause: EventCause | str | None = None
 
@@ -1132,19 +1141,22 @@ class CallInformationEvent(CstaEvent):
 # --- Registry ----------------------------------------------------------------------------------
 
 
-def _concrete_classes() -> dict[str, type[CstaMessage]]:
+def _concrete_classes(on_the_wire: bool) -> dict[str, type[CstaMessage]]:
     found: dict[str, type[CstaMessage]] = {}
     stack: list[type[CstaMessage]] = [CstaRequest, CstaResponse, CstaEvent]
     while stack:
         cls = stack.pop()
         for sub in cls.__subclasses__():
             stack.append(sub)
-            found[sub.xml_name()] = sub
+            if sub.ON_THE_WIRE is on_the_wire:
+                found[sub.xml_name()] = sub
     return dict(sorted(found.items()))
 
 
 #: Every modelled message class by its canonical root element name.
-MESSAGE_CLASSES: dict[str, type[CstaMessage]] = _concrete_classes()
+MESSAGE_CLASSES: dict[str, type[CstaMessage]] = _concrete_classes(True)
+#: uacsta's notices written as a standard message (MonitorEndedEvent -> MonitorStop).
+NOTICE_CLASSES: dict[str, type[CstaMessage]] = _concrete_classes(False)
 
 
 def response_class_for(request_type: type[CstaRequest]) -> type[CstaResponse] | None:
