@@ -318,10 +318,11 @@ def validate(settings: Settings) -> None:
                 raise ConfigError(f"{key}: {exc}") from None
     for proxy in settings.http.trusted_proxies:
         try:
-            ipaddress.ip_network(proxy, strict=False)
+            ipaddress.ip_network(proxy)  # strict: uvicorn ignores "10.0.0.1/8" silently
         except ValueError:
             raise ConfigError(
-                f"http.trusted_proxies: {proxy!r} is not an IP address or network"
+                f"http.trusted_proxies: {proxy!r} is not an IP address or network "
+                "(a network without host bits, e.g. 10.0.0.0/8)"
             ) from None
     if settings.http.session_lifetime < 60:
         raise ConfigError("http.session_lifetime: must be at least 60 seconds")

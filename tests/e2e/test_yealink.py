@@ -136,6 +136,28 @@ async def test_generate_digits_deflect_transfer_and_mwi_over_csta_tcp(harness: H
     assert diverted.diverting_device.value == L100
     await wait_until(lambda: any(leg.state == "alerting" for leg in other.phone.legs()))
 
+    other.phone.hangup("200", sim.now())
+    sim.flush()
+    await wait_until(lambda: not other.phone.legs() and not yealink.phone.legs())
+
+    # Attended transfer: consult 200, then join: TransferedEvent with both old calls.
+    call = await _talking(sim, client, xref)
+    consult = await client.request(m.ConsultationCall(existing_call=call, consulted_device="200"))
+    assert isinstance(consult, m.ConsultationCallResponse), consult
+    assert consult.initiated_call is not None and consult.initiated_call.device_id == L100
+    await wait_until(lambda: any(leg.state == "alerting" for leg in other.phone.legs()))
+    other.phone.answer("200", sim.now())
+    sim.flush()
+    await _event(client, m.EstablishedEvent, xref)
+    joined = await client.request(
+        m.TransferCall(held_call=call, active_call=consult.initiated_call)
+    )
+    assert isinstance(joined, m.TransferCallResponse), joined
+    transferred = await _event(client, m.TransferredEvent, xref)
+    assert str(transferred.cause) == "transfer"
+    assert transferred.secondary_old_call is not None
+    await wait_until(lambda: not yealink.phone.legs())
+
     # MWI: the firmware answers its MWI subscription setting.
     mwi = await client.request(m.GetMessageWaitingIndicator(device="100"))
     assert mwi == m.GetMessageWaitingIndicatorResponse(message_waiting_on=True)

@@ -23,6 +23,7 @@ from uacsta.net.flow import Flow
 from uacsta.net.tls import client_context, ensure_self_signed_cert, server_context
 from uacsta.net.useragent import DialogUsage, ServerRequest, UserAgent
 from uacsta.simulator.callmodel import SimPhone
+from uacsta.simulator.personality import single_quoted
 from uacsta.simulator.yealink import YealinkFirmware
 from uacsta.sip.dialog import Dialog, negotiate_session_timer_uas
 from uacsta.sip.digest import answer_challenge
@@ -292,7 +293,7 @@ class PhoneAgent:
         reply = self.phone.handle_request(message, now, edition)
         if reply.response is None:
             return None
-        return codec.encode(reply.response, reply.edition), CSTA_TYPE
+        return self._styled(codec.encode(reply.response, reply.edition)), CSTA_TYPE
 
     def _firmware_answer(self, body: bytes) -> tuple[bytes, str | None] | None:
         """The firmware reads the request and writes its answer itself (None: silent)."""
@@ -357,7 +358,13 @@ class PhoneAgent:
             if isinstance(message, m.CstaEvent):
                 return self.firmware.render_event(message)
             return []  # the firmware sends no other message of the call model
-        return [codec.encode(message, self.phone.personality.event_edition)]
+        return [self._styled(codec.encode(message, self.phone.personality.event_edition))]
+
+    def _styled(self, document: bytes) -> bytes:
+        """The vendor's way of writing what the codec wrote (snom: single-quoted attributes)."""
+        if self.phone.personality.single_quoted_attributes:
+            return single_quoted(document)
+        return document
 
     async def _sender(self) -> None:
         """Events and requests go out in order, one INFO at a time."""

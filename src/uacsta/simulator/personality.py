@@ -15,12 +15,13 @@ vendor so that consumers cannot get away with assuming numbers or shared counter
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from uacsta.csta.codec import Edition
 from uacsta.phones.vendors import GENERIC, PROFILES, VendorProfile
 
-__all__ = ["PERSONALITIES", "Personality", "personality"]
+__all__ = ["PERSONALITIES", "Personality", "personality", "single_quoted"]
 
 #: Not in the per-phone estos tables, but listed by estos §4.2.1 as services the server relays;
 #: every simulated phone implements them so that clients can be tested against them.
@@ -55,6 +56,8 @@ class Personality:
     #: A firmware model that reads and writes the wire itself (``"yealink"``: the firmware's
     #: CSTA processor, :mod:`uacsta.simulator.yealink`); None: the generic call model.
     firmware: str | None = None
+    #: Attributes written with single quotes (snom: ``<X xmlns='...'>``).
+    single_quoted_attributes: bool = False
 
     def supports(self, service: str) -> bool:
         """Whether the phone itself implements ``service`` (no server-side emulation)."""
@@ -103,6 +106,7 @@ PERSONALITIES: dict[str, Personality] = {
         call_id_style="-{n}",
         reply_edition_fixed=Edition.ED5,
         event_edition=Edition.ED5,
+        single_quoted_attributes=True,
     ),
     "mitel": Personality(
         key="mitel",
@@ -138,6 +142,20 @@ PERSONALITIES: dict[str, Personality] = {
         extra_services=_MWI | {"ClearCall"},
     ),
 }
+
+
+_ATTRIBUTE = re.compile(rb'(\s[\w:.-]+)="([^"<]*)"')
+
+
+def single_quoted(document: bytes) -> bytes:
+    """``document`` with the attributes of its declaration and root start tag in single
+    quotes, as snom writes them (the codec writes double quotes)."""
+    decl_end = document.find(b"?>") + 2 if document.startswith(b"<?xml") else 0
+    root_end = document.find(b">", decl_end)
+    if root_end < 0:
+        return document
+    head = _ATTRIBUTE.sub(rb"\1='\2'", document[: root_end + 1])
+    return head + document[root_end + 1 :]
 
 
 def personality(key: str) -> Personality:
