@@ -62,11 +62,16 @@ class SwitchHub:
         *,
         services: frozenset[str] | None = None,
         emulate_alternate_call: bool = True,
+        offered: frozenset[str] | None = None,
     ) -> None:
         self.channels[phone] = channel
         self._run(
             self.switch.phone_ready(
-                phone, lines, services=services, emulate_alternate_call=emulate_alternate_call
+                phone,
+                lines,
+                services=services,
+                emulate_alternate_call=emulate_alternate_call,
+                offered=offered,
             )
         )
 

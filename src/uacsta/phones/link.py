@@ -439,6 +439,7 @@ class PhoneLink:
             self.lines,
             services=None,
             emulate_alternate_call=self.profile.emulate_alternate_call,
+            offered=self.services,
         )
 
     # ------------------------------------------------------------------ maintenance

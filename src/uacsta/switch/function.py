@@ -123,6 +123,9 @@ class PhoneState:
     services: frozenset[str] | None = None
     #: AlternateCall done as HoldCall + RetrieveCall (phones without native AlternateCall).
     emulate_alternate_call: bool = True
+    #: Services the phone's vendor profile offers, for GetCSTAFeatures (None: every one).
+    #: Unlike ``services`` nothing is refused by it: the link refuses, with its reason.
+    offered: frozenset[str] | None = None
 
 
 @dataclass(slots=True)
@@ -183,12 +186,14 @@ class SwitchingFunction:
         *,
         services: frozenset[str] | None = None,
         emulate_alternate_call: bool = True,
+        offered: frozenset[str] | None = None,
     ) -> list[SwitchAction]:
         """The phone's CSTA link is up and its lines are known: restore its monitors."""
         state = self.phones.setdefault(phone, PhoneState(phone))
         state.ready = True
         state.services = services
         state.emulate_alternate_call = emulate_alternate_call
+        state.offered = offered
         actions = self._set_lines(phone, device_ids)
         for point in self.monitors.points_of_phone(phone):
             if point.state is PointState.DOWN:
@@ -345,7 +350,7 @@ class SwitchingFunction:
                     )
                 ]
             case m.GetCSTAFeatures():
-                return [self._reply(client, invoke, self.features())]
+                return [self._reply(client, invoke, self.features(client))]
             case m.CstaRequest() if type(request) in SUBJECT_FIELDS:
                 return self._relay(client, invoke, request)
             case m.CstaResponse() | m.CstaEvent():
@@ -360,10 +365,20 @@ class SwitchingFunction:
                     )
                 ]
 
-    def features(self) -> m.GetCSTAFeaturesResponse:
-        services = [_camel(c.__name__) for c in SUBJECT_FIELDS] + [
-            _camel(s) for s in SERVER_SERVICES
-        ]
+    def features(self, client: ClientId | None = None) -> m.GetCSTAFeaturesResponse:
+        """What uacsta offers; for a client bound to some devices (a TR/87 session's line, a
+        CSTA account's devices), what the phones of those devices offer."""
+        relayed = [c.__name__ for c in SUBJECT_FIELDS]
+        state = self.clients.get(client) if client is not None else None
+        if state is not None and state.allowed:
+            offered: set[str] = set()
+            for device in self.ready_devices():
+                if self._allowed(client, device):
+                    phone = self.phones.get(device.phone)
+                    offers = phone.offered if phone is not None else None
+                    offered.update(relayed if offers is None else offers)
+            relayed = [s for s in relayed if s in offered]
+        services = [_camel(s) for s in relayed] + [_camel(s) for s in SERVER_SERVICES]
         return m.GetCSTAFeaturesResponse(
             supported_services=frozenset(services),
             supported_events=frozenset(_camel(e) for e in RELAYED_EVENTS),
