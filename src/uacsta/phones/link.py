@@ -174,6 +174,13 @@ def _dialect_kwargs(form: WriteForm) -> dict[str, codec.Dialect]:
     return {"dialect": codec.Dialect[form.name]}
 
 
+def _starts_monitor(answer: m.CstaMessage) -> bool:
+    """A usable answer to MonitorStart: its response with a cross-ref ID, or a CSTA error."""
+    if isinstance(answer, m.MonitorStartResponse):
+        return bool(answer.monitor_cross_ref_id)
+    return isinstance(answer, m.CSTAErrorCode)
+
+
 class PhoneLink:
     """The CSTA link to one phone: set-up, keep-alive, refresh, requests, loss."""
 
@@ -638,17 +645,34 @@ class PhoneLink:
             self.log.warning(
                 "%s answered %s with SIP %d", self.mac, type(request).__name__, response.status_code
             )
-            return m.CSTAErrorCode.operation("generic")
+            return self._fault(request, f"SIP {response.status_code} {response.reason}")
         if not response.body:
+            if isinstance(request, m.MonitorStart):
+                return self._fault(request, "no monitorCrossRefID (an empty 200)")
             cls = m.response_class_for(type(request))
             return cls() if cls is not None else m.CSTAErrorCode.unspecified()
         try:
             answer, _edition = codec.decode_with_edition(response.body)
         except CstaDecodeError as exc:
             self.log.warning("%s sent an undecodable CSTA answer: %s", self.mac, exc)
-            return m.CSTAErrorCode.operation("generic")
+            return self._fault(request, "an undecodable body")
         self.service.trace_csta(self.mac, "in", answer)
+        if isinstance(request, m.MonitorStart) and not _starts_monitor(answer):
+            return self._fault(request, f"{type(answer).__name__} without monitorCrossRefID")
         return self.to_client_form(answer)
+
+    def _fault(self, request: m.CstaRequest, what: str) -> m.CSTAErrorCode:
+        """The phone answered ``request`` with no usable CSTA answer (a SIP error, garbage).
+
+        For MonitorStart its monitors cannot start: left "ready", clients' monitors would
+        silently never start. The link is reported lost instead (inventory state ``failed``
+        with this reason, OutOfService to the clients) and set up again after
+        ``relink_backoff``.
+        """
+        if isinstance(request, m.MonitorStart):
+            self._lost(f"answered MonitorStart with {what}")
+            return m.CSTAErrorCode.system_resource_availability("outOfService")
+        return m.CSTAErrorCode.operation("generic")
 
     # ------------------------------------------------------------------ from the phone
     def _on_request(self, sr: ServerRequest) -> None:

@@ -39,6 +39,7 @@ from uacsta.sip.digest import (
     NonceManager,
     claimed_username,
 )
+from uacsta.sip.errors import SipParseError
 from uacsta.sip.helpers import generate_tag
 from uacsta.sip.message import Message, Request
 from uacsta.sip.registrar import Registrar, RegistrarPolicy
@@ -247,6 +248,20 @@ class PhoneService:
             self._auth_failed(sr, result.username, "username is not a MAC address", now)
             return
         self.throttle.success(source, mac, now)
+        claimed_aor = _aor_user(request)
+        if claimed_aor is not None and normalize_mac(claimed_aor) != mac:
+            # RFC 3261 §10.3 step 6: the authenticated phone may register its own address of
+            # record only (its MAC, estos §3.2); another phone's MAC or number would show it
+            # in the inventory as that phone, and bind that address to it.
+            auth_log.warning(
+                ("identity", source),
+                "REGISTER from %s as %s refused: address of record %r is not its MAC",
+                source,
+                mac,
+                claimed_aor,
+            )
+            sr.reply(403, "Not Your Address Of Record", to_tag=generate_tag())
+            return
         reg = self.registrar.process_register(request, now, flow)
         sr.respond(reg.response(request, to_tag=generate_tag()))
         if reg.ok:
@@ -487,6 +502,16 @@ class PhoneService:
     def observe_latency(self, service: str, seconds: float) -> None:
         if self._observe is not None:
             self._observe(service, seconds)
+
+
+def _aor_user(request: Request) -> str | None:
+    """The user part of the REGISTER's To (its address of record); None when it has no
+    readable SIP URI (the registrar answers those 400/404)."""
+    try:
+        uri = request.to.uri
+    except SipParseError:
+        return None
+    return (uri.user or "") if isinstance(uri, SipUri) else None
 
 
 def _host_phones_use(request: Request) -> str | None:
