@@ -125,3 +125,18 @@ def test_describe_block_says_what_is_held() -> None:
     for i in range(4):
         t.failure(f"c{i}", "x", 4)
     assert t.describe_block("c3", "x").startswith("account 'x'")
+
+
+def test_attempts_in_flight_count_until_they_end() -> None:
+    t = make()
+    for _ in range(3):
+        assert t.blocked_for("a", "crm", 0) == 0
+        t.begin("a", "crm")  # e.g. a password hash awaited in a thread
+    assert t.blocked_for("a", "crm", 0) > 0  # a fourth concurrent attempt waits
+    assert t.blocked_for("b", "crm", 0) == 0
+    t.end("a", "crm")
+    t.success("a", "crm", 0)
+    assert t.blocked_for("a", "crm", 0) == 0
+    for _ in range(2):
+        t.end("a", "crm")
+    assert t._inflight == {}

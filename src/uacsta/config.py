@@ -122,9 +122,15 @@ class TlsSettings:
 @dataclass
 class HttpSettings:
     listen: str = "tcp:0.0.0.0:8080"
-    #: Admin (/admin/) logins: wrong passwords from one address for one user name before that
-    #: address is refused (429) for that name for ``admin_login_block_time`` s (doubling, up to
-    #: an hour); from one address over all names; for one name from all addresses.
+    #: Web client (/client/) logins: wrong passwords from one address for one extension
+    #: before that address is refused (429) for that extension for ``client_login_block_time``
+    #: s (doubling, up to an hour); from one address over all extensions; for one extension
+    #: from all addresses (addresses it logged in from before are not held by the last two).
+    client_login_max_failures: int = 5
+    client_login_max_source_failures: int = 20
+    client_login_max_account_failures: int = 10
+    client_login_block_time: float = 60.0
+    #: Admin (/admin/) logins, the same three limits per user name and the block time.
     admin_login_max_failures: int = 5
     admin_login_max_source_failures: int = 20
     admin_login_max_account_failures: int = 10

@@ -18,11 +18,15 @@ address (other phones behind the same NAT, a hostile neighbour) nor the block of
 (guesses from elsewhere) stops it. Each new block of a key lasts twice as long as the
 previous one (from ``block_time``, up to an hour). Memory is bounded by ``max_tracked``
 (least recently used keys forgotten). Time comes in as ``now``.
+
+Where the password check itself takes time (a password hash awaited in a thread), wrap it in
+:meth:`begin`/:meth:`end`: attempts in flight count like failures, so forty concurrent
+guesses cannot all run before the first failure is counted.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 
 __all__ = ["MAX_BLOCK", "TRUST_TIME", "AuthThrottle"]
@@ -57,6 +61,7 @@ class AuthThrottle:
         self._records: OrderedDict[str, _Record] = OrderedDict()
         self._trusted: OrderedDict[tuple[str, str], float] = OrderedDict()
         self.last_blocked = ""
+        self._inflight: Counter[str] = Counter()
         self.configure(
             max_failures=max_failures,
             block_time=block_time,
@@ -113,13 +118,32 @@ class AuthThrottle:
         """
         trusted = self.trusted(source, account, now)
         remaining = 0.0
-        for key, kind, _ in self._limits(source, account):
+        for key, kind, limit in self._limits(source, account):
             if trusted and kind != "source and account":
                 continue
             record = self._records.get(key)
             if record is not None and record.blocked_until > now:
                 remaining = max(remaining, record.blocked_until - now)
+            inflight = self._inflight.get(key, 0)
+            if inflight:
+                recent = (
+                    0 if record is None else sum(t > now - self.window for t in record.failures)
+                )
+                if recent + inflight >= limit:
+                    remaining = max(remaining, 1.0)  # until the attempts in flight end
         return remaining
+
+    def begin(self, source: str | None, account: str | None) -> None:
+        """An attempt whose outcome is not known yet: it counts as a failure meanwhile."""
+        for key, _, _ in self._limits(source, account):
+            self._inflight[key] += 1
+
+    def end(self, source: str | None, account: str | None) -> None:
+        """The attempt from :meth:`begin` is over (then call :meth:`failure` or :meth:`success`)."""
+        for key, _, _ in self._limits(source, account):
+            self._inflight[key] -= 1
+            if self._inflight[key] <= 0:
+                del self._inflight[key]
 
     # ------------------------------------------------------------------ outcomes
     def failure(self, source: str | None, account: str | None, now: float) -> float:

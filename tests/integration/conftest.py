@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import harness  # noqa: F401  (the real server, for sipp to talk to)
 from uacsta.net import ensure_self_signed_cert
 
 SIPP_DIR = Path(__file__).parent / "sipp"

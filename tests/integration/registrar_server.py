@@ -53,12 +53,18 @@ class RegistrarServer:
         users: dict[str, str],
         *,
         realm: str = "uacsta.test",
-        algorithms: Iterable[Algorithm] = (Algorithm.MD5,),
+        algorithms: Iterable[Algorithm] | None = None,
         policy: RegistrarPolicy | None = None,
         limits: TransportLimits | None = None,
     ) -> None:
         self.users = users
-        self.digest = DigestServer(realm, NonceManager(b"test-secret" * 3), algorithms)
+        nonces = NonceManager(b"test-secret" * 3)
+        # None: DigestServer's default challenge order, the one the server ships with.
+        self.digest = (
+            DigestServer(realm, nonces)
+            if algorithms is None
+            else DigestServer(realm, nonces, algorithms)
+        )
         self.registrar = Registrar(policy or RegistrarPolicy())
         self.transport = SipTransport(self._on_message, on_closed=self._on_closed, limits=limits)
         self.sent: list[tuple[str, int]] = []  # (method, status) of every response sent

@@ -4,7 +4,8 @@ Three sipp phones in one sipp process (``-m 3``, MACs and digest credentials fro
 file). ``phone_register.xml`` (the main scenario) REGISTERs with digest; the server's CSTA
 INVITE carries its own Call-ID, so sipp hands it to the out-of-call scenario
 ``phone_csta.xml`` (``-oocsf``): INVITE RequestSystemStatus → 200 (Session-Expires echoed) →
-ACK, INFO GetSwitchingFunctionDevices → 200, the phone's INFO SwitchingFunctionDevices → 200,
+ACK, INFO SystemRegister → 200 (a Yealink implements it), INFO GetSwitchingFunctionDevices →
+200, the phone's INFO SwitchingFunctionDevices → 200,
 keep-alive INFO RequestSystemStatus → 200. Once every phone is linked the main scenario
 un-REGISTERs and the server ends each CSTA dialog with BYE.
 """
@@ -19,6 +20,7 @@ import pytest
 
 from tests.e2e.conftest import PASSWORD, make_settings, phone_ports, wait_until
 from tests.integration.conftest import SIPP_DIR, SippResult, SippRunner
+from uacsta.config import PhoneSettings
 from uacsta.server import Server
 
 MACS = ("001565AABB01", "001565AABB02", "001565AABB03")
@@ -29,15 +31,15 @@ KEEPALIVE = 1.0
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    # sipp 3.6 answers only the first WWW-Authenticate and refuses anything but MD5, like
-    # older phone firmware: the setting for such phones.
+    # The default digest settings: sipp 3.6/3.7 answers only the first WWW-Authenticate and
+    # refuses anything but MD5, like most phone firmwares, so this is what the field needs.
     settings = make_settings(
         tmp_path / "data",
         keepalive_interval=KEEPALIVE,
         csta_timeout=2.0,
         relink_backoff=30.0,
-        digest_algorithms=["MD5"],
     )
+    assert settings.phones.digest_algorithms == PhoneSettings().digest_algorithms
     srv = Server(settings)
     await srv.start()
     assert srv.phones is not None
@@ -120,12 +122,14 @@ async def test_sipp_phones_link_keepalive_and_unregister(
         assert mac not in server.phones.targets
         ladder = [(d, kind, name) for _, d, kind, name in server.phones.traces[mac].entries]
         csta = [(d, name) for d, kind, name in ladder if kind == "csta"]
-        assert csta[:4] == [
+        assert csta[:6] == [
             ("in", "RequestSystemStatusResponse"),
+            ("out", "SystemRegister"),
+            ("in", "SystemRegisterResponse"),
             ("out", "GetSwitchingFunctionDevices"),
             ("in", "GetSwitchingFunctionDevicesResponse"),
             ("in", "SwitchingFunctionDevices"),
         ]
-        assert ("out", "RequestSystemStatus") in csta[4:]
-        assert ("in", "RequestSystemStatusResponse") in csta[4:]
+        assert ("out", "RequestSystemStatus") in csta[6:]
+        assert ("in", "RequestSystemStatusResponse") in csta[6:]
     assert server.phones.registrar.lookup(f"sip:{MACS[0]}@127.0.0.1", 0.0) == []

@@ -2,8 +2,12 @@
 
 INVITE → 401 → INVITE with digest → 200 (RequestSystemStatusResponse) → ACK, INFO MonitorStart
 → 200 (MonitorStartResponse), the BackInService INFO from uacsta → 200, INFO MakeCall → 200
-(MakeCallResponse), BYE → 200; against ``tr87_client.xml``. The phone behind the hub is a
-scripted channel; end-to-end runs with simulated phones live in e2e/.
+(MakeCallResponse), BYE → 200; against ``tr87_client.xml``. Once against the gateway alone
+(the phone behind the hub a scripted channel), once against the whole server with its
+**default** settings and a simulated phone (``tr87_client_monitor.xml``: MonitorStart,
+BackInService, MonitorStop; no call, whose events a fixed scenario cannot wait for): sipp
+3.6/3.7 answers only the first WWW-Authenticate and only MD5, as many CTI clients do, so the
+defaults must let it in.
 """
 
 from __future__ import annotations
@@ -12,14 +16,14 @@ import asyncio
 
 import pytest
 
+from tests.e2e.conftest import Harness
 from tests.gateways.test_tr87 import LINE, MAC, ScriptedPhone
 from tests.integration.conftest import SippRunner
 from uacsta.accounts import ClientAccounts
-from uacsta.config import ClientAccount
+from uacsta.config import ClientAccount, ClientSettings
 from uacsta.csta import messages as m
 from uacsta.gateways.tr87 import Tr87Gateway
 from uacsta.hub import SwitchHub
-from uacsta.sip.digest import Algorithm
 
 
 @pytest.mark.sipp
@@ -28,8 +32,7 @@ async def test_sipp_tr87_client_session(run_sipp: SippRunner) -> None:
     phone = ScriptedPhone()
     hub.phone_ready(MAC, phone, [LINE])
     accounts = ClientAccounts([ClientAccount(name="crm", password="s3cret")])
-    # sipp 3.6 answers MD5 challenges only.
-    gw = Tr87Gateway(hub, accounts, digest_algorithms=(Algorithm.MD5,))
+    gw = Tr87Gateway(hub, accounts)  # the default challenge order
     try:
         flow = await gw.listen("tcp:127.0.0.1:0")
         result = await run_sipp(
@@ -53,3 +56,33 @@ async def test_sipp_tr87_client_session(run_sipp: SippRunner) -> None:
     finally:
         await gw.close()
         await hub.close()
+
+
+@pytest.mark.sipp
+async def test_sipp_tr87_client_against_the_server_with_default_settings(
+    harness: Harness, run_sipp: SippRunner
+) -> None:
+    server = await harness.start_server()
+    assert server.settings.clients.digest_algorithms == ClientSettings().digest_algorithms
+    sim = harness.simulation()
+    phone = sim.add_phone("yealink", ["100"], transport="udp")
+    await sim.start()
+    await harness.wait_state(phone.mac, "ready")
+    assert server.tr87 is not None
+    port = server.tr87.ua.transport.listeners[0].port
+    result = await run_sipp(
+        "tr87_client_monitor.xml",
+        "-s",
+        "100",
+        "-au",
+        "crm",
+        "-ap",
+        "crm-secret",
+        remote=f"127.0.0.1:{port}",
+        transport="t1",
+        timeout=15,
+    )
+    assert result.returncode == 0, result.explain()
+    # The client's session ended with its BYE; the phone stays linked.
+    assert server.tr87.sessions == {}
+    assert harness.state(phone.mac) == "ready"

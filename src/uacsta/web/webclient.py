@@ -7,8 +7,10 @@ retrieve, transfer, conference). The page is plain JavaScript over the JSON API
 keeps a user to the devices of their extension.
 
 Users are created by the admin with role ``user`` and an ``extension``. Failed logins are
-logged and limited per source address and per extension: after ``LOGIN_MAX_FAILURES``
-failures within ``LOGIN_WINDOW`` seconds the login answers 429.
+logged (rate-limited) and throttled by the shared :class:`uacsta.throttle.AuthThrottle`
+(``http.client_login_*`` settings): per address and extension, per address, per extension
+for addresses it never logged in from; a blocked login answers 429. Attempts whose password
+hash is still running count as failures meanwhile.
 """
 
 from __future__ import annotations
@@ -16,23 +18,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from uacsta.ratelog import RateLimitedLog
+from uacsta.throttle import AuthThrottle
 from uacsta.web.auth import Principal, check_csrf, csrf_token
 
 if TYPE_CHECKING:
     from uacsta.web.auth import Auth
 
 log = logging.getLogger("uacsta.web.webclient")
+#: For the lines a stranger can trigger (failed and refused logins).
+auth_log = RateLimitedLog(log)
 
 router = APIRouter(prefix="/client", include_in_schema=False)
 
-LOGIN_MAX_FAILURES = 5
-LOGIN_WINDOW = 300.0
 _MAX_FIELD = 128
 
 
@@ -53,21 +56,20 @@ def _source(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
-def _failures(request: Request, key: str) -> deque[float]:
-    table: dict[str, deque[float]] | None = getattr(
-        request.app.state, "client_login_failures", None
+def _throttle(request: Request) -> AuthThrottle:
+    """The web client's login throttle, with the current ``http.client_login_*`` settings."""
+    state = request.app.state
+    throttle: AuthThrottle | None = getattr(state, "client_login_throttle", None)
+    if throttle is None:
+        throttle = state.client_login_throttle = AuthThrottle()
+    h = state.server.settings.http
+    throttle.configure(
+        max_failures=h.client_login_max_failures,
+        block_time=h.client_login_block_time,
+        max_source_failures=h.client_login_max_source_failures,
+        max_account_failures=h.client_login_max_account_failures,
     )
-    if table is None:
-        table = {}
-        request.app.state.client_login_failures = table
-    entries = table.setdefault(key, deque())
-    cutoff = time.monotonic() - LOGIN_WINDOW
-    while entries and entries[0] < cutoff:
-        entries.popleft()
-    if not entries and len(table) > 10_000:  # bounded: forget idle keys under a flood
-        table.clear()
-        entries = table.setdefault(key, deque())
-    return entries
+    return throttle
 
 
 def _find_user(auth: Auth, extension: str) -> str | None:
@@ -115,15 +117,18 @@ async def login(request: Request) -> Response:
     extension = str(form.get("extension") or "").strip()[:_MAX_FIELD]
     password = str(form.get("password") or "")[:_MAX_FIELD]
     source = _source(request)
-    by_source = _failures(request, f"ip:{source}")
-    by_extension = _failures(request, f"ext:{extension}")
-    if len(by_source) >= LOGIN_MAX_FAILURES or len(by_extension) >= LOGIN_MAX_FAILURES:
-        log.warning("web client login for %r from %s refused: too many failures", extension, source)
-        oldest = min(e[0] for e in (by_source, by_extension) if e)
-        wait = int(LOGIN_WINDOW - (time.monotonic() - oldest))
+    throttle = _throttle(request)
+    wait = throttle.blocked_for(source, extension, time.monotonic())
+    if wait > 0:
+        auth_log.warning(
+            ("blocked", source),
+            "web client login for %r from %s refused: too many failures",
+            extension,
+            source,
+        )
         return _login_page(
             request,
-            error=f"Too many failed logins. Try again in {max(wait, 1)} seconds.",
+            error=f"Too many failed logins. Try again in {max(int(wait + 0.5), 1)} seconds.",
             extension=extension,
             status=429,
         )
@@ -138,23 +143,30 @@ async def login(request: Request) -> Response:
                 return None
             return auth.login(name, password)
 
-        principal = await asyncio.to_thread(attempt)
+        throttle.begin(source, extension)  # concurrent guesses wait for this one's outcome
+        try:
+            principal = await asyncio.to_thread(attempt)
+        finally:
+            throttle.end(source, extension)
     if principal is None or principal.role != "user" or not principal.extension:
-        now = time.monotonic()
-        by_source.append(now)
-        by_extension.append(now)
-        log.warning(
-            "web client login failed for extension %r from %s (%d of %d)",
+        blocked = throttle.failure(source, extension, time.monotonic())
+        auth_log.warning(
+            ("failed", source),
+            "web client login failed for extension %r from %s",
             extension,
             source,
-            len(by_source),
-            LOGIN_MAX_FAILURES,
         )
+        if blocked:
+            auth_log.warning(
+                ("blocking", source),
+                "blocking %s for %.0f s after repeated web client login failures",
+                throttle.describe_block(source, extension),
+                blocked,
+            )
         return _login_page(
             request, error="Wrong extension or password.", extension=extension, status=401
         )
-    by_source.clear()
-    by_extension.clear()
+    throttle.success(source, extension, time.monotonic())
     # A fresh server-side session (and CSRF token) per login.
     await asyncio.to_thread(auth.start_session, request, principal)
     log.info(
