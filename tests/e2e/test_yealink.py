@@ -14,7 +14,9 @@ from typing import Any
 import httpx
 
 from tests.e2e.conftest import Harness, wait_until
+from tests.gateways.test_tr87 import Tr87Client
 from uacsta.clients.cstatcp import CstaTcpClient
+from uacsta.csta import codec
 from uacsta.csta import messages as m
 from uacsta.csta.types import ConnectionID
 from uacsta.simulator.agent import PhoneAgent
@@ -246,3 +248,31 @@ async def test_json_api_mwi_features_digits_and_silent_errors(harness: Harness) 
         r = await http.post("/api/v1/devices/100/calls/4711/hold")
         assert r.status_code == 504, r.text
         assert fw.received[len(asked) :] == ["HoldCall"]
+
+
+async def test_tr87_client_gets_the_refusal_reason_in_a_warning(harness: Harness) -> None:
+    _sim, yealink, _other = await _yealink(harness)
+    fw = yealink.firmware
+    assert fw is not None and harness.server is not None and harness.server.tr87 is not None
+    client = Tr87Client(harness.server.tr87.ua.transport.listener("tcp").port)
+    await client.start()
+    try:
+        _first, second = await client.invite(user="crm", password="crm-secret")
+        assert second is not None and second.status_code == 200
+        request = m.SetMessageWaitingIndicator(device="100", message_waiting_on=True)
+        response = await client.info(codec.encode(request, codec.Edition.ED5))
+        assert response.status_code == 200
+        assert codec.decode(response.body) == m.CSTAErrorCode.operation("serviceNotSupported")
+        assert response.header("Warning") == (
+            f'399 uacsta "Yealink phone {yealink.mac}: SetMessageWaitingIndicator is not '
+            'implemented by the Yealink firmware (it answers <unspecified/> to it)"'
+        )
+        assert "SetMessageWaitingIndicator" not in fw.received
+        # A reason holding what a client sent cannot break the header.
+        sneaky = m.HoldCall(call_to_be_held=ConnectionID('1"\r\nX-Evil: 1', L100))
+        response = await client.info(codec.encode(sneaky, codec.Edition.ED5))
+        warning = response.header("Warning") or ""
+        assert warning.startswith('399 uacsta "') and warning.count('"') == 2
+        assert response.header("X-Evil") is None
+    finally:
+        await client.close()

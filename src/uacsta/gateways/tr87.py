@@ -68,6 +68,16 @@ from uacsta.switch.function import ToClient
 from uacsta.throttle import AuthThrottle
 
 log = logging.getLogger("uacsta.gateways.tr87")
+
+
+def warning_header(text: str) -> str:
+    """A ``Warning`` value (RFC 3261 §20.43, code 399: miscellaneous) for a refusal reason:
+    printable ASCII only, no quote or backslash, at most 200 characters (the reason may hold
+    what a client sent; nothing of it may end the header)."""
+    clean = "".join(ch for ch in text if " " <= ch <= "~" and ch not in '"\\')
+    return f'399 uacsta "{clean[:200]}"'
+
+
 #: For the lines a stranger can trigger (refused INVITEs, blocks).
 auth_log = RateLimitedLog(log)
 
@@ -137,9 +147,11 @@ class Tr87Session:
             return
         invoke = action.invoke
         if isinstance(invoke, _Pending):
+            warning = None
             if action.detail and isinstance(action.message, m.CSTAErrorCode):
                 log.info("%r: %s refused: %s", self, invoke.service, action.detail)
-            self.answer(invoke, action.message)
+                warning = action.detail
+            self.answer(invoke, action.message, warning=warning)
             return
         if self._queue.qsize() >= self.gateway.max_event_queue:
             log.warning("%r: %d events not taken by the client, closing", self, self._queue.qsize())
@@ -148,8 +160,13 @@ class Tr87Session:
         self._queue.put_nowait(action.message)
 
     # --- answering client requests ------------------------------------------------------
-    def answer(self, pending: _Pending, message: m.CstaMessage | None) -> None:
-        """Final answer to a waiting client request (200; the CSTA message in the body)."""
+    def answer(
+        self, pending: _Pending, message: m.CstaMessage | None, *, warning: str | None = None
+    ) -> None:
+        """Final answer to a waiting client request (200; the CSTA message in the body).
+
+        ``warning``: why a request was refused; CSTAErrorCode has no text, so an INFO's answer
+        carries it in a ``Warning: 399`` header (RFC 3261 §20.43)."""
         if pending.done:
             log.info("%r: late answer to %s dropped", self, pending.service or pending.kind)
             return
@@ -162,7 +179,8 @@ class Tr87Session:
         content_type = CSTA_CONTENT_TYPE if body else None
         request = pending.server.request
         if pending.kind == "INFO":
-            pending.server.reply(200, body=body, content_type=content_type)
+            warned = (("Warning", warning_header(warning)),) if warning else ()
+            pending.server.reply(200, headers=warned, body=body, content_type=content_type)
             return
         headers = self.gateway.session_timer_headers(request)
         if pending.kind == "INVITE":
