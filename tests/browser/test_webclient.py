@@ -64,13 +64,15 @@ class Client:
 
 
 @pytest.fixture
-async def client(tmp_path: Path, browser: Any) -> AsyncIterator[Client]:
+async def client(
+    tmp_path: Path, browser: Any, request: pytest.FixtureRequest
+) -> AsyncIterator[Client]:
     harness = Harness(tmp_path)
     server = await harness.start_server()
     assert server.store is not None
     Auth(server.store).set_password("100", USER_PASSWORD, role="user", extension="100")
     sim = harness.simulation()
-    caller = sim.add_phone("yealink", ["100"], transport="udp")
+    caller = sim.add_phone(getattr(request, "param", "yealink"), ["100"], transport="udp")
     callee = sim.add_phone("snom", ["200"], transport="tcp")
     third = sim.add_phone("fanvil", ["300"], transport="tcp")
     await sim.start()
@@ -202,6 +204,10 @@ async def test_failed_logins_are_rate_limited(client: Client) -> None:
     assert page.url.endswith("/client/login")
 
 
+# A Yealink's SnapshotDevice reports only its focused call (firmware), and the page lists the
+# calls a snapshot returns: with a Yealink it cannot show the held call beside the active one,
+# so this page flow is run with a phone that reports every call.
+@pytest.mark.parametrize("client", ["fanvil"], indirect=True)
 async def test_conference_and_single_step_transfer(client: Client) -> None:
     page = client.page
     await client.login()
