@@ -54,6 +54,12 @@ class PhoneSettings:
     #: TCP/TLS connections from phones in total, and from one address (phones behind one NAT).
     max_connections: int = 20000
     max_connections_per_address: int = 256
+    #: SIP messages per second one phone may send (per TCP/TLS connection, per UDP source
+    #: address and port), with bursts of ``message_burst``; 0: no limit. Over it, datagrams
+    #: are dropped and a connection is not read for a moment (TCP back-pressure), so one
+    #: flooding phone cannot stall the server for everyone else.
+    max_messages_per_second: float = 100.0
+    message_burst: int = 200
     #: Wrong REGISTERs from one address naming one phone before that address is blocked
     #: for that phone for ``block_time`` s (doubling per new block, up to an hour).
     max_auth_failures: int = 10
@@ -99,6 +105,9 @@ class ClientSettings:
     max_connections: int = 1000
     max_connections_per_address: int = 64
     max_pending_requests: int = 64
+    #: CSTA-over-TCP connections that receive nothing this long are closed (s); above
+    #: max_session_duration, since a client in session resets its timer before that.
+    idle_timeout: float = 3900.0
     accounts: list[ClientAccount] = field(default_factory=lambda: [ClientAccount()])
 
 
@@ -122,6 +131,17 @@ class TlsSettings:
 @dataclass
 class HttpSettings:
     listen: str = "tcp:0.0.0.0:8080"
+    #: Connections in total and from one address (browsers open about six each).
+    max_connections: int = 2000
+    max_connections_per_address: int = 256
+    #: A request head (line and headers) must arrive within this many seconds of the
+    #: connection or of the previous response, a request body within ``body_timeout``.
+    head_timeout: float = 10.0
+    body_timeout: float = 60.0
+    #: Request bodies (JSON API, logins); larger ones get 413 before they are read.
+    max_body_bytes: int = 64 * 1024
+    #: Bodies of the web admin's forms (logged-in administrators only).
+    max_admin_body_bytes: int = 1024 * 1024
     #: Web client (/client/) logins: wrong passwords from one address for one extension
     #: before that address is refused (429) for that extension for ``client_login_block_time``
     #: s (doubling, up to an hour); from one address over all extensions; for one extension
@@ -143,6 +163,19 @@ class HttpSettings:
     session_lifetime: float = 12 * 3600.0
     #: Web sessions one user keeps at a time (a new login ends the oldest beyond this).
     max_sessions_per_user: int = 20
+
+
+@dataclass
+class ConnectionSettings:
+    """Every TCP/TLS listener (phones, clients, web): admitted at accept, before TLS."""
+
+    #: TLS handshake plus the first bytes of the peer must arrive within this (seconds).
+    handshake_timeout: float = 10.0
+    #: Open files kept free of inbound connections (database, logs, listeners, connections
+    #: the server opens): the listener kinds' totals are scaled down to fit the rest.
+    reserve_files: int = 256
+    #: Raise the soft open-files limit (RLIMIT_NOFILE) to the hard limit at start-up.
+    raise_files_limit: bool = True
 
 
 @dataclass
@@ -197,6 +230,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    connections: ConnectionSettings = field(default_factory=ConnectionSettings)
 
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -361,6 +395,30 @@ def validate(settings: Settings) -> None:
         raise ConfigError("provisioning.transport: one of udp, tcp, tls")
     if settings.log.rate_limit_lines < 1 or settings.log.rate_limit_interval <= 0:
         raise ConfigError("log.rate_limit_lines / rate_limit_interval: must be positive")
+    h = settings.http
+    for key, value in (
+        ("http.max_connections", h.max_connections),
+        ("http.max_connections_per_address", h.max_connections_per_address),
+        ("http.max_body_bytes", h.max_body_bytes),
+        ("http.max_admin_body_bytes", h.max_admin_body_bytes),
+        ("phones.max_connections", p.max_connections),
+        ("phones.max_connections_per_address", p.max_connections_per_address),
+        ("phones.message_burst", p.message_burst),
+        ("clients.max_connections", settings.clients.max_connections),
+        ("clients.max_connections_per_address", settings.clients.max_connections_per_address),
+    ):
+        if value < 1:
+            raise ConfigError(f"{key}: must be at least 1")
+    for key, seconds in (
+        ("http.head_timeout", h.head_timeout),
+        ("http.body_timeout", h.body_timeout),
+        ("clients.idle_timeout", settings.clients.idle_timeout),
+        ("connections.handshake_timeout", settings.connections.handshake_timeout),
+    ):
+        if seconds <= 0:
+            raise ConfigError(f"{key}: must be positive")
+    if p.max_messages_per_second < 0 or settings.connections.reserve_files < 0:
+        raise ConfigError("phones.max_messages_per_second / connections.reserve_files: >= 0")
     if settings.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log.level: one of DEBUG, INFO, WARNING, ERROR")
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
 import signal
-import socket
 import ssl
 import time
 from pathlib import Path
@@ -26,6 +26,14 @@ from uacsta.control import ControlServer
 from uacsta.gateways.cstatcp import CstaTcpGateway
 from uacsta.hub import SwitchHub
 from uacsta.net.address import connect_host, parse_listen_address
+from uacsta.net.guard import (
+    ConnectionGate,
+    GateLimits,
+    listening_socket,
+    open_files_limit,
+    plan_budget,
+    raise_open_files_limit,
+)
 from uacsta.net.tls import ensure_self_signed_cert, server_context
 from uacsta.phones.inventory import Inventory
 from uacsta.phones.service import PhoneService
@@ -80,6 +88,8 @@ class Server:
         self.http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self.http_port: int | None = None
+        #: Web connections, counted at accept before TLS (uacsta.net.guard).
+        self.web_gate = ConnectionGate("web", self._web_gate_limits())
         self.initial_admin_password: str | None = None
         self._http_restart: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -95,6 +105,10 @@ class Server:
     async def _start(self) -> None:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # database, keys
         logbuffer.install(self)  # the web admin's log view and the log files (estos §3.9)
+        if self.settings.connections.raise_files_limit:
+            before, after = raise_open_files_limit()
+            if after != before:
+                log.info("open files limit raised from %d to %d", before, after)
         ratelog.configure(
             lines=self.settings.log.rate_limit_lines,
             interval=self.settings.log.rate_limit_interval,
@@ -130,10 +144,13 @@ class Server:
             max_connections=c.max_connections,
             max_connections_per_address=c.max_connections_per_address,
             max_pending_requests=c.max_pending_requests,
+            handshake_timeout=self.settings.connections.handshake_timeout,
+            idle_timeout=c.idle_timeout,
         )
         await self._listen_csta()
         await self._start_tr87()
         await self._start_http()
+        self._apply_connection_budget()
         self.control = ControlServer(self)
         await self.control.start(self.data_dir / "uacsta.sock")
         log.info("uacsta started: %s", "; ".join(self.listening))
@@ -175,12 +192,68 @@ class Server:
             throttle=self.client_throttle,
             digest_algorithms=[Algorithm.parse(a) for a in c.digest_algorithms],
         )
+        self.tr87.ua.transport.gate.kind = "tr87"
+        self._tr87_limits()
         await self._listen_tr87()
+
+    def _tr87_limits(self) -> None:
+        """TR/87 connections: the clients' connection limits (counted apart from CSTA's)."""
+        c = self.settings.clients
+        transport = self.tr87.ua.transport
+        transport.limits = dataclasses.replace(
+            transport.limits,
+            max_connections=c.max_connections,
+            max_connections_per_address=c.max_connections_per_address,
+            handshake_timeout=self.settings.connections.handshake_timeout,
+        )
+
+    def _web_gate_limits(self) -> GateLimits:
+        h = self.settings.http
+        return GateLimits(
+            max_connections=h.max_connections,
+            max_connections_per_address=h.max_connections_per_address,
+            handshake_timeout=self.settings.connections.handshake_timeout,
+        )
+
+    def _gates(self) -> dict[str, tuple[ConnectionGate, int]]:
+        """Each listener kind's gate and the total its settings ask for."""
+        s = self.settings
+        gates: dict[str, tuple[ConnectionGate, int]] = {
+            "web": (self.web_gate, s.http.max_connections)
+        }
+        if self.phones is not None:
+            gate = self.phones.ua.transport.gate
+            gate.kind = "phones"
+            gates["phones"] = (gate, s.phones.max_connections)
+        if self.cstatcp is not None:
+            gates["csta"] = (self.cstatcp.gate, s.clients.max_connections)
+        if self.tr87 is not None:
+            gates["tr87"] = (self.tr87.ua.transport.gate, s.clients.max_connections)
+        return gates
+
+    def _apply_connection_budget(self) -> None:
+        """Keep the kinds' totals below the open files limit minus the reserve, so a
+        flood of one listener leaves descriptors for the others (uacsta.net.guard)."""
+        gates = self._gates()
+        limit = open_files_limit()
+        wanted = {kind: total for kind, (_, total) in gates.items()}
+        budget = plan_budget(wanted, self.settings.connections.reserve_files, limit)
+        if budget != wanted:
+            log.warning(
+                "open files limit %d (minus %d reserved) is below the connection limits %s: "
+                "using %s (raise the limit, e.g. LimitNOFILE in the systemd unit)",
+                limit,
+                self.settings.connections.reserve_files,
+                wanted,
+                budget,
+            )
+        for kind, (gate, _) in gates.items():
+            gate.limits.max_connections = budget[kind]
 
     async def _start_http(self) -> None:
         from uacsta.web.app import create_app
         from uacsta.web.auth import Auth
-        from uacsta.web.httpproto import BoundedHttpToolsProtocol
+        from uacsta.web.httpproto import BoundedHttpToolsProtocol, GuardedServer
 
         assert self.store is not None
         self.initial_admin_password = await asyncio.to_thread(Auth(self.store).ensure_admin)
@@ -198,24 +271,25 @@ class Server:
         address = parse_listen_address(self.settings.http.listen)
         https = address.transport == "tls"
         app = create_app(self, https=https)
-        sock = socket.socket(socket.AF_INET6 if ":" in address.host else socket.AF_INET)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((address.host, address.port))
-            sock.listen(128)
-        except OSError:
-            sock.close()
-            raise
-        sock.setblocking(False)
+        sock = listening_socket(address.host, address.port, 1024)
         self.http_port = sock.getsockname()[1]
+        h = self.settings.http
+        budget = self.web_gate.limits.max_connections if self.http is not None else None
+        self.web_gate.limits = self._web_gate_limits()
+        if budget is not None:  # a restart keeps the share planned at start-up
+            self.web_gate.limits.max_connections = min(budget, h.max_connections)
         config = uvicorn.Config(
             app,
             log_level="warning",
             lifespan="off",
             access_log=False,
             ws_max_size=64 * 1024,
-            # httptools with bounds on the request head and the time to send it.
-            http=BoundedHttpToolsProtocol,
+            # httptools with bounds on the request head and body and the time to send them.
+            http=BoundedHttpToolsProtocol.configured(
+                head_timeout=h.head_timeout,
+                body_timeout=h.body_timeout,
+                max_body_bytes=max(h.max_body_bytes, h.max_admin_body_bytes),
+            ),
             timeout_keep_alive=15,
             # X-Forwarded-For/-Proto only from configured proxies (uvicorn's default trusts
             # 127.0.0.1, which let any local client pick its source address per request).
@@ -223,7 +297,7 @@ class Server:
             forwarded_allow_ips=list(self.settings.http.trusted_proxies),
             **self._http_tls(https),
         )
-        self.http = uvicorn.Server(config)
+        self.http = GuardedServer(config, self.web_gate)
         # SIGTERM/SIGINT belong to run_forever (orderly stop: BYE to phones, clients told);
         # uvicorn would otherwise take them over while it serves.
         self.http.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
@@ -326,6 +400,8 @@ class Server:
             self.listening = [e for e in self.listening if not e.startswith("csta ")]
             await self._listen_csta()
             restarted.append("CSTA client listeners")
+        if self.tr87 is not None:
+            self._tr87_limits()
         if (old.clients.sip_listen != new.clients.sip_listen or tls_changed) and self.tr87:
             for listener in list(self.tr87.ua.transport.listeners):
                 await self.tr87.ua.transport.unlisten(listener)
@@ -338,6 +414,11 @@ class Server:
             # After the answer to the request that changed it has gone out.
             asyncio.get_running_loop().call_later(0.5, self._restart_http_soon)
             restarted.append("web listener (in a moment)")
+        for holder in (self.tr87, self.phones):
+            if holder is not None:
+                holder.ua.transport.gate.limits = holder.ua.transport._gate_limits()
+        self.web_gate.limits = self._web_gate_limits()
+        self._apply_connection_budget()
         log.info("settings changed in the admin: %s", ", ".join(sorted(_keys(changes))))
         return restarted
 

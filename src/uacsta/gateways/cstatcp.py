@@ -16,7 +16,6 @@ import contextlib
 import logging
 import ssl
 import time
-from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -28,6 +27,7 @@ from uacsta.csta.errors import CstaDecodeError, CstaFramingError
 from uacsta.csta.framing import EVENT_INVOKE_ID, FrameDecoder, InvokeIdAllocator, encode_frame
 from uacsta.csta.xmlparse import local_name, parse_document
 from uacsta.hub import SwitchHub
+from uacsta.net.guard import AcceptLoop, ConnectionGate, GateLimits, listening_socket
 from uacsta.ratelog import RateLimitedLog
 from uacsta.switch.function import ToClient
 from uacsta.throttle import AuthThrottle
@@ -333,19 +333,28 @@ class CstaTcpGateway:
         max_connections: int = MAX_CONNECTIONS,
         max_connections_per_address: int = 64,
         max_pending_requests: int = 64,
+        handshake_timeout: float = 10.0,
+        idle_timeout: float | None = None,
     ) -> None:
         self.throttle = throttle if throttle is not None else AuthThrottle()
-        self.max_connections = max_connections
-        self.max_connections_per_address = max_connections_per_address
+        #: Connections counted at accept, before TLS (uacsta.net.guard).
+        self.gate = ConnectionGate(
+            "csta",
+            GateLimits(
+                max_connections=max_connections,
+                max_connections_per_address=max_connections_per_address,
+                handshake_timeout=handshake_timeout,
+                idle_timeout=idle_timeout,
+            ),
+        )
         self.max_pending_requests = max_pending_requests
-        self._per_host: Counter[str] = Counter()
         self.hub = hub
         self.accounts = accounts
         self.require_authentication = require_authentication
         self.session_duration = session_duration
         self.max_session_duration = max_session_duration
         self.clients: set[CstaTcpClient] = set()
-        self.servers: list[asyncio.Server] = []
+        self.servers: list[AcceptLoop] = []
         self._tasks: set[asyncio.Task[None]] = set()
         #: Clients with queued frames, written by one callback per loop iteration.
         self._to_flush: list[CstaTcpClient] = []
@@ -393,37 +402,43 @@ class CstaTcpGateway:
         for client in clients:
             client.flush()
 
+    @property
+    def max_connections(self) -> int:
+        return self.gate.limits.max_connections
+
+    @max_connections.setter
+    def max_connections(self, value: int) -> None:
+        self.gate.limits.max_connections = value
+
+    @property
+    def max_connections_per_address(self) -> int:
+        return self.gate.limits.max_connections_per_address
+
+    @max_connections_per_address.setter
+    def max_connections_per_address(self, value: int) -> None:
+        self.gate.limits.max_connections_per_address = value
+
     async def listen(
         self, host: str, port: int, ssl_context: ssl.SSLContext | None = None
-    ) -> asyncio.Server:
-        server = await asyncio.start_server(self._accept, host, port, ssl=ssl_context)
+    ) -> AcceptLoop:
+        """Listen; connections are admitted by :attr:`gate` at accept, before TLS."""
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.StreamReaderProtocol:
+            reader = asyncio.StreamReader(limit=2**16, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, self._accept, loop=loop)
+
+        server = AcceptLoop(
+            listening_socket(host, port, 1024), protocol, self.gate, ssl_context=ssl_context
+        )
         self.servers.append(server)
         return server
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername") or ("?", 0)
-        host = str(peer[0])
-        refused = None
-        if len(self.clients) >= self.max_connections:
-            refused = f"{len(self.clients)} connections"
-        elif self._per_host[host] >= self.max_connections_per_address:
-            refused = f"{self._per_host[host]} connections from {host}"
-        if refused is not None:
-            log.warning("refusing CSTA client %s:%s: %s", host, peer[1], refused)
-            writer.close()
-            with contextlib.suppress(ConnectionError, ssl.SSLError):
-                await writer.wait_closed()
-            return
         client = CstaTcpClient(self, reader, writer)
         self.clients.add(client)
-        self._per_host[host] += 1
         log.info("%r connected", client)
-        try:
-            await client.run()
-        finally:
-            self._per_host[host] -= 1
-            if self._per_host[host] <= 0:
-                del self._per_host[host]
+        await client.run()
 
     async def stop_listening(self) -> None:
         """Close the listeners only; open sessions go on (listener settings changed)."""

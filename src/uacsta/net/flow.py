@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 from uacsta.sip.message import MAX_BODY_BYTES, MAX_HEADER_BYTES
 
-__all__ = ["TRANSPORTS", "Flow", "TransportLimits", "format_hostport", "parse_address"]
+__all__ = [
+    "TRANSPORTS",
+    "Flow",
+    "TokenBucket",
+    "TransportLimits",
+    "format_hostport",
+    "parse_address",
+]
 
 TRANSPORTS = ("udp", "tcp", "tls")
 DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
@@ -61,6 +68,41 @@ class TransportLimits:
     max_write_buffer: int = 1024 * 1024  # a peer that does not read is cut off
     udp_receive_buffer: int = 4 * 1024 * 1024  # SO_RCVBUF asked for UDP listeners
     listen_backlog: int = 1024  # pending TCP/TLS connections the kernel queues
+    handshake_timeout: float = 10.0  # accept to TLS handshake done and first bytes received
+    #: Messages per second one flow (a connection; a UDP source address and port) may send,
+    #: and the burst it may send at once; ``None`` rate: unlimited. Over it, UDP datagrams
+    #: are dropped and a connection is not read until tokens are back (back-pressure).
+    message_rate: float | None = None
+    message_burst: int = 100
+
+
+class TokenBucket:
+    """A token bucket (rate per second, burst); time comes in as ``now`` (sans-IO)."""
+
+    __slots__ = ("burst", "rate", "tokens", "updated")
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = float(max(1, burst))
+        self.tokens = self.burst
+        self.updated = now
+
+    def take(self, now: float) -> bool:
+        """Take one token; False when the bucket is empty."""
+        tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if tokens >= 1.0:
+            self.tokens = tokens - 1.0
+            return True
+        self.tokens = tokens
+        return False
+
+    def wait(self) -> float:
+        """Seconds until the next token (after a refused :meth:`take`)."""
+        return max(0.0, (1.0 - self.tokens) / self.rate)
+
+    def full(self, now: float) -> bool:
+        return self.tokens + (now - self.updated) * self.rate >= self.burst
 
 
 def format_hostport(host: str, port: int) -> str:

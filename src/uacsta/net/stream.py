@@ -2,7 +2,9 @@
 
 It owns the connection's :class:`~uacsta.sip.framing.StreamFramer`, answers double-CRLF
 pings with a CRLF pong, closes the connection on a framing error or after the idle
-timeout, and cuts off a peer that stops reading (write buffer bound). Parsing, Via
+timeout, cuts off a peer that stops reading (write buffer bound), and stops reading a peer
+that sends more messages than its token bucket allows (back-pressure: TCP slows the peer
+down, the event loop stays free for everyone else). Parsing, Via
 stamping and dispatch belong to :class:`~uacsta.net.transport.SipTransport`.
 """
 
@@ -13,7 +15,8 @@ import logging
 from typing import TYPE_CHECKING, cast
 
 from uacsta.net.errors import FlowClosed
-from uacsta.net.flow import Flow, TransportLimits
+from uacsta.net.flow import Flow, TokenBucket, TransportLimits
+from uacsta.ratelog import RateLimitedLog
 from uacsta.sip.errors import SipParseError
 from uacsta.sip.framing import PONG, StreamFramer
 
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
     from uacsta.net.transport import SipTransport
 
 log = logging.getLogger("uacsta.net.stream")
+#: A flooding peer is paused many times a second: a few lines per address.
+flood_log = RateLimitedLog(log)
 
 
 class StreamConnection(asyncio.Protocol):
@@ -49,6 +54,10 @@ class StreamConnection(asyncio.Protocol):
         self._last_activity = self._loop.time()
         self.flow: Flow | None = None
         self.admitted = False
+        self._bucket: TokenBucket | None = None
+        self._held: bytes | None = None  # a framed message waiting for a token
+        self._paused = False
+        self._resume: asyncio.TimerHandle | None = None
         self.closed: asyncio.Future[None] = self._loop.create_future()
 
     # --- asyncio callbacks ---------------------------------------------------------------
@@ -68,31 +77,72 @@ class StreamConnection(asyncio.Protocol):
             transport.abort()
             return
         self.admitted = True
+        rate = self._limits.message_rate
+        if rate is not None and not self.outbound:
+            self._bucket = TokenBucket(rate, self._limits.message_burst, self._loop.time())
         self._arm_idle()
 
     def data_received(self, data: bytes) -> None:
         self._last_activity = self._loop.time()
-        assert self.flow is not None
         try:
             self._framer.receive_data(data)
+        except SipParseError as exc:
+            log.warning("closing %s: framing error: %s", self.flow, exc)
+            self.abort()
+            return
+        if not self._paused:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Hand framed messages on while the peer's bucket has tokens; else pause reading."""
+        self._resume = None
+        bucket = self._bucket
+        try:
             while True:
-                raw = self._framer.next_message()
-                pings = self._framer.take_pings()
-                if pings:
-                    self._write(PONG * pings)
+                raw, self._held = self._held, None
                 if raw is None:
-                    break
+                    raw = self._framer.next_message()
+                    pings = self._framer.take_pings()
+                    if pings:
+                        self._write(PONG * pings)
+                    if raw is None:
+                        break
+                if bucket is not None and not bucket.take(self._loop.time()):
+                    self._held = raw
+                    self._pause(bucket.wait())
+                    return
                 self._owner._on_stream_message(self, raw)
                 if self.is_closing():
                     return
         except SipParseError as exc:
             log.warning("closing %s: framing error: %s", self.flow, exc)
             self.abort()
+            return
+        if self._paused and self._transport is not None and not self._transport.is_closing():
+            self._paused = False
+            self._transport.resume_reading()
+
+    def _pause(self, delay: float) -> None:
+        assert self._transport is not None and self.flow is not None
+        if not self._paused:
+            self._paused = True
+            self._transport.pause_reading()
+            self._owner.flood_pauses += 1
+            flood_log.warning(
+                ("flood", self.flow.remote[0]),
+                "%s sends more than %s messages/s: not reading it for a while",
+                self.flow,
+                self._limits.message_rate,
+            )
+        self._resume = self._loop.call_later(max(delay, 0.001), self._drain)
 
     def eof_received(self) -> bool | None:
         return None  # half-closed by the peer: close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._resume is not None:
+            self._resume.cancel()
+            self._resume = None
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None

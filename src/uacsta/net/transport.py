@@ -11,8 +11,9 @@ This module owns the transport layer's rules, and only those:
 - client connections for requests (``send_to``), reused afterwards (§18.1.1);
 - malformed input: a UDP request good enough to answer gets 400 (or 513/505), anything
   else is dropped; a framing error on TCP/TLS closes that connection only;
-- bounds (connections in total and per remote address, idle timeout, message size, write
-  buffer) and a graceful :meth:`SipTransport.close`.
+- bounds (connections in total and per remote address counted at accept, before TLS, by
+  the shared :mod:`uacsta.net.guard`; handshake and idle timeouts; message size; write
+  buffer; messages per second per flow) and a graceful :meth:`SipTransport.close`.
 
 Transactions, dialogs and authentication live in :mod:`uacsta.sip`, not here.
 """
@@ -25,13 +26,22 @@ import itertools
 import logging
 import socket
 import ssl
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from uacsta.net.errors import ConnectionLimitReached, FlowClosed, NoListener
-from uacsta.net.flow import DEFAULT_PORTS, TRANSPORTS, Flow, TransportLimits, parse_address
-from uacsta.net.stream import StreamConnection
+from uacsta.net.flow import (
+    DEFAULT_PORTS,
+    TRANSPORTS,
+    Flow,
+    TokenBucket,
+    TransportLimits,
+    format_hostport,
+    parse_address,
+)
+from uacsta.net.guard import AcceptLoop, ConnectionGate, GateLimits, listening_socket
+from uacsta.net.stream import StreamConnection, flood_log
 from uacsta.net.udp import UdpProtocol
 from uacsta.sip.errors import SipParseError
 from uacsta.sip.helpers import reason_phrase
@@ -50,6 +60,9 @@ __all__ = [
 
 log = logging.getLogger("uacsta.net.transport")
 
+#: UDP sources whose message rate is remembered (least recently seen forgotten first).
+MAX_UDP_BUCKETS = 65536
+
 MessageHandler = Callable[[Message, Flow], None]
 ClosedHandler = Callable[[Flow], None]
 
@@ -61,7 +74,7 @@ class Listener:
     transport: str
     host: str
     port: int
-    _server: asyncio.Server | None = None
+    _server: AcceptLoop | None = None
     _udp: UdpProtocol | None = None
 
     @property
@@ -106,6 +119,21 @@ class SipTransport:
         self._dialing: dict[tuple[str, str, int], asyncio.Future[StreamConnection]] = {}
         self._ids = itertools.count(1)
         self._closing = False
+        #: Inbound TCP/TLS connections of every listener, counted at accept (before TLS).
+        self.gate = ConnectionGate("sip", self._gate_limits())
+        #: UDP token buckets by source address (bounded, least recently used forgotten).
+        self._udp_buckets: OrderedDict[tuple[str, int], TokenBucket] = OrderedDict()
+        #: Flood control since start: UDP datagrams dropped, connections paused.
+        self.flood_dropped = 0
+        self.flood_pauses = 0
+
+    def _gate_limits(self) -> GateLimits:
+        return GateLimits(
+            max_connections=self.limits.max_connections,
+            max_connections_per_address=self.limits.max_connections_per_address,
+            handshake_timeout=self.limits.handshake_timeout,
+            idle_timeout=None,  # StreamConnection's own idle timer (traffic both ways)
+        )
 
     # --- listeners -----------------------------------------------------------------------
     @property
@@ -139,14 +167,12 @@ class SipTransport:
         else:
             if transport == "tls" and ssl_context is None:
                 raise ValueError("a tls listener needs ssl_context (see uacsta.net.tls)")
-            server = await loop.create_server(
+            self.gate.limits = self._gate_limits()  # settings may have changed
+            server = AcceptLoop(
+                listening_socket(host, port, self.limits.listen_backlog),
                 lambda: self._new_connection(transport, outbound=False),
-                host,
-                port,
-                ssl=ssl_context if transport == "tls" else None,
-                ssl_handshake_timeout=self.limits.connect_timeout if transport == "tls" else None,
-                reuse_address=True,
-                backlog=self.limits.listen_backlog,
+                self.gate,
+                ssl_context=ssl_context if transport == "tls" else None,
             )
             sock = server.sockets[0].getsockname()
             listener = Listener(transport, str(sock[0]), int(sock[1]), _server=server)
@@ -301,15 +327,7 @@ class SipTransport:
         assert conn.flow is not None
         if self._closing:
             return False
-        if not conn.outbound:
-            if len(self._connections) >= self.limits.max_connections:
-                log.warning("refusing %s: %d connections", conn.flow, len(self._connections))
-                return False
-            host = conn.flow.remote[0]
-            same = self._per_host[host]
-            if same >= self.limits.max_connections_per_address:
-                log.warning("refusing %s: %d connections from %s", conn.flow, same, host)
-                return False
+        # Inbound connections were counted and admitted at accept (self.gate).
         self._connections[conn.connection_id] = conn
         self._per_host[conn.flow.remote[0]] += 1
         key = (conn.flow.transport, *conn.flow.remote)
@@ -395,6 +413,8 @@ class SipTransport:
         if not data.strip(b"\r\n"):
             return  # keep-alive datagram: nothing to answer on UDP
         flow = Flow("udp", listener.local, source)
+        if self.limits.message_rate is not None and not self._udp_take(source):
+            return
         try:
             message = parse_message(
                 data,
@@ -411,6 +431,31 @@ class SipTransport:
                     proto.sendto(answer, source)
             return
         self._deliver(message, flow)
+
+    def _udp_take(self, source: tuple[str, int]) -> bool:
+        """A token from the source's bucket; over the rate the datagram is dropped."""
+        assert self.limits.message_rate is not None
+        now = asyncio.get_running_loop().time()
+        buckets = self._udp_buckets
+        bucket = buckets.get(source)
+        if bucket is None:
+            bucket = buckets[source] = TokenBucket(
+                self.limits.message_rate, self.limits.message_burst, now
+            )
+            if len(buckets) > MAX_UDP_BUCKETS:
+                buckets.popitem(last=False)
+        else:
+            buckets.move_to_end(source)
+        if bucket.take(now):
+            return True
+        self.flood_dropped += 1
+        flood_log.warning(
+            ("flood", source[0]),
+            "udp:%s sends more than %s messages/s: dropping datagrams",
+            format_hostport(*source),
+            self.limits.message_rate,
+        )
+        return False
 
     def _on_stream_message(self, conn: StreamConnection, raw: bytes) -> None:
         assert conn.flow is not None

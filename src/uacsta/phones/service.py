@@ -111,6 +111,9 @@ class PhoneService:
             max_connections=p.max_connections,
             max_connections_per_address=p.max_connections_per_address,
             idle_timeout=max(900.0, 3.0 * p.registration_expires),
+            handshake_timeout=self.settings.connections.handshake_timeout,
+            message_rate=p.max_messages_per_second or None,
+            message_burst=p.message_burst,
         )
         return UserAgent(
             on_request=self._on_request,

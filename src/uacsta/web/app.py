@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from uacsta import __version__
 from uacsta.web.auth import Auth
+from uacsta.web.bodyguard import BodyGuard
 
 if TYPE_CHECKING:
     from uacsta.server import Server
@@ -111,6 +112,13 @@ def create_app(server: Server, *, https: bool = False) -> FastAPI:
         max_sessions_per_user=http.max_sessions_per_user,
     )
     app.state.templates = templates
+    # Inside the session middleware: the session is decoded, the body not yet read.
+    app.add_middleware(
+        BodyGuard,
+        authenticated=lambda request: app.state.auth.principal(request) is not None,
+        max_body_bytes=http.max_body_bytes,
+        max_admin_body_bytes=http.max_admin_body_bytes,
+    )
     app.add_middleware(
         SessionMiddleware,
         secret_key=session_secret(server.data_dir),
