@@ -142,28 +142,41 @@ _DEVICE_FIELDS = frozenset(
 )  # fmt: skip
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _init_fields(cls: type) -> tuple[str, ...]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.init)
+    return found
+
+
 def _map_strings(obj: Any, fn: Callable[[str], str], names: frozenset[str] | None) -> Any:
     """``obj`` with ``fn`` applied to its strings (only fields in ``names`` when given);
-    the same object when nothing changed."""
+    the same object when nothing changed. (Field names cached per class: this runs for
+    every event of a phone whose lines are renamed.)"""
     if isinstance(obj, tuple):
         items = tuple(_map_strings(x, fn, names) for x in obj)
         return obj if all(a is b for a, b in zip(items, obj, strict=True)) else items
-    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+    if isinstance(obj, (str, bytes, int, float)) or not dataclasses.is_dataclass(obj):
+        return obj
+    if isinstance(obj, type):
         return obj
     changes: dict[str, Any] = {}
-    for f in dataclasses.fields(obj):
-        if not f.init:
+    for name in _init_fields(type(obj)):
+        value = getattr(obj, name)
+        if value is None:
             continue
-        value = getattr(obj, f.name)
         if isinstance(value, str):
-            if names is None or f.name in names:
+            if names is None or name in names:
                 new = fn(value)
                 if new is not value:
-                    changes[f.name] = new
+                    changes[name] = new
         elif isinstance(value, tuple) or dataclasses.is_dataclass(value):
             new = _map_strings(value, fn, names)
             if new is not value:
-                changes[f.name] = new
+                changes[name] = new
     return dataclasses.replace(obj, **changes) if changes else obj
 
 
