@@ -106,3 +106,27 @@ def test_disabled_level_costs_nothing_and_defaults_come_from_configure(lines: Li
         assert rlog.error("k", "a") and rlog.error("k", "b") and not rlog.error("k", "c")
     finally:
         ratelog.configure(lines=5, interval=60, total=50)
+
+
+def test_filter_limits_the_templates_it_is_given(lines: Lines) -> None:
+    clock = Clock()
+    logger = logging.getLogger("test.ratelog")
+    limited = ratelog.RateLimitFilter(
+        only=frozenset({"refused %s"}), lines=2, interval=60, clock=clock
+    )
+    logger.addFilter(limited)
+    try:
+        for i in range(10):
+            logger.info("refused %s", i)
+            logger.info("other %s", i)
+        assert [x for x in lines.lines if x.startswith("refused")] == [
+            "refused 0",
+            "refused 1",
+            "refused 2 (further lines like this suppressed for up to 60 s)",
+        ]
+        assert len([x for x in lines.lines if x.startswith("other")]) == 10
+        clock.now += 60
+        logger.info("refused %s", 10)
+        assert lines.lines[-1] == "refused 10 (7 similar lines suppressed before)"
+    finally:
+        logger.removeFilter(limited)

@@ -13,6 +13,10 @@ is announced and summarised. Memory is bounded: at most ``max_keys`` keys are re
 The defaults come from the ``log`` settings (:func:`configure`, called by the server);
 an instance given explicit values keeps them.
 
+For code that logs through a plain :class:`logging.Logger` it does not own (the sans-IO
+core takes an injected logger), :class:`RateLimitFilter` applies the same per-line limit as
+a logging filter, keyed by the record's message template.
+
 Usage::
 
     rlog = RateLimitedLog(logging.getLogger(__name__))
@@ -27,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-__all__ = ["RateLimitedLog", "configure"]
+__all__ = ["RateLimitFilter", "RateLimitedLog", "configure"]
 
 
 @dataclass(slots=True)
@@ -195,3 +199,58 @@ class RateLimitedLog:
     def _write(self, depth: int, level: int, msg: str, *args: object) -> None:
         # The record names the caller of log()/warning(), not this module.
         self.logger.log(level, msg, *args, stacklevel=depth)
+
+
+class RateLimitFilter(logging.Filter):
+    """A logging filter: per message template, ``lines`` records per ``interval``.
+
+    The first record over the limit is kept with "(further lines like this suppressed ...)"
+    appended; the first one of the next interval says how many were dropped. ``only``
+    limits the filter to those templates (others always pass).
+    """
+
+    def __init__(
+        self,
+        *,
+        only: frozenset[str] | None = None,
+        lines: int | None = None,
+        interval: float | None = None,
+        max_keys: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.only = only
+        self._lines = lines
+        self._interval = interval
+        self.max_keys = max(1, max_keys)
+        self._clock = clock
+        self._keys: OrderedDict[str, _Window] = OrderedDict()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        template = str(record.msg)
+        if self.only is not None and template not in self.only:
+            return True
+        lines = self._lines if self._lines is not None else _defaults.lines
+        interval = self._interval if self._interval is not None else _defaults.interval
+        now = self._clock()
+        window = self._keys.get(template)
+        if window is None or now >= window.start + interval:
+            dropped = window.suppressed - 1 if window is not None and window.suppressed else 0
+            window = _Window(start=now, level=record.levelno, template=template)
+            self._keys[template] = window
+            self._keys.move_to_end(template)
+            while len(self._keys) > self.max_keys:
+                self._keys.popitem(last=False)
+            if dropped > 0:
+                record.msg = f"{template} ({dropped} similar lines suppressed before)"
+        window.written += 1
+        if window.written <= lines:
+            return True
+        window.suppressed += 1
+        if window.suppressed == 1:
+            record.msg = (
+                f"{template} (further lines like this suppressed for up to "
+                f"{window.start + interval - now:.0f} s)"
+            )
+            return True
+        return False

@@ -14,12 +14,13 @@ import asyncio
 import logging
 import secrets
 
-from tests.e2e.conftest import phone_ports
+from tests.e2e.conftest import csta_port, phone_ports
 from tests.security.conftest import Harness
 from tests.security.test_lockout import (
     ATTACKER,
     SipUdp,
     authorization,
+    csta_login,
     md5_challenge,
     register,
 )
@@ -40,7 +41,9 @@ class _Collect(logging.Handler):
 
 
 async def test_a_flood_of_bad_registers_writes_a_bounded_log(harness: Harness) -> None:
-    server = await harness.start_server()
+    # No per-source message rate limit here (phones.max_messages_per_second, which would
+    # drop most of the flood unread): every REGISTER reaches the authentication path.
+    server = await harness.start_server(max_messages_per_second=0)
     registrar = ("127.0.0.1", phone_ports(server)["udp"])
     collect = _Collect()
     root = logging.getLogger("uacsta")
@@ -106,3 +109,28 @@ async def test_a_flood_of_bad_registers_writes_a_bounded_log(harness: Harness) -
     assert any("suppressed" in r.getMessage() for r in collect.records[mark:]), [
         r.getMessage() for r in flood_lines
     ]
+
+
+async def test_a_flood_of_bad_csta_logins_writes_a_bounded_log(harness: Harness) -> None:
+    server = await harness.start_server()
+    port = csta_port(server)
+    collect = _Collect()
+    root = logging.getLogger("uacsta")
+    root.addHandler(collect)
+    try:
+        refused: list[bool] = []
+        for i in range(100):  # 300 wrong logins, three per connection, many account names
+            refused += await csta_login(port, f"user{i % 7}", "guess", local=ATTACKER, tries=3)
+        assert refused and not any(refused)
+        # The CRM still logs in from its own address.
+        assert await csta_login(port, "crm", "crm-secret", local="127.0.0.1") == [True]
+    finally:
+        root.removeHandler(collect)
+    auth_lines = [
+        r
+        for r in collect.records
+        if r.levelno >= logging.INFO
+        and r.name in ("uacsta.gateways.cstatcp", "uacsta.csta.appsession")
+        and ("refused" in r.getMessage() or "block" in r.getMessage())
+    ]
+    assert len(auth_lines) <= 30, "\n".join(r.getMessage() for r in auth_lines[:40])

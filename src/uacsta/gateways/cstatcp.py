@@ -28,13 +28,17 @@ from uacsta.csta.framing import EVENT_INVOKE_ID, FrameDecoder, InvokeIdAllocator
 from uacsta.csta.xmlparse import local_name, parse_document
 from uacsta.hub import SwitchHub
 from uacsta.net.guard import AcceptLoop, ConnectionGate, GateLimits, listening_socket
-from uacsta.ratelog import RateLimitedLog
+from uacsta.ratelog import RateLimitedLog, RateLimitFilter
 from uacsta.switch.function import ToClient
 from uacsta.throttle import AuthThrottle
 
 log = logging.getLogger("uacsta.gateways.cstatcp")
 #: For the lines a stranger can trigger (refused logins, blocks).
 auth_log = RateLimitedLog(log)
+# The ECMA-354 session logs each refused start too; _authenticate already says why.
+logging.getLogger("uacsta.csta.appsession").addFilter(
+    RateLimitFilter(only=frozenset({"application session refused: authentication failed"}))
+)
 
 #: A connection that has not started its application session by then is closed.
 LOGIN_TIMEOUT = 30.0
@@ -263,7 +267,9 @@ class CstaTcpClient:
             )
             self._ensure_attached()
         else:
-            log.warning("%r: StartApplicationSession refused", self)
+            auth_log.warning(
+                ("start-refused", self.peer_host), "%r: StartApplicationSession refused", self
+            )
 
     def _ensure_attached(self) -> None:
         if not self.attached:
