@@ -276,3 +276,25 @@ async def test_tr87_client_gets_the_refusal_reason_in_a_warning(harness: Harness
         assert response.header("X-Evil") is None
     finally:
         await client.close()
+
+
+async def test_yealink_account_change_is_relearned(harness: Harness) -> None:
+    _sim, yealink, _other = await _yealink(harness)
+    fw = yealink.firmware
+    assert fw is not None
+    client = await harness.csta_client()
+    xref = await _monitor(client, "101")
+    # Account 2 is disabled on the phone: it says SwFunctionDevicesChanged, uacsta re-reads.
+    fw.accounts.pop(1)
+    yealink.firmware_accounts_changed()
+    assert harness.server is not None and harness.server.inventory is not None
+    inventory = harness.server.inventory
+
+    def lines() -> list[str]:
+        record = inventory.get(yealink.mac)
+        return record.lines if record is not None else []
+
+    await wait_until(lambda: lines() == [L100], what="line 101 gone")
+    assert fw.received.count("GetSwitchingFunctionDevices") == 2
+    ended = await client.event(5.0)  # the client's monitor of 101 ends (whatever its form)
+    assert getattr(ended, "monitor_cross_ref_id", None) == xref

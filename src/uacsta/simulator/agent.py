@@ -310,6 +310,14 @@ class PhoneAgent:
         self.firmware.outbox.clear()
         return None if answer is None else (answer, CSTA_TYPE)
 
+    def firmware_accounts_changed(self) -> None:
+        """The phone's accounts changed (a Yealink tells the server, which re-reads them)."""
+        assert self.firmware is not None
+        self.firmware.accounts_changed()
+        for document in self.firmware.outbox:
+            self.enqueue(document)
+        self.firmware.outbox.clear()
+
     def _in_dialog(self, sr: ServerRequest) -> None:
         if not self.phone.online:
             return

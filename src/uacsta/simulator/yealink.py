@@ -231,6 +231,11 @@ class YealinkFirmware:
             entries.append(f"sip:{user}@{server}:{port}")
         return entries
 
+    def accounts_changed(self) -> None:
+        """A SIP account's settings changed: the firmware sends SwFunctionDevicesChanged (as a
+        request, whether or not SystemRegister was done)."""
+        self.outbox.append(document("SwFunctionDevicesChanged", ED5X, [("sysStatRegisterID", "2")]))
+
     # --- requests --------------------------------------------------------------------------
     def handle(self, body: bytes, now: float) -> bytes | None:
         """The answer to one request body; None: the firmware stays silent."""
