@@ -7,18 +7,23 @@ ECMA-323 Annex J / ECMA-354), not produced by the server's own codec.
 
 Before the fix, wrong passwords naming an account from *any* address blocked that account
 everywhere (10 REGISTERs for a phone, 10 logins for a CTI account), and failures from one
-address blocked every phone behind it.
+address blocked every phone behind it; 5 wrong web-client logins from anywhere blocked the
+extension.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 
+import httpx
+
 from tests.e2e.conftest import csta_port, phone_ports
 from tests.security.conftest import Harness
+from uacsta.web.auth import Auth
 
 WAIT = 5.0
 ATTACKER = "127.0.0.2"
@@ -406,3 +411,37 @@ async def test_bad_logins_from_one_source_do_not_lock_crm_out_on_csta_tcp_and_tr
     # The CRM on its own address is not locked out on either gateway.
     assert await csta_login(port, "crm", "crm-secret", local="127.0.0.1") == [True]
     assert await tr87_invite(sip_port, "crm", "crm-secret", local="127.0.0.1") == [200]
+
+
+# --------------------------------------------------------------------------- web client
+
+
+async def web_client_login(port: int, extension: str, password: str, *, local: str) -> int:
+    """One login on the web client's form (its CSRF token first) from ``local``."""
+    transport = httpx.AsyncHTTPTransport(local_address=local)
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", transport=transport, timeout=30
+    ) as http:
+        page = await http.get("/client/login")
+        match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert match, page.text
+        r = await http.post(
+            "/client/login",
+            data={"csrf": match.group(1), "extension": extension, "password": password},
+        )
+        return r.status_code
+
+
+async def test_bad_web_client_logins_from_elsewhere_do_not_lock_out_the_extension(
+    harness: Harness,
+) -> None:
+    server = await harness.start_server()
+    assert server.store is not None and server.http_port is not None
+    Auth(server.store).set_password("100", "user-secret-pw", role="user", extension="100")
+    port = server.http_port
+
+    assert await web_client_login(port, "100", "user-secret-pw", local="127.0.0.1") == 303
+    statuses = [await web_client_login(port, "100", "guess", local=ATTACKER) for _ in range(15)]
+    assert set(statuses) == {401, 429} and statuses[-1] == 429
+    # The user's own address still logs in.
+    assert await web_client_login(port, "100", "user-secret-pw", local="127.0.0.1") == 303
