@@ -247,3 +247,40 @@ def test_blind_transfer_is_reported_as_transfered_event() -> None:
     ]
     # No ConnectionClearedEvent for a transferred call.
     assert not any(b"ConnectionClearedEvent" in d for d in documents)
+
+
+def test_make_call_while_ringing_is_left_unanswered() -> None:
+    fw, pbx = firmware()
+    _ring(fw, pbx)
+    make = (
+        "<MakeCall><callingDevice>sip:101@sim.test</callingDevice>"
+        "<calledDirectoryNumber>200</calledDirectoryNumber></MakeCall>"
+    )
+    assert ask(fw, make) is None
+
+
+def test_snapshot_device_reports_the_focused_call_only() -> None:
+    fw, pbx = firmware()
+    assert (
+        ask(fw, "<SnapshotDevice/>")
+        == (
+            f'{DECL}<SnapshotDeviceResponse xmlns="{ED5X}">\n'
+            "\t<crossRefIDorSnapshotData>\n"
+            "\t\t<snapshotData />\n"
+            "\t</crossRefIDorSnapshotData>\n"
+            "</SnapshotDeviceResponse>\n"
+        ).encode()
+    )
+    first = _ring(fw, pbx)
+    pbx.answer(fw.phone.lines[0].legs[0], 0.0)
+    pbx.hold(fw.phone.lines[0].legs[0], 0.0)
+    pbx.incoming_call("101", "0309999", 0.0)
+    # snapshotObject is ignored; one item: the ringing call (the held one is not listed).
+    answer = ask(
+        fw, "<SnapshotDevice><snapshotObject>sip:100@sim.test</snapshotObject></SnapshotDevice>"
+    )
+    assert answer is not None
+    assert answer.count(b"<snapshotDeviceResponseInfo>") == 1
+    assert b"<localConnectionState>alerting</localConnectionState>" in answer
+    assert f"<callID>{first}</callID>".encode() not in answer
+    assert b"<deviceID>sip:101@sim.test</deviceID>" in answer
