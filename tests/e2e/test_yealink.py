@@ -10,11 +10,14 @@ of errors, ``newDestination/device``, ``charactersToSend``.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
+from websockets.asyncio.client import connect
 
 from tests.e2e.conftest import Harness, wait_until
 from tests.gateways.test_tr87 import Tr87Client
+from tests.web.test_api import Events
 from uacsta.clients.cstatcp import CstaTcpClient
 from uacsta.csta import codec
 from uacsta.csta import messages as m
@@ -298,3 +301,54 @@ async def test_yealink_account_change_is_relearned(harness: Harness) -> None:
     assert fw.received.count("GetSwitchingFunctionDevices") == 2
     ended = await client.event(5.0)  # the client's monitor of 101 ends (whatever its form)
     assert getattr(ended, "monitor_cross_ref_id", None) == xref
+
+
+async def test_json_api_digits_transfer_and_deflect_with_websocket_events(
+    harness: Harness,
+) -> None:
+    sim, yealink, other = await _yealink(harness)
+    server = harness.server
+    assert server is not None and server.store is not None
+    _id, token = Auth(server.store).create_token("tests")
+    base = f"127.0.0.1:{server.http_port}"
+    async with (
+        httpx.AsyncClient(
+            base_url=f"http://{base}", headers={"Authorization": f"Bearer {token}"}, timeout=15.0
+        ) as http,
+        connect(f"ws://{base}/api/v1/events?token={token}") as ws,
+    ):
+        events = Events(ws)
+        await events.send({"subscribe": ["100"]})
+        assert (await events.until("subscribed", "100"))["ok"] is True
+        await events.until("event", "100", "BackInServiceEvent")
+
+        r = await http.post("/api/v1/devices/100/calls", json={"to": "0301234567"})
+        assert r.status_code == 201, r.text
+        call = quote(r.json()["call_id"], safe="")
+        await events.until("event", "100", "EstablishedEvent")
+        r = await http.post(f"/api/v1/devices/100/calls/{call}/digits", json={"digits": "7"})
+        assert r.status_code == 200, r.text
+        digits = await events.until("event", "100", "DigitsGeneratedEvent")
+        assert digits["data"]["digit_generated_list"] == "7"
+
+        # The phone's TransferedEvent reaches the WebSocket as TransferredEvent.
+        r = await http.post(
+            f"/api/v1/devices/100/calls/{call}/single-step-transfer", json={"to": "200"}
+        )
+        assert r.status_code == 200, r.text
+        moved = await events.until("event", "100", "TransferredEvent")
+        assert moved["data"]["transferring_device"] == L100
+        await wait_until(lambda: any(leg.state == "alerting" for leg in other.phone.legs()))
+        other.phone.hangup("200", sim.now())
+        sim.flush()
+
+        # Deflect an incoming call (the firmware reads newDestination/device).
+        events.backlog.clear()  # the outgoing call's ringback DeliveredEvent waits there
+        sim.incoming_call("100", "0309876543")
+        ringing = await events.until("event", "100", "DeliveredEvent")
+        incoming = quote(ringing["data"]["connection"]["call_id"], safe="")
+        r = await http.post(f"/api/v1/devices/100/calls/{incoming}/deflect", json={"to": "200"})
+        assert r.status_code == 200, r.text
+        await events.until("event", "100", "DivertedEvent")
+        await wait_until(lambda: any(leg.state == "alerting" for leg in other.phone.legs()))
+        assert yealink.firmware is not None and "DeflectCall" in yealink.firmware.received
