@@ -105,6 +105,13 @@ class ClientSettings:
     max_connections: int = 1000
     max_connections_per_address: int = 64
     max_pending_requests: int = 64
+    #: Bytes waiting to be sent to one CSTA-over-TCP client (beyond what the kernel took)
+    #: before the client counts as not reading and its session is closed.
+    max_output_buffer: int = 4 * 1024 * 1024
+    #: Monitors one client may hold at a time, over every gateway (CSTA over TCP, TR/87,
+    #: WebSocket); MonitorStart beyond it gets systemResourceAvailability /
+    #: overallMonitorLimitExceeded.
+    max_monitors: int = 20000
     #: CSTA-over-TCP connections that receive nothing this long are closed (s); above
     #: max_session_duration, since a client in session resets its timer before that.
     idle_timeout: float = 3900.0
@@ -406,6 +413,8 @@ def validate(settings: Settings) -> None:
         ("phones.message_burst", p.message_burst),
         ("clients.max_connections", settings.clients.max_connections),
         ("clients.max_connections_per_address", settings.clients.max_connections_per_address),
+        ("clients.max_monitors", settings.clients.max_monitors),
+        ("clients.max_output_buffer", settings.clients.max_output_buffer),
     ):
         if value < 1:
             raise ConfigError(f"{key}: must be at least 1")

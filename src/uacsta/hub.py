@@ -14,9 +14,13 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from uacsta.csta import messages as m
+from uacsta.ratelog import RateLimitedLog
+from uacsta.switch.devices import LineConflict
 from uacsta.switch.function import FanOut, SwitchAction, SwitchingFunction, ToClient, ToPhone
 
 log = logging.getLogger("uacsta.hub")
+#: Line conflicts are reported by phones, which an attacker may hold: rate-limited per phone.
+conflict_log = RateLimitedLog(log)
 
 
 class ClientSink(Protocol):
@@ -28,6 +32,8 @@ class ClientSink(Protocol):
     with the event copied for them."""
 
     def deliver(self, action: ToClient) -> None: ...
+
+    def __hash__(self) -> int: ...
 
 
 class PhoneChannel(Protocol):
@@ -48,6 +54,7 @@ class PhoneChannel(Protocol):
 class SwitchHub:
     def __init__(self, switch: SwitchingFunction | None = None) -> None:
         self.switch = switch if switch is not None else SwitchingFunction()
+        self.switch.on_conflict = self._line_conflict
         self.channels: dict[str, PhoneChannel] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.requests_relayed = 0
@@ -88,6 +95,20 @@ class SwitchHub:
 
     def phone_event(self, phone: str, event: m.CstaEvent) -> None:
         self._run(self.switch.phone_event(phone, event))
+
+    def assign_line(self, device_id: str, phone: str) -> None:
+        """An operator's decision: the line belongs to ``phone``."""
+        self._run(self.switch.assign_line(device_id, phone))
+
+    @staticmethod
+    def _line_conflict(conflict: LineConflict) -> None:
+        conflict_log.warning(
+            ("line-conflict", conflict.claimant),
+            "phone %s reports line %s, which phone %s owns: refused (an operator may assign it)",
+            conflict.claimant,
+            conflict.device_id,
+            conflict.owner,
+        )
 
     # ------------------------------------------------------------------ clients
     def client_attach(self, client: ClientSink, *, allowed_devices: Iterable[str] = ()) -> None:

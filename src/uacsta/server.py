@@ -70,6 +70,7 @@ class Server:
         self.store: Store | None = None
         self.inventory: Inventory | None = None
         self.hub = SwitchHub()
+        self.hub.switch.max_monitors_per_client = settings.clients.max_monitors
         self.accounts = ClientAccounts(settings.clients.accounts)
         #: Failed client logins, shared by the CSTA-over-TCP and uaCSTA/SIP gateways.
         self.client_throttle = AuthThrottle(
@@ -144,6 +145,7 @@ class Server:
             max_connections=c.max_connections,
             max_connections_per_address=c.max_connections_per_address,
             max_pending_requests=c.max_pending_requests,
+            max_output_buffer=c.max_output_buffer,
             handshake_timeout=self.settings.connections.handshake_timeout,
             idle_timeout=c.idle_timeout,
         )
@@ -376,10 +378,12 @@ class Server:
                 Algorithm.parse(a) for a in new.clients.digest_algorithms
             )
         ratelog.configure(lines=new.log.rate_limit_lines, interval=new.log.rate_limit_interval)
+        self.hub.switch.max_monitors_per_client = new.clients.max_monitors
         if self.cstatcp is not None:
             self.cstatcp.max_connections = new.clients.max_connections
             self.cstatcp.max_connections_per_address = new.clients.max_connections_per_address
             self.cstatcp.max_pending_requests = new.clients.max_pending_requests
+            self.cstatcp.max_output_buffer = new.clients.max_output_buffer
             self.cstatcp.require_authentication = new.clients.require_authentication
             self.cstatcp.session_duration = new.clients.session_duration
             self.cstatcp.max_session_duration = new.clients.max_session_duration

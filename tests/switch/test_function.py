@@ -77,7 +77,10 @@ def test_two_clients_share_one_phone_monitor_and_get_own_xrefs() -> None:
     event = m.DeliveredEvent(monitor_cross_ref_id="43", connection=ConnectionID("5", A_LINE))
     fan = fanned_out(sf.phone_event("AAAAAAAAAAAA", event))
     assert {(a.client, a.message.monitor_cross_ref_id) for a in fan} == {("c1", x1), ("c2", x2)}
-    assert all(a.message.connection == ConnectionID("5", A_LINE) for a in fan)
+    # The phone's call 5 in the switching function's one space of call IDs.
+    (seen,) = {a.message.connection for a in fan}
+    assert seen.device_id == A_LINE and seen.call_id not in (None, "5")
+    assert sf.call_ids.to_phone(seen.call_id) == ("AAAAAAAAAAAA", "5")
     # First client leaves: no MonitorStop yet; second leaves: MonitorStop with the phone's xref.
     assert only(sf.client_request("c1", 1, m.MonitorStop(monitor_cross_ref_id=x1)), ToPhone) == []
     stop = only(sf.client_request("c2", 2, m.MonitorStop(monitor_cross_ref_id=x2)), ToPhone)
@@ -102,8 +105,12 @@ def test_request_routed_with_alias_rewritten_and_response_to_requester_only() ->
     assert isinstance(tp, ToPhone) and tp.phone == "AAAAAAAAAAAA"
     assert tp.request == m.MakeCall(calling_device=A_LINE, called_directory_number="200")
     resp = m.MakeCallResponse(calling_device=ConnectionID("9", A_LINE))
-    assert sf.phone_response(tp.token, resp) == [ToClient(client="c1", message=resp, invoke="i1")]
+    (answered,) = sf.phone_response(tp.token, resp)
+    assert answered.client == "c1" and answered.invoke == "i1"
+    made = answered.message.calling_device
+    assert made.device_id == A_LINE and sf.call_ids.to_phone(made.call_id) == ("AAAAAAAAAAAA", "9")
     assert sf.phone_response(tp.token, resp) == []  # answered once only
+    # A call ID uacsta never gave out goes to the phone as it is: the phone decides.
     answer = sf.client_request(
         "c2", "i2", m.AnswerCall(call_to_be_answered=ConnectionID("3", "200"))
     )

@@ -8,8 +8,11 @@ Every message on the stream is one frame::
 A request and its response share an invoke ID (``0000``-``9998``); unsolicited events carry
 ``9999``. The decoder works like h11: :meth:`FrameDecoder.receive_data` only buffers,
 :meth:`FrameDecoder.next_frame` returns a :class:`Frame` or ``None`` (need more data). A frame
-that breaks these rules raises :class:`CstaFramingError`; Annex J has no resynchronisation
-marker, so the decoder and the stream are unusable afterwards and the connection must close.
+whose header breaks these rules raises :class:`CstaFramingError`; Annex J has no
+resynchronisation marker, so the decoder and the stream are unusable afterwards and the
+connection must close. An invoke ID that is not four digits is different: the length still
+says where the next frame starts, so the frame is returned (``has_valid_invoke_id`` False)
+and the stream stays in step; the peer answers it with an error (:func:`encode_echo_frame`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class FrameTooLargeError(CstaError, ValueError):
 class Frame:
     """One Annex J frame: the invoke ID that correlates it and the raw XML document."""
 
+    #: The four bytes as received (latin-1, so every byte value maps back to itself).
     invoke_id: str
     xml: bytes
 
@@ -47,6 +51,11 @@ class Frame:
     def is_event(self) -> bool:
         """Unsolicited events use the reserved invoke ID 9999; nothing answers them."""
         return self.invoke_id == EVENT_INVOKE_ID
+
+    @property
+    def has_valid_invoke_id(self) -> bool:
+        """Four ASCII digits, as Annex J requires."""
+        return self.invoke_id.isascii() and self.invoke_id.isdigit()
 
 
 def format_invoke_id(invoke_id: str | int) -> str:
@@ -71,6 +80,21 @@ def encode_frame(invoke_id: str | int, xml: bytes) -> bytes:
             f"frame of {length} bytes exceeds the Annex J limit of {MAX_FRAME_BYTES}"
         )
     return b"".join((FRAME_MARKER, length.to_bytes(2, "big"), wire_id.encode("ascii"), xml))
+
+
+def encode_echo_frame(invoke_id: str, xml: bytes) -> bytes:
+    """Frame an answer under the peer's own malformed invoke ID (the four bytes it sent, as
+    :attr:`Frame.invoke_id` holds them), so the peer can still match the error to its
+    request; ValueError if ``invoke_id`` is not four such bytes."""
+    raw = invoke_id.encode("latin-1")
+    if len(raw) != INVOKE_ID_BYTES:
+        raise ValueError(f"invoke ID {invoke_id!r} is not 4 bytes")
+    length = MIN_FRAME_BYTES + len(xml)
+    if length > MAX_FRAME_BYTES:
+        raise FrameTooLargeError(
+            f"frame of {length} bytes exceeds the Annex J limit of {MAX_FRAME_BYTES}"
+        )
+    return b"".join((FRAME_MARKER, length.to_bytes(2, "big"), raw, xml))
 
 
 class FrameDecoder:
@@ -132,12 +156,11 @@ class FrameDecoder:
             if length > self._max_frame_bytes:
                 self._fail(f"frame length {length} exceeds the limit of {self._max_frame_bytes}")
             if len(buffer) >= length:
+                # A malformed invoke ID does not break the stream: the length is intact.
                 raw_id = bytes(buffer[HEADER_BYTES:MIN_FRAME_BYTES])
-                if not (raw_id.isascii() and raw_id.isdigit()):
-                    self._fail(f"invoke ID {raw_id!r} is not 4 ASCII digits")
                 xml = bytes(buffer[MIN_FRAME_BYTES:length])
                 del buffer[:length]
-                return Frame(invoke_id=raw_id.decode("ascii"), xml=xml)
+                return Frame(invoke_id=raw_id.decode("latin-1"), xml=xml)
         if self._eof and buffer:
             self._fail(f"stream closed inside a frame ({len(buffer)} bytes pending)")
         return None

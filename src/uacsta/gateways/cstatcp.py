@@ -24,7 +24,14 @@ from uacsta.csta import appsession as ecma354
 from uacsta.csta import codec
 from uacsta.csta import messages as m
 from uacsta.csta.errors import CstaDecodeError, CstaFramingError
-from uacsta.csta.framing import EVENT_INVOKE_ID, FrameDecoder, InvokeIdAllocator, encode_frame
+from uacsta.csta.framing import (
+    EVENT_INVOKE_ID,
+    Frame,
+    FrameDecoder,
+    InvokeIdAllocator,
+    encode_echo_frame,
+    encode_frame,
+)
 from uacsta.csta.xmlparse import local_name, parse_document
 from uacsta.hub import SwitchHub
 from uacsta.net.guard import AcceptLoop, ConnectionGate, GateLimits, listening_socket
@@ -47,6 +54,13 @@ LOGIN_TIMEOUT = 30.0
 #: frame older than this goes out with the next one queued instead (seconds).
 FLUSH_BUDGET = 0.0005
 MAX_CONNECTIONS = 1000
+
+
+_APPSESSION_REQUESTS = (
+    ecma354.StartApplicationSession,
+    ecma354.StopApplicationSession,
+    ecma354.ResetApplicationSessionTimer,
+)
 
 
 class CstaTcpClient:
@@ -166,6 +180,27 @@ class CstaTcpClient:
         transport = self._transport
         if not transport.is_closing():
             transport.write(data)
+            queued = transport.get_write_buffer_size()
+            if queued > self.gateway.max_output_buffer:
+                self._overflow(queued)
+
+    def _overflow(self, queued: int) -> None:
+        """The client does not read what we send: drop it before its queue costs more.
+
+        No last notice: it would only wait behind the queue the client does not read. The
+        transport is aborted (its queue freed at once); the read loop then detaches the
+        client from the switching function, which releases its monitors."""
+        auth_log.warning(
+            ("output-overflow", self.peer_host),
+            "%r: %d bytes waiting to be sent, more than clients.max_output_buffer (%d): "
+            "the client does not read; closing its session",
+            self,
+            queued,
+            self.gateway.max_output_buffer,
+        )
+        self._closing = True
+        self._out.clear()
+        self._transport.abort()
 
     # --- connection loop ---------------------------------------------------------------
     async def run(self) -> None:
@@ -188,7 +223,10 @@ class CstaTcpClient:
                     break
                 decoder.receive_data(data)
                 for frame in decoder.frames():
-                    self._handle_frame(frame.invoke_id, frame.xml)
+                    if frame.has_valid_invoke_id:
+                        self._handle_frame(frame.invoke_id, frame.xml)
+                    else:
+                        self._refuse_invoke_id(frame)
                 await self.writer.drain()
         except CstaFramingError as exc:
             log.warning("%r: broken Annex J framing (%s), closing", self, exc)
@@ -196,6 +234,22 @@ class CstaTcpClient:
             log.info("%r: connection lost: %s", self, exc)
         finally:
             await self.close()
+
+    def _refuse_invoke_id(self, frame: Frame) -> None:
+        """Annex J wants four digits; the length is intact, so the session goes on: the
+        frame is not acted on and gets a CSTA error under the same four bytes."""
+        auth_log.warning(
+            ("bad-invoke-id", self.peer_host),
+            "%r: invoke ID %r is not 4 ASCII digits; answered with an error",
+            self,
+            frame.invoke_id,
+        )
+        if self._closing:
+            return
+        error = m.CSTAErrorCode.operation("invalidParameterValue")
+        if not self._out:
+            self.gateway.want_flush(self)
+        self._out.append(encode_echo_frame(frame.invoke_id, codec.encode(error, self.edition)))
 
     def _handle_frame(self, invoke: str, xml: bytes) -> None:
         try:
@@ -217,6 +271,17 @@ class CstaTcpClient:
             self.edition = edition
         if isinstance(message, m.CstaResponse):
             self.invoke_ids.release(invoke)  # the client answering our request
+            return
+        if invoke == EVENT_INVOKE_ID and not isinstance(message, m.CstaEvent):
+            # Annex J reserves 9999 for unsolicited events: an answer under it would read
+            # as an event, so the request is refused rather than served.
+            auth_log.warning(
+                ("request-under-9999", self.peer_host),
+                "%r: %s under the event invoke ID 9999 refused",
+                self,
+                type(message).__name__,
+            )
+            self._answer_error(invoke, m.CSTAErrorCode.operation("invalidParameterValue"))
             return
         if not self.session.is_active and self.gateway.require_authentication:
             log.warning("%r: %s before StartApplicationSession", self, type(message).__name__)
@@ -240,6 +305,15 @@ class CstaTcpClient:
             self._answer_error(invoke, m.CSTAErrorCode.operation("generic"))
             return
         if message is None:
+            return
+        if invoke == EVENT_INVOKE_ID and isinstance(message, _APPSESSION_REQUESTS):
+            auth_log.warning(
+                ("request-under-9999", self.peer_host),
+                "%r: %s under the event invoke ID 9999 refused",
+                self,
+                type(message).__name__,
+            )
+            self._answer_error(invoke, m.CSTAErrorCode.operation("invalidParameterValue"))
             return
         loop = asyncio.get_running_loop()
         out = self.session.handle(message, loop.time())
@@ -339,6 +413,7 @@ class CstaTcpGateway:
         max_connections: int = MAX_CONNECTIONS,
         max_connections_per_address: int = 64,
         max_pending_requests: int = 64,
+        max_output_buffer: int = 4 * 1024 * 1024,
         handshake_timeout: float = 10.0,
         idle_timeout: float | None = None,
     ) -> None:
@@ -354,6 +429,8 @@ class CstaTcpGateway:
             ),
         )
         self.max_pending_requests = max_pending_requests
+        #: Bytes queued for one client (not yet taken by the kernel) before it is dropped.
+        self.max_output_buffer = max_output_buffer
         self.hub = hub
         self.accounts = accounts
         self.require_authentication = require_authentication

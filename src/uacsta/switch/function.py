@@ -9,19 +9,25 @@ None). Timeouts live in the phone link, which reports them as ``phone_failed(tok
 Behaviour follows the estos uaCSTA server (manual §4.1.1): MonitorStart is answered at once and
 followed by BackInService once the phone's monitor point exists; several clients on one line
 share that point; OutOfService when the phone is lost, BackInService when it is back.
+
+Call IDs cross it in one space (:mod:`uacsta.switch.callids`): a phone's events and answers
+go to clients with the phone's prefix on every call ID, requests go to the phone without it.
+A line belongs to one phone (:mod:`uacsta.switch.devices`): another phone reporting it is
+refused while the owner is ready, and its events reach no client monitor of that line.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from uacsta.csta import messages as m
-from uacsta.csta.types import DeviceEntry, DeviceIdentifier
-from uacsta.switch.devices import Device, DeviceRegistry
+from uacsta.csta.types import ConnectionID, DeviceEntry, DeviceIdentifier
+from uacsta.switch.callids import CallIdSpace
+from uacsta.switch.devices import Device, DeviceRegistry, LineConflict
 from uacsta.switch.monitors import ClientMonitor, MonitorPoint, MonitorTable, PointState
 from uacsta.switch.router import SUBJECT_FIELDS, rewrite_subject, service_name, subject_of
 
@@ -155,10 +161,16 @@ class SwitchingFunction:
         self,
         *,
         segment_size: int = 100,
+        max_monitors_per_client: int = 20000,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.devices = DeviceRegistry()
         self.monitors = MonitorTable()
+        self.call_ids = CallIdSpace()
+        #: Monitors one client may hold (every gateway's clients count alike).
+        self.max_monitors_per_client = max_monitors_per_client
+        #: Called for each new line conflict; the adapter rate-limits what it logs.
+        self.on_conflict: Callable[[LineConflict], None] = self._log_conflict
         self.phones: dict[str, PhoneState] = {}
         self.clients: dict[ClientId, ClientState] = {}
         self.segment_size = segment_size
@@ -222,6 +234,16 @@ class SwitchingFunction:
             self.monitors.clear_phone_ref(point)
             for cm in point.clients.values():
                 actions.append(self._event(cm, m.OutOfServiceEvent(device=_dev(cm.device))))
+        # Its lines that another, ready phone reported move there now (a desk phone swapped).
+        added, moved = self.devices.owner_lost(phone, self._owner_keeps)
+        for device in added:
+            self.log.warning(
+                "line %s moves to phone %s: its owner %s was lost",
+                device.device_id,
+                device.phone,
+                phone,
+            )
+        actions.extend(self._end_monitors(moved))
         actions.extend(self._devices_changed())
         return actions
 
@@ -229,12 +251,44 @@ class SwitchingFunction:
         """Disabled or deleted: its lines leave the switching function."""
         actions = self.phone_lost(phone)
         actions.extend(self._set_lines(phone, ()))
+        self.devices.remove_phone(phone)
         self.phones.pop(phone, None)
+        self.call_ids.forget(phone)
         actions.extend(self._devices_changed())
         return actions
 
+    def assign_line(self, device_id: str, phone: str) -> list[SwitchAction]:
+        """An operator gives ``device_id`` to ``phone``: it moves now when ``phone`` claimed it
+        (the previous owner's monitors end, the new owner's start), else on its next report."""
+        added, removed = self.devices.assign(device_id, phone)
+        if not added and not removed:
+            return []
+        self.log.warning("line %s assigned to phone %s by an operator", device_id, phone)
+        actions = self._end_monitors(removed)
+        actions.extend(self._devices_changed())
+        return actions
+
+    def _owner_keeps(self, owner: str) -> bool:
+        state = self.phones.get(owner)
+        return state is not None and state.ready
+
+    def _log_conflict(self, conflict: LineConflict) -> None:
+        self.log.warning(
+            "phone %s reports line %s, which phone %s owns: refused (an operator may assign it)",
+            conflict.claimant,
+            conflict.device_id,
+            conflict.owner,
+        )
+
     def _set_lines(self, phone: str, device_ids: Iterable[str]) -> list[SwitchAction]:
-        _added, removed = self.devices.set_phone_lines(phone, device_ids)
+        _added, removed, conflicts = self.devices.set_phone_lines(
+            phone, device_ids, owner_keeps=self._owner_keeps
+        )
+        for conflict in conflicts:
+            self.on_conflict(conflict)
+        return self._end_monitors(removed)
+
+    def _end_monitors(self, removed: Iterable[Device]) -> list[SwitchAction]:
         actions: list[SwitchAction] = []
         for device in removed:
             point = self.monitors.points.get(device)
@@ -263,7 +317,7 @@ class SwitchingFunction:
         if not point.clients:
             return []
         targets = tuple((cm.client, cm.cross_ref_id) for cm in point.clients.values())
-        return [FanOut(event=event, targets=targets)]
+        return [FanOut(event=self.call_ids.message_to_client(phone, event), targets=targets)]
 
     def phone_response(self, token: int, response: m.CstaMessage) -> list[SwitchAction]:
         pending = self._pending.pop(token, None)
@@ -428,12 +482,8 @@ class SwitchingFunction:
                 )
             ]
         service = service_name(request)
-        rewritten = rewrite_subject(request, device.device_id)
-        pending = _Pending("relay", device.phone, client, invoke, rewritten)
-        if isinstance(rewritten, m.AlternateCall) and phone.emulate_alternate_call:
-            hold = m.HoldCall(call_to_be_held=rewritten.active_call)
-            return [self._to_phone(replace(pending, kind="alternate_hold"), hold)]
-        if phone.services is not None and service not in phone.services:
+        emulated = isinstance(request, m.AlternateCall) and phone.emulate_alternate_call
+        if not emulated and phone.services is not None and service not in phone.services:
             return [
                 self._error(
                     client,
@@ -442,6 +492,25 @@ class SwitchingFunction:
                     f"the phone of {device.device_id} does not support {service}",
                 )
             ]
+        for name, kind in SUBJECT_FIELDS[type(request)]:
+            value = getattr(request, name)
+            if kind != "connection" or not isinstance(value, ConnectionID) or not value.call_id:
+                continue
+            owner, _local = self.call_ids.to_phone(value.call_id)
+            if owner is not None and owner != device.phone:
+                return [
+                    self._error(
+                        client,
+                        invoke,
+                        m.CSTAErrorCode.operation(_CALL_ID_ERRORS.get(name, "invalidCallID")),
+                        f"call {value.call_id!r} is not a call at {device.device_id}",
+                    )
+                ]
+        rewritten = rewrite_subject(self.call_ids.message_to_phone(request), device.device_id)
+        pending = _Pending("relay", device.phone, client, invoke, rewritten)
+        if isinstance(rewritten, m.AlternateCall) and emulated:
+            hold = m.HoldCall(call_to_be_held=rewritten.active_call)
+            return [self._to_phone(replace(pending, kind="alternate_hold"), hold)]
         return [self._to_phone(pending, rewritten)]
 
     def _monitor_start(
@@ -450,6 +519,16 @@ class SwitchingFunction:
         device, errors = self._resolve_for(client, invoke, request.monitor_object)
         if device is None:
             return errors
+        if self.monitors.count_of(client) >= self.max_monitors_per_client:
+            return [
+                self._error(
+                    client,
+                    invoke,
+                    m.CSTAErrorCode.system_resource_availability("overallMonitorLimitExceeded"),
+                    f"this client holds {self.max_monitors_per_client} monitors, "
+                    "the most clients.max_monitors allows",
+                )
+            ]
         cm, _created = self.monitors.add_client_monitor(client, device)
         point = self.monitors.points[device]
         actions: list[SwitchAction] = [
@@ -586,6 +665,7 @@ class SwitchingFunction:
     def _answer(self, pending: _Pending, response: m.CstaMessage) -> list[SwitchAction]:
         if pending.client is None:
             return []
+        response = self.call_ids.message_to_client(pending.phone, response)
         return [self._reply(pending.client, pending.invoke, response)]
 
     def _to_phone(self, pending: _Pending, request: m.CstaRequest) -> ToPhone:
@@ -606,6 +686,10 @@ class SwitchingFunction:
         return ToClient(
             client=cm.client, message=replace(event, monitor_cross_ref_id=cm.cross_ref_id)
         )
+
+
+#: The error naming the request field whose call ID is not at the device addressed.
+_CALL_ID_ERRORS = {"active_call": "invalidActiveCallID", "held_call": "invalidHeldCallID"}
 
 
 def _dev(device: Device) -> DeviceIdentifier:

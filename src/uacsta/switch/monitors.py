@@ -95,6 +95,11 @@ class MonitorTable:
     def monitors_of(self, client: ClientId) -> list[ClientMonitor]:
         return list(self._by_client.get(client, {}).values())
 
+    def count_of(self, client: ClientId) -> int:
+        """How many monitors ``client`` holds (the per-client limit counts these)."""
+        owned = self._by_client.get(client)
+        return len(owned) if owned is not None else 0
+
     def set_active(self, point: MonitorPoint, phone_cross_ref_id: str) -> None:
         self.clear_phone_ref(point)
         point.state = PointState.ACTIVE
