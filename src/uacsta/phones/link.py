@@ -31,6 +31,7 @@ from uacsta.csta.errors import CstaDecodeError
 from uacsta.net.errors import TransportError
 from uacsta.net.flow import Flow
 from uacsta.net.useragent import DialogUsage, ServerRequest
+from uacsta.phones.mac import normalize_mac
 from uacsta.phones.vendors import ALL_SERVICES, Refusal, VendorProfile, WriteForm
 from uacsta.sip.dialog import (
     Dialog,
@@ -788,10 +789,11 @@ class PhoneLink:
     def _learn_forms(self, phone_forms: list[str]) -> list[str]:
         """The client device IDs of ``phone_forms``, remembering the phone's own strings.
 
-        The account the phone registers to uacsta with is no line a client controls, but a
-        Yealink lists it with the others: it is left out (unless it is all there is)."""
+        The account the phone registers to uacsta with (user name = its MAC) is no line a
+        client controls, but a Yealink lists it with the others: it is left out (unless it is
+        all there is). A phone registered with a real line's name keeps that line."""
         own_key = _account_key(self.target.aor)
-        if own_key is not None:
+        if own_key is not None and normalize_mac(own_key.split("@", 1)[0]) == self.mac:
             lines_only = [p for p in phone_forms if _account_key(p) != own_key]
             phone_forms = lines_only or phone_forms
         lines: list[str] = []
