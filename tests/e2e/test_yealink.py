@@ -9,19 +9,22 @@ of errors, ``newDestination/device``, ``charactersToSend``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from websockets.asyncio.client import connect
 
-from tests.e2e.conftest import Harness, wait_until
+from tests.e2e.conftest import Harness, make_settings, wait_until
 from tests.gateways.test_tr87 import Tr87Client
 from tests.web.test_api import Events
 from uacsta.clients.cstatcp import CstaTcpClient
+from uacsta.config import ClientAccount
 from uacsta.csta import codec
 from uacsta.csta import messages as m
 from uacsta.csta.types import ConnectionID
+from uacsta.server import Server
 from uacsta.simulator.agent import PhoneAgent
 from uacsta.simulator.runtime import Simulation
 from uacsta.web.auth import Auth
@@ -352,3 +355,32 @@ async def test_json_api_digits_transfer_and_deflect_with_websocket_events(
         await events.until("event", "100", "DivertedEvent")
         await wait_until(lambda: any(leg.state == "alerting" for leg in other.phone.legs()))
         assert yealink.firmware is not None and "DeflectCall" in yealink.firmware.received
+
+
+async def test_get_csta_features_for_an_account_bound_to_the_yealink_line(
+    harness: Harness, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path / "data")
+    settings.clients.accounts.append(
+        ClientAccount(name="desk", password="desk-secret-1", devices=["100"])
+    )
+    harness.server = Server(settings)
+    await harness.server.start()
+    sim = harness.simulation()
+    yealink = sim.add_phone("yealink", ["100"], transport="tcp")
+    other = sim.add_phone("generic", ["200"], transport="tcp")
+    await sim.start()
+    for agent in (yealink, other):
+        await harness.wait_state(agent.mac, "ready")
+
+    desk = await harness.csta_client("desk", "desk-secret-1")
+    bound = await desk.request(m.GetCSTAFeatures())
+    assert isinstance(bound, m.GetCSTAFeaturesResponse), bound
+    # (SnapshotServList's members are not OPTIONAL in ECMA-285: it is written whole, so
+    # SnapshotCall cannot be told apart there.)
+    assert {"getMessageWaitingIndicator", "reconnectCall"} <= bound.supported_services
+    assert not {"setMessageWaitingIndicator", "clearCall", "dialDigits"} & bound.supported_services
+    crm = await harness.csta_client()
+    everything = await crm.request(m.GetCSTAFeatures())
+    assert isinstance(everything, m.GetCSTAFeaturesResponse)
+    assert {"setMessageWaitingIndicator", "clearCall"} <= everything.supported_services
