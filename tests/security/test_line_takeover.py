@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 from tests.security.conftest import Harness, wait_until
 from uacsta.clients.cstatcp import CstaTcpClient
 from uacsta.csta import codec
 from uacsta.csta import messages as m
 from uacsta.csta.types import ConnectionID, DeviceIdentifier
 from uacsta.simulator.agent import CSTA_TYPE, PhoneAgent
+from uacsta.web.auth import Auth
 
 LINE = "sip:100@sim.invalid"
 
@@ -117,3 +120,40 @@ async def test_the_line_moves_when_its_owner_is_gone(harness: Harness) -> None:
         what="the line on the new phone",
     )
     assert server.hub.switch.devices.conflicts() == []
+
+
+async def test_conflict_shown_and_an_operator_assigns_the_line(harness: Harness) -> None:
+    server = await harness.start_server()
+    sim = harness.simulation()
+    owner = sim.add_phone("snom", ["100"], transport="tcp")
+    await sim.start()
+    await harness.wait_state(owner.mac, "ready")
+    desks = harness.simulation()
+    desk = desks.add_phone("snom", ["100"], transport="tcp", mac="0004130000FD")
+    await desks.start()
+    await harness.wait_state(desk.mac, "ready")
+
+    assert server.store is not None
+    _id, token = Auth(server.store).create_token("operator")
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{server.http_port}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=15.0,
+    ) as http:
+        view = (await http.get(f"/api/v1/phones/{desk.mac}")).json()
+        assert view["line_conflicts"] == [
+            {"device": LINE, "claimant": desk.mac, "owner": owner.mac}
+        ]
+        listed = {p["mac"]: p["line_conflicts"] for p in (await http.get("/api/v1/phones")).json()}
+        assert listed[owner.mac] == view["line_conflicts"]
+        r = await http.post(f"/api/v1/phones/{desk.mac}/lines/assign", json={"device": LINE})
+        assert r.status_code == 200, r.text
+        assert [d["device"] for d in r.json()] == [LINE]
+        view = (await http.get(f"/api/v1/phones/{owner.mac}")).json()
+        assert view["line_conflicts"] == [
+            {"device": LINE, "claimant": owner.mac, "owner": desk.mac}
+        ]
+
+    client = await harness.csta_client()
+    await client.request(m.MakeCall(calling_device="100", called_directory_number="200"))
+    assert desk.received["MakeCall"] == 1 and owner.received["MakeCall"] == 0

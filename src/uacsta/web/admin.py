@@ -342,6 +342,9 @@ async def phones_page(request: Request) -> HTMLResponse:
     server = _server(request)
     assert server.inventory is not None
     rows = [_phone_row(r) for r in server.inventory.all()]
+    conflicts = server.hub.switch.devices.conflicts()
+    for row in rows:  # a line this phone reports but another phone keeps, or the reverse
+        row["conflicts"] = sum(row["mac"] in (c.claimant, c.owner) for c in conflicts)
     counts = server.inventory.counts()
     return _render(
         request,
@@ -395,6 +398,21 @@ async def phone_delete(request: Request, mac: str) -> RedirectResponse:
     return RedirectResponse("/admin/", status_code=303)
 
 
+@router.post("/phones/{mac}/lines/assign")
+async def phone_line_assign(request: Request, mac: str) -> RedirectResponse:
+    """The operator's decision in a line conflict: the line belongs to this phone."""
+    principal = _require_admin(request)
+    form = await _form(request)
+    server = _server(request)
+    record = _record(server, mac)
+    device = _text(form, "device")
+    if device:
+        server.hub.assign_line(device, record.mac)
+        log.warning("line %s assigned to phone %s by %s", device, record.mac, principal.name)
+        _flash(request, f"Line {device} assigned to {format_mac(record.mac)}.")
+    return RedirectResponse(f"/admin/phones/{record.mac}", status_code=303)
+
+
 @router.get("/phones/{mac}", response_class=HTMLResponse)
 async def phone_page(request: Request, mac: str) -> HTMLResponse:
     principal = _require_admin(request)
@@ -412,6 +430,7 @@ async def phone_page(request: Request, mac: str) -> HTMLResponse:
             "phone": _phone_row(record),
             "devices": devices,
             "monitors": points,
+            "conflicts": [c for c in sf.devices.conflicts() if record.mac in (c.claimant, c.owner)],
             "link": link,
             "link_state": getattr(getattr(link, "state", None), "name", None),
             "trace": _trace(server, record.mac),

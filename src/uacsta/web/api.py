@@ -373,8 +373,13 @@ async def get_status(request: Request, _who: Admin) -> dict[str, Any]:
 # --- phones -----------------------------------------------------------------------------------
 
 
-def _phone_json(record: PhoneRecord) -> am.Phone:
-    return am.Phone(**asdict(record), online=record.state == "ready")
+def _phone_json(record: PhoneRecord, server: Server | None = None) -> am.Phone:
+    conflicts = [
+        am.LineConflict(device=c.device_id, claimant=c.claimant, owner=c.owner)
+        for c in (server.hub.switch.devices.conflicts() if server is not None else ())
+        if record.mac in (c.claimant, c.owner)
+    ]
+    return am.Phone(**asdict(record), online=record.state == "ready", line_conflicts=conflicts)
 
 
 def _record(server: Server, mac_text: str) -> PhoneRecord:
@@ -387,13 +392,15 @@ def _record(server: Server, mac_text: str) -> PhoneRecord:
 
 @router.get("/phones", tags=["phones"], summary="The phone inventory")
 async def list_phones(request: Request, _who: Admin) -> list[am.Phone]:
-    inventory = _server(request).inventory
-    return [_phone_json(r) for r in (inventory.all() if inventory else [])]
+    server = _server(request)
+    inventory = server.inventory
+    return [_phone_json(r, server) for r in (inventory.all() if inventory else [])]
 
 
 @router.get("/phones/{mac}", tags=["phones"], responses=_NOT_FOUND)
 async def get_phone(request: Request, mac: MacPath, _who: Admin) -> am.Phone:
-    return _phone_json(_record(_server(request), mac))
+    server = _server(request)
+    return _phone_json(_record(server, mac), server)
 
 
 @router.patch("/phones/{mac}", tags=["phones"], responses=_NOT_FOUND, summary="Enable or disable")
@@ -436,6 +443,19 @@ async def phone_lines(request: Request, mac: MacPath, _who: Admin) -> list[am.De
         am.Device(device=line, phone=record.mac, extension=extension_of(line), ready=False)
         for line in record.lines
     ]
+
+
+@router.post("/phones/{mac}/lines/assign", tags=["phones"], responses=_NOT_FOUND)
+async def assign_line(
+    request: Request, mac: MacPath, body: am.LineAssign, who: Admin
+) -> list[am.Device]:
+    """An operator's decision in a line conflict: the line belongs to this phone. It moves
+    now when the phone reports it, else when it does; other phones' reports are refused."""
+    server = _server(request)
+    record = _record(server, mac)
+    server.hub.assign_line(body.device, record.mac)
+    log.warning("line %s assigned to phone %s by %s", body.device, record.mac, who.name)
+    return [_device_json(server, d) for d in server.hub.switch.devices.by_phone(record.mac)]
 
 
 @router.get("/phones/{mac}/trace", tags=["phones"], responses=_NOT_FOUND)

@@ -59,6 +59,12 @@ class ErrorBody(BaseModel):
 # --- phones -------------------------------------------------------------------------------------
 
 
+class LineConflict(BaseModel):
+    device: str = Field(description="The line as the claiming phone reports it")
+    claimant: str = Field(description="MAC of the phone that reports the line and is refused")
+    owner: str = Field(description="MAC of the phone that keeps the line")
+
+
 class Phone(BaseModel):
     mac: str = Field(examples=["001565000001"])
     vendor: str
@@ -77,6 +83,16 @@ class Phone(BaseModel):
     simulated: bool
     lines: list[str]
     online: bool = Field(description="The CSTA link to the phone is up (state ready)")
+    line_conflicts: list[LineConflict] = Field(
+        default_factory=list,
+        description="Lines this phone reports that another phone keeps, or the reverse",
+    )
+
+
+class LineAssign(_Body):
+    device: Text = Field(
+        description="The line (device ID) the phone gets", examples=["sip:100@pbx"]
+    )
 
 
 class PhonePatch(_Body):
