@@ -14,6 +14,7 @@ extension.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import secrets
@@ -321,6 +322,8 @@ async def csta_login(
             results.append(b"StartApplicationSessionPosResponse" in xml)
     finally:
         writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
     return results
 
 
@@ -381,6 +384,8 @@ async def tr87_invite(
                 break
     finally:
         writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
     return statuses
 
 
