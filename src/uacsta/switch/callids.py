@@ -21,9 +21,10 @@ IDs; the firmware joins the two calls' IDs): each part is mapped on its own, so 
 from __future__ import annotations
 
 import itertools
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass, replace
-from enum import Enum
 from typing import Any, TypeVar
 
 from uacsta.csta.types import ConnectionID
@@ -34,10 +35,8 @@ CONFERENCE_SEPARATOR = "|"
 
 T = TypeVar("T")
 
-#: dataclass → the names of its init fields (a walk per message must not rebuild this).
+#: dataclass → its fields that can hold a ConnectionID (read once per class).
 _FIELDS: dict[type, tuple[str, ...]] = {}
-#: Field values that never hold a ConnectionID.
-_SCALARS = (str, int, float, bool, bytes, Enum)
 
 
 class CallIdSpace:
@@ -118,26 +117,54 @@ def _map_call_ids(value: T, convert: Callable[[str], str]) -> T:
 
 
 def _walk(value: Any, convert: Callable[[str], str]) -> Any:
-    if value is None or isinstance(value, _SCALARS):
-        return value
     if isinstance(value, ConnectionID):
-        if not value.call_id:
+        call_id = value.call_id
+        if not call_id:
             return value
-        mapped = convert(value.call_id)
-        return value if mapped == value.call_id else replace(value, call_id=mapped)
+        mapped = convert(call_id)
+        return value if mapped == call_id else ConnectionID(mapped, value.device_id)
     if isinstance(value, tuple):
         items = tuple(_walk(item, convert) for item in value)
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
-    if is_dataclass(value) and not isinstance(value, type):
-        cls = type(value)
-        names = _FIELDS.get(cls)
-        if names is None:
-            names = _FIELDS[cls] = tuple(f.name for f in fields(value) if f.init)
-        changes = {}
-        for name in names:
-            old = getattr(value, name)
-            new = _walk(old, convert)
-            if new is not old:
-                changes[name] = new
-        return replace(value, **changes) if changes else value
-    return value
+    cls = type(value)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = _connection_fields(cls)
+    if not names:
+        return value
+    changes = {}
+    for name in names:
+        old = getattr(value, name)
+        if old is None:
+            continue
+        new = _walk(old, convert)
+        if new is not old:
+            changes[name] = new
+    return replace(value, **changes) if changes else value
+
+
+def _can_hold_connection(target: object) -> bool:
+    if target is ConnectionID:
+        return True
+    if not (isinstance(target, type) and is_dataclass(target)):
+        return False
+    known = _FIELDS.get(target)
+    return bool(known if known is not None else _connection_fields(target))
+
+
+def _connection_fields(cls: type) -> tuple[str, ...]:
+    """The init fields of dataclass ``cls`` whose declared type can hold a ConnectionID
+    (directly, in a tuple, or in a dataclass that does); () for anything else. Read once
+    per class from the annotations, so the walk per message touches only those fields."""
+    if not is_dataclass(cls):
+        return ()
+    _FIELDS[cls] = ()  # a class that refers to itself ends here
+    namespace = vars(sys.modules[cls.__module__])
+    names = []
+    for f in fields(cls):
+        words = re.findall(r"[A-Za-z_]\w*", str(f.type)) if f.init else ()
+        if any(_can_hold_connection(namespace.get(word)) for word in words):
+            names.append(f.name)
+    result = tuple(names)
+    _FIELDS[cls] = result
+    return result
