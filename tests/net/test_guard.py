@@ -146,9 +146,7 @@ def test_tls_without_client_hello_is_closed_and_its_slot_returned(
 @pytest.mark.parametrize("loop_name", LOOPS)
 def test_idle_timeout_closes_a_quiet_connection(loop_name: str) -> None:
     async def main() -> None:
-        limits = GateLimits(
-            max_connections=8, max_connections_per_address=8, handshake_timeout=5.0
-        )
+        limits = GateLimits(max_connections=8, max_connections_per_address=8, handshake_timeout=5.0)
         limits.idle_timeout = 0.3
         gate = ConnectionGate("t", limits)
         server = AcceptLoop(listening_socket("127.0.0.1", 0, 64), Echo, gate)
