@@ -9,16 +9,22 @@ conflict is visible; only the owner losing its link, or an operator, moves the l
 from __future__ import annotations
 
 import asyncio
+import json
+from base64 import b64encode
 
 import httpx
+import itsdangerous
 
 from tests.security.conftest import Harness, wait_until
 from uacsta.clients.cstatcp import CstaTcpClient
 from uacsta.csta import codec
 from uacsta.csta import messages as m
 from uacsta.csta.types import ConnectionID, DeviceIdentifier
+from uacsta.server import Server
 from uacsta.simulator.agent import CSTA_TYPE, PhoneAgent
 from uacsta.web.auth import Auth
+
+CSRF = "line-takeover-csrf"
 
 LINE = "sip:100@sim.invalid"
 
@@ -157,3 +163,44 @@ async def test_conflict_shown_and_an_operator_assigns_the_line(harness: Harness)
     client = await harness.csta_client()
     await client.request(m.MakeCall(calling_device="100", called_directory_number="200"))
     assert desk.received["MakeCall"] == 1 and owner.received["MakeCall"] == 0
+
+
+def _admin_cookie(server: Server) -> str:
+    """A signed admin session cookie, as the admin login would set it."""
+    assert server.store is not None
+    secret = (server.data_dir / "session.key").read_text().strip()
+    session_id = Auth(server.store).open_session("admin")
+    data = b64encode(json.dumps({"sid": session_id, "csrf": CSRF}).encode())
+    return itsdangerous.TimestampSigner(secret).sign(data).decode()
+
+
+async def test_the_admin_shows_the_conflict_and_assigns_the_line(harness: Harness) -> None:
+    server = await harness.start_server()
+    sim = harness.simulation()
+    owner = sim.add_phone("snom", ["100"], transport="tcp")
+    await sim.start()
+    await harness.wait_state(owner.mac, "ready")
+    desks = harness.simulation()
+    desk = desks.add_phone("snom", ["100"], transport="tcp", mac="0004130000FC")
+    await desks.start()
+    await harness.wait_state(desk.mac, "ready")
+
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{server.http_port}",
+        cookies={"uacsta_session": _admin_cookie(server)},
+        timeout=15.0,
+    ) as admin:
+        listing = await admin.get("/admin/")
+        assert listing.status_code == 200 and "line conflict" in listing.text
+        page = await admin.get(f"/admin/phones/{owner.mac}")
+        assert page.status_code == 200 and "Line conflicts" in page.text
+        assert f'action="/admin/phones/{desk.mac}/lines/assign"' in page.text
+        # Without the page's CSRF token nothing moves.
+        refused = await admin.post(f"/admin/phones/{desk.mac}/lines/assign", data={"device": LINE})
+        assert refused.status_code == 403
+        assert server.hub.switch.devices.resolve(LINE).phone == owner.mac  # type: ignore[union-attr]
+        done = await admin.post(
+            f"/admin/phones/{desk.mac}/lines/assign", data={"device": LINE, "csrf": CSRF}
+        )
+        assert done.status_code == 303
+    assert server.hub.switch.devices.resolve(LINE).phone == desk.mac  # type: ignore[union-attr]
