@@ -18,15 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import socket
 import struct
 from pathlib import Path
 
+from websockets.asyncio.client import connect
+
 from tests.security.conftest import Harness, make_settings, wait_until
 from uacsta.csta import messages as m
 from uacsta.csta.types import ConnectionID
 from uacsta.server import Server
+from uacsta.web.auth import Auth
 
 ED3 = "http://www.ecma-international.org/standards/ecma-323/csta/ed3"
 ECMA354 = "http://www.ecma-international.org/standards/ecma-354/appl_session"
@@ -245,3 +249,24 @@ async def test_a_client_that_never_reads_is_dropped_with_a_bounded_queue(
     assert _root(await other.answer_to(b"0009")) == "RequestSystemStatusResponse"
     await other.close()
     await client.close()
+
+
+async def test_websocket_clients_share_the_monitor_limit(harness: Harness, tmp_path: Path) -> None:
+    """One limit for every gateway: a WebSocket's third monitor is refused at max_monitors=2."""
+    server = await _server_with_phone(harness, tmp_path, max_monitors=2)
+    assert server.store is not None
+    _id, token = Auth(server.store).create_token("bounds")
+    url = f"ws://127.0.0.1:{server.http_port}/api/v1/events?token={token}"
+    async with connect(url, open_timeout=5) as ws:
+        await ws.send(json.dumps({"subscribe": ["100", "tel:100", LINE]}))
+        answers: dict[str, dict[str, object]] = {}
+        while len(answers) < 3:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            if message["type"] == "subscribed":
+                answers[message["device"]] = message
+        assert [answers[d]["ok"] for d in ("100", "tel:100")] == [True, True]
+        assert answers[LINE]["ok"] is False
+        assert answers[LINE]["csta_error"] == {
+            "category": "systemResourceAvailability",
+            "value": "overallMonitorLimitExceeded",
+        }
