@@ -471,6 +471,14 @@ class Server:
             "phone_monitors": len(sf.monitors.points),
             "requests_relayed": self.hub.requests_relayed,
             "events_relayed": self.hub.events_relayed,
+            "connections": {
+                kind: {"open": gate.open, "refused": gate.refused, "timed_out": gate.timed_out}
+                for kind, (gate, _) in self._gates().items()
+            },
+            "sip_flood": {
+                "dropped": self.phones.ua.transport.flood_dropped if self.phones else 0,
+                "paused": self.phones.ua.transport.flood_pauses if self.phones else 0,
+            },
         }
 
 

@@ -170,9 +170,11 @@ async def test_idle_flood_leaves_web_clients_and_phones_served(
 # --- in-process server: handshake timeouts and slow requests ---------------------------
 
 
-async def _start(harness: Harness, tmp_path: Path, **http: float) -> Server:
+async def _start(harness: Harness, tmp_path: Path, *, https: bool = False, **http: float) -> Server:
     settings = make_settings(tmp_path / "data")
     settings.clients.csta_listen.append("tls:127.0.0.1:0")
+    if https:
+        settings.http.listen = "tls:127.0.0.1:0"
     settings.connections.handshake_timeout = 0.5
     for key, value in http.items():
         setattr(settings.http, key, value)
@@ -195,16 +197,16 @@ async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
 async def test_tls_connection_without_client_hello_is_closed(
     harness: Harness, tmp_path: Path
 ) -> None:
-    server = await _start(harness, tmp_path)
+    server = await _start(harness, tmp_path, https=True)
     assert server.cstatcp is not None and server.phones is not None
     csta_tls = server.cstatcp.servers[1].sockets[0].getsockname()[1]
     phones_tls = server.phones.ua.transport.listener("tls").port
-    for port in (csta_tls, phones_tls):
+    for port in (csta_tls, phones_tls, server.http_port):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         # Handshake timeout 0.5 s; asyncio's own default would keep it for 60 s.
         assert await _closed_within(reader, 5.0), port
         writer.close()
-    assert server.cstatcp.gate.timed_out >= 1
+    assert server.cstatcp.gate.timed_out >= 1 and server.web_gate.timed_out >= 1
 
 
 async def test_csta_tls_per_address_limit_applies_before_the_handshake(

@@ -9,6 +9,7 @@ answers: a server without the limit answers the whole flood at once.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 
 import httpx
@@ -66,6 +67,10 @@ async def test_tcp_phone_flood_is_slowed_down_not_dropped(harness: Harness) -> N
     elapsed = asyncio.get_running_loop().time() - start
     assert 0 < answers <= _most_allowed(elapsed), (answers, elapsed)
     assert server.phones.ua.transport.flood_pauses >= 1
+    async with httpx.AsyncClient(timeout=5.0) as web:
+        metrics = (await web.get(f"http://127.0.0.1:{server.http_port}/metrics")).text
+    paused = re.search(r'^uacsta_sip_flood_total\{action="paused"\} (\S+)$', metrics, re.M)
+    assert paused is not None and float(paused.group(1)) >= 1
     # Back-pressure, not loss: every request is answered in the end.
     await wait_until(lambda: answers >= FLOOD, 15.0, "every flooded request answered")
     counter.cancel()

@@ -44,8 +44,28 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
+        self.connections = Gauge(
+            "uacsta_connections",
+            "Open inbound TCP/TLS connections by listener kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.connection_closes = Counter(
+            "uacsta_connections_refused",
+            "Inbound connections refused at accept (limit) or closed for a handshake or idle "
+            "timeout, by listener kind",
+            ["kind", "reason"],
+            registry=self.registry,
+        )
+        self.sip_flood = Counter(
+            "uacsta_sip_flood",
+            "Phone flows over their message rate: UDP datagrams dropped, connections paused",
+            ["action"],
+            registry=self.registry,
+        )
         self._requests_seen = 0
         self._events_seen = 0
+        self._counted: dict[tuple[object, ...], int] = {}
 
     def observe(self, service: str, seconds: float) -> None:
         self.latency.labels(service).observe(seconds)
@@ -72,6 +92,24 @@ class Metrics:
         if isinstance(events, int) and events > self._events_seen:
             self.events.inc(events - self._events_seen)
             self._events_seen = events
+        connections = status.get("connections")
+        if isinstance(connections, dict):
+            for kind, counts in connections.items():
+                self.connections.labels(kind).set(counts["open"])
+                for reason in ("refused", "timed_out"):
+                    self._advance(self.connection_closes, (kind, reason), counts[reason])
+        flood = status.get("sip_flood")
+        if isinstance(flood, dict):
+            for action, count in flood.items():
+                self._advance(self.sip_flood, (action,), count)
+
+    def _advance(self, counter: Counter, labels: tuple[str, ...], total: int) -> None:
+        """Bring a labelled counter up to a running total kept elsewhere."""
+        key = (id(counter), *labels)
+        seen = self._counted.get(key, 0)
+        if total > seen:
+            counter.labels(*labels).inc(total - seen)
+            self._counted[key] = total
 
 
 @router.get("/metrics", include_in_schema=False)
