@@ -28,6 +28,7 @@ from uacsta.csta.framing import (
     MAX_FRAME_BYTES,
     MIN_FRAME_BYTES,
     FrameDecoder,
+    encode_echo_frame,
     encode_frame,
 )
 from uacsta.csta.xmlparse import MAX_DOCUMENT_BYTES
@@ -246,7 +247,8 @@ def annexj_frames(data: bytes) -> None:
     whole, whole_failed = run([stream] if stream else [])
     assert chunked == whole, "frames depend on how the stream was chunked"
     assert chunked_failed == whole_failed
-    rebuilt = b"".join(encode_frame(invoke, xml) for invoke, xml in whole)
+    # encode_echo_frame writes the four invoke bytes as received, malformed ones included.
+    rebuilt = b"".join(encode_echo_frame(invoke, xml) for invoke, xml in whole)
     assert stream.startswith(rebuilt), "a frame did not re-encode to its own bytes"
     if not whole_failed:
         assert rebuilt == stream
