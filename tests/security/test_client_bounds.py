@@ -190,6 +190,18 @@ async def test_a_request_under_the_event_invoke_id_is_refused(
     await client.close()
 
 
+async def test_a_session_start_under_the_event_invoke_id_is_refused(
+    harness: Harness, tmp_path: Path
+) -> None:
+    server = await _server_with_phone(harness, tmp_path)
+    client = await RawClient.connect(_port(server))
+    client.send(b"9999", START_SESSION)
+    got, xml = await client.read()
+    assert got == b"9999" and _root(xml) == "CSTAErrorCode", xml
+    await client.login()  # under a proper invoke ID it works
+    await client.close()
+
+
 async def test_monitor_number_n_plus_one_is_refused(harness: Harness, tmp_path: Path) -> None:
     server = await _server_with_phone(harness, tmp_path, max_monitors=5)
     client = await RawClient.connect(_port(server))
