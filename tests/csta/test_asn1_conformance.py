@@ -51,6 +51,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -77,6 +78,7 @@ from uacsta.csta.messages import (
     CstaMessage,
     CstaRequest,
     CstaResponse,
+    UnknownMessage,
 )
 
 # Rule 8: ECMA-323 root name -> ECMA-285 OPERATION name, where the latter is not simply the
@@ -137,6 +139,37 @@ def root_type(cls: type[CstaMessage], schema: Schema) -> tuple[AsnType, str]:
             raise SchemaError(f"{name}: OPERATION {operation.name} has no ARGUMENT")
         return operation.argument, f"OPERATION {operation.name} ARGUMENT"
     raise SchemaError(f"{name}: not a request, response or event class")
+
+
+def _all_classes() -> dict[str, type[CstaMessage]]:
+    """Every concrete message class, also those the codec writes under another root."""
+    bases = {CstaMessage, CstaRequest, CstaResponse, CstaEvent, UnknownMessage}
+    found: dict[str, type[CstaMessage]] = {}
+    stack: list[type[CstaMessage]] = [CstaMessage]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            stack.append(sub)
+            # ``dataclass(slots=True)`` replaces a class; the replaced one lingers among the
+            # subclasses, so keep only the class its module names.
+            bound = getattr(sys.modules[sub.__module__], sub.__qualname__, None)
+            if bound is sub and sub not in bases:
+                found[sub.__name__] = sub
+    return dict(sorted(found.items()))
+
+
+#: ``MESSAGE_CLASSES`` plus uacsta's notices (a MonitorEndedEvent is written as MonitorStop).
+ALL_CLASSES = _all_classes()
+
+
+def written_as(cls: type[CstaMessage]) -> type[CstaMessage]:
+    """The message class whose root the codec writes for ``cls`` (itself, for wire classes)."""
+    if MESSAGE_CLASSES.get(cls.xml_name()) is cls:
+        return cls
+    root = etree.QName(etree.fromstring(codec.encode(message_instances(cls)[0]))).localname
+    target = MESSAGE_CLASSES.get(root)
+    if target is None:
+        raise SchemaError(f"{cls.__name__} is written as <{root}>, which is no message class")
+    return target
 
 
 # --- instances with every field set ------------------------------------------------------------
@@ -496,6 +529,7 @@ def conformance_errors(cls: type[CstaMessage], schema: Schema) -> list[str]:
     """
     found: dict[str, None] = {}
     checked: set[bytes] = set()
+    target = written_as(cls)
     cases = [(m, True) for m in message_instances(cls)]
     cases += [(m, False) for m in message_instances(cls, partial=True)]
     for message, is_complete in cases:
@@ -504,7 +538,7 @@ def conformance_errors(cls: type[CstaMessage], schema: Schema) -> list[str]:
             if document in checked:
                 continue  # a partial instance may be a complete one again
             checked.add(document)
-            for error in check_document(cls, document, schema, mandatory=is_complete):
+            for error in check_document(target, document, schema, mandatory=is_complete):
                 hint = ""
                 if f"value {SAMPLE_TEXT!r} is not among the ENUMERATED" in error:
                     hint = " [the model types this field as a plain str]"
@@ -860,10 +894,11 @@ def test_checker_empty_results_and_errors(schema: Schema) -> None:
 
 
 def test_every_message_class_maps_to_an_asn1_type(schema: Schema) -> None:
+    assert set(MESSAGE_CLASSES.values()) <= set(ALL_CLASSES.values())
     unmapped: list[str] = []
-    for name, cls in MESSAGE_CLASSES.items():
+    for name, cls in ALL_CLASSES.items():
         try:
-            asn, _ = root_type(cls, schema)
+            asn, _ = root_type(written_as(cls), schema)
             schema.resolve(asn)
         except SchemaError as exc:
             unmapped.append(f"{name}: {exc}")
@@ -888,11 +923,11 @@ def test_every_field_reaches_the_wire() -> None:
     assert not lost, "set but not written:\n" + "\n".join(lost)
 
 
-@pytest.mark.parametrize("name", list(MESSAGE_CLASSES))
+@pytest.mark.parametrize("name", list(ALL_CLASSES))
 def test_message_conforms_to_asn1(name: str, schema: Schema) -> None:
-    cls = MESSAGE_CLASSES[name]
+    cls = ALL_CLASSES[name]
     try:
-        root_type(cls, schema)
+        root_type(written_as(cls), schema)
     except SchemaError as exc:
         pytest.fail(f"{name} has no ECMA-285 type: {exc}", pytrace=False)
     errors = conformance_errors(cls, schema)
