@@ -82,6 +82,9 @@ def test_an_operator_assigns_the_line() -> None:
     assert sf.devices.assigned_to(LINE) == THIEF
     ended = [a for a in actions if isinstance(a, ToClient)]
     assert [(a.client, type(a.message).__name__) for a in ended] == [("c", "MonitorEndedEvent")]
+    # The old owner, still up, is told to stop its monitor of the line.
+    (stop,) = [a for a in actions if isinstance(a, ToPhone)]
+    assert stop.phone == OWNER and stop.request == m.MonitorStop(monitor_cross_ref_id="0")
     assert sf.devices.conflicts(OWNER) == [LineConflict(LINE, OWNER, THIEF)]
     # Assigned: even a lost new owner does not hand it back on the old one's report.
     sf.phone_lost(THIEF)

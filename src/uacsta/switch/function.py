@@ -296,7 +296,9 @@ class SwitchingFunction:
                 continue
             for cm in list(point.clients.values()):
                 actions.append(self._event(cm, m.MonitorEndedEvent(cause="resourcesNotAvailable")))
-                self.monitors.remove_client_monitor(cm.cross_ref_id)
+                # The last one also stops the phone's monitor when that phone is still up
+                # (a line an operator moved away from a ready phone).
+                actions.extend(self._release(cm.cross_ref_id))
         return actions
 
     def phone_event(self, phone: str, event: m.CstaEvent) -> list[SwitchAction]:
