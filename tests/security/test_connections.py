@@ -297,3 +297,26 @@ async def test_slow_http_body_is_closed(harness: Harness, tmp_path: Path) -> Non
             break
     writer.close()
     assert closed
+
+
+async def test_keep_alive_serves_requests_then_closes_when_idle(
+    harness: Harness, tmp_path: Path
+) -> None:
+    server = await _start(harness, tmp_path, head_timeout=1.0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.http_port)
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    for pause in (0.0, 0.5, 0.5):  # each pause below the head timeout: the connection stays
+        await asyncio.sleep(pause)
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        length = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))  # type: ignore[union-attr]
+        await reader.readexactly(length)
+    # Two requests in one write (pipelined): both answered.
+    writer.write(request + request)
+    for _ in range(2):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+        length = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))  # type: ignore[union-attr]
+        await reader.readexactly(length)
+    assert await _closed_within(reader, 5.0)  # then idle: closed after the head timeout
+    writer.close()

@@ -74,6 +74,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False
         self._in_head = True
         self._in_body = False
+        self._message_open = False
         self._upgraded = False
         self._timer: asyncio.TimerHandle | None = None
 
@@ -131,6 +132,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         self._in_head = True
+        self._message_open = True
         self._head_counted = 0
         self._body_bytes = 0
         super().on_message_begin()
@@ -168,15 +170,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._message_open = False
         if self._in_body:
             self._in_body = False
             self._cancel_timer()
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        pipelined = bool(self.pipeline)  # a whole request waits: its head is in
         super().on_response_complete()
-        if not self.transport.is_closing() and not self._in_body:
+        if self.transport.is_closing() or pipelined:
+            return
+        if not self._message_open:  # idle between requests: the next head must come
             self._in_head = True
+        if self._in_head:
             self._arm(self.head_timeout)
 
     # --- refusals --------------------------------------------------------------------
