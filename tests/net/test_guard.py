@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -173,3 +175,19 @@ def test_listening_socket_is_bound_and_non_blocking() -> None:
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
     finally:
         sock.close()
+
+
+def test_soft_open_files_limit_is_raised_to_the_hard_one() -> None:
+    # In a child with soft 300 / hard 1000 (util-linux prlimit), not in the test process.
+    code = (
+        "import resource; from uacsta.net.guard import raise_open_files_limit; "
+        "print(raise_open_files_limit(), resource.getrlimit(resource.RLIMIT_NOFILE))"
+    )
+    out = subprocess.run(
+        ["prlimit", "--nofile=300:1000", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert out.strip() == "(300, 1000) (1000, 1000)"
