@@ -282,3 +282,31 @@ async def test_websocket_clients_share_the_monitor_limit(harness: Harness, tmp_p
             "category": "systemResourceAvailability",
             "value": "overallMonitorLimitExceeded",
         }
+
+
+async def test_the_server_stops_although_a_client_does_not_read(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """A queue below the limit at shutdown: the stop does not wait for the client to read."""
+    server = await _server_with_phone(harness, tmp_path)
+    mac = next(iter(harness.sims[0].agents))
+    client = await RawClient.connect(_port(server), rcvbuf=4096)
+    await client.login()
+    await client.monitor("100")
+    await wait_until(
+        lambda: any(p.phone_cross_ref_id for p in server.hub.switch.monitors.points.values()),
+        what="the phone's monitor",
+    )
+    point = next(iter(server.hub.switch.monitors.points.values()))
+    transport = _only_client(server).writer.transport  # type: ignore[attr-defined]
+    event = m.DeliveredEvent(
+        monitor_cross_ref_id=point.phone_cross_ref_id,
+        connection=ConnectionID(call_id="7", device_id=LINE),
+    )
+    while transport.get_write_buffer_size() < 512 * 1024:  # well below the 4 MiB default
+        server.hub.phone_event(mac, event)
+        await asyncio.sleep(0)
+    # Bounded only to turn a hang into a failure; the stop itself takes about CLOSE_TIMEOUT.
+    await asyncio.wait_for(harness.stop_server(), 30)
+    assert transport.is_closing()
+    await client.close()

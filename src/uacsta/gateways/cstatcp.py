@@ -54,6 +54,8 @@ LOGIN_TIMEOUT = 30.0
 #: frame older than this goes out with the next one queued instead (seconds).
 FLUSH_BUDGET = 0.0005
 MAX_CONNECTIONS = 1000
+#: How long closing a connection waits for the peer to take what is queued (seconds).
+CLOSE_TIMEOUT = 2.0
 
 
 _APPSESSION_REQUESTS = (
@@ -397,7 +399,11 @@ class CstaTcpClient:
         if not self.writer.is_closing():
             self.writer.close()
         with contextlib.suppress(ConnectionError, ssl.SSLError):
-            await self.writer.wait_closed()
+            try:
+                await asyncio.wait_for(self.writer.wait_closed(), CLOSE_TIMEOUT)
+            except TimeoutError:
+                # A peer that does not read would hold the close (and a server stop) forever.
+                self._transport.abort()
 
 
 class CstaTcpGateway:
@@ -538,5 +544,4 @@ class CstaTcpGateway:
             client.terminate()
         for server in self.servers:
             await server.wait_closed()
-        for client in list(self.clients):
-            await client.close()
+        await asyncio.gather(*(client.close() for client in list(self.clients)))
