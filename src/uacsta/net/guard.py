@@ -151,7 +151,9 @@ class _Watch(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
-        self._timer = self._loop.call_at(self._deadline, self._check)
+        # A TLS handshake that took nearly the whole time still leaves a moment to speak.
+        grace = self._loop.time() + min(1.0, self._gate.limits.handshake_timeout)
+        self._timer = self._loop.call_at(max(self._deadline, grace), self._check)
         self.inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
