@@ -74,6 +74,7 @@ __all__ = [
     "decode_with_edition",
     "edition_for_namespace",
     "encode",
+    "rcc_line",
     "response_class_for",
 ]
 
@@ -1354,3 +1355,26 @@ def encode(
     if body:
         return f"{head}>{body}</{name}>".encode()
     return f"{head}/>".encode()
+
+
+#: Microsoft-style remote call control (TR/87 clients of OCS/Lync) names its line here.
+RCC_NAMESPACE: Final = "http://schemas.microsoft.com/Lcs/2005/04/RCCExtension"
+_EXTENSIONS_PARSER: Final = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+_RCC_LINE: Final = etree.XPath(
+    "/extensions/privateData/private/rcc:line/text()", namespaces={"rcc": RCC_NAMESPACE}
+)
+
+
+def rcc_line(message: CstaMessage) -> str | None:
+    """The line a Microsoft-style TR/87 client controls: ``extensions/privateData/private/
+    lcs:line`` of its RequestSystemStatus (the session learns it; ECMA-323 has no field)."""
+    if not message.extensions:
+        return None
+    try:
+        lines = _RCC_LINE(etree.fromstring(message.extensions, parser=_EXTENSIONS_PARSER))
+    except etree.XMLSyntaxError:
+        return None
+    if not isinstance(lines, list) or not lines:
+        return None
+    line = str(lines[0]).strip()
+    return line or None
