@@ -1359,7 +1359,7 @@ def encode(
 
 #: Microsoft-style remote call control (TR/87 clients of OCS/Lync) names its line here.
 RCC_NAMESPACE: Final = "http://schemas.microsoft.com/Lcs/2005/04/RCCExtension"
-_EXTENSIONS_PARSER: Final = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+_EXTENSIONS_PARSER: Final = etree.XMLParser(resolve_entities=False, no_network=True)
 _RCC_LINE: Final = etree.XPath(
     "/extensions/privateData/private/rcc:line/text()", namespaces={"rcc": RCC_NAMESPACE}
 )
