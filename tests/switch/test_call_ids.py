@@ -32,9 +32,12 @@ def switch_with_monitors() -> tuple[SwitchingFunction, str, str]:
     xrefs = []
     for line, phone_xref in ((A_LINE, "1"), (B_LINE, "1")):  # both phones call it "1"
         actions = sf.client_request("c", line, m.MonitorStart(monitor_object=line))
-        xrefs.append(actions[0].message.monitor_cross_ref_id)
         (start,) = [a for a in actions if isinstance(a, ToPhone)]
-        sf.phone_response(start.token, m.MonitorStartResponse(monitor_cross_ref_id=phone_xref))
+        # Answered once the phone has answered its own MonitorStart.
+        answered = sf.phone_response(
+            start.token, m.MonitorStartResponse(monitor_cross_ref_id=phone_xref)
+        )
+        xrefs.append(answered[0].message.monitor_cross_ref_id)
     return sf, xrefs[0], xrefs[1]
 
 

@@ -37,33 +37,40 @@ def fanned_out(actions: list) -> list[ToClient]:
 
 def start_monitor(sf: SwitchingFunction, client: str, device: str, phone_xref: str | None = "p1"):
     actions = sf.client_request(client, f"inv-{client}", m.MonitorStart(monitor_object=device))
-    response = actions[0]
-    assert isinstance(response, ToClient) and response.invoke == f"inv-{client}"
-    assert isinstance(response.message, m.MonitorStartResponse)
     to_phone = only(actions, ToPhone)
     if to_phone and phone_xref is not None:
         (req,) = to_phone
         more = sf.phone_response(req.token, m.MonitorStartResponse(monitor_cross_ref_id=phone_xref))
         actions = actions + more
+    # Answered at once, or once the phone answered its own MonitorStart.
+    (response,) = [a for a in actions if isinstance(a, ToClient) and a.invoke is not None]
+    assert response.invoke == f"inv-{client}"
+    assert isinstance(response.message, m.MonitorStartResponse)
     return response.message.monitor_cross_ref_id, actions
 
 
-def test_monitor_start_answers_at_once_then_back_in_service() -> None:
+def test_monitor_start_answered_when_the_phone_answers_then_back_in_service() -> None:
     sf = ready_switch()
-    actions = sf.client_request("c1", 7, m.MonitorStart(monitor_object="100"))
-    assert isinstance(actions[0], ToClient) and actions[0].invoke == 7
-    xref = actions[0].message.monitor_cross_ref_id
-    (to_phone,) = only(actions, ToPhone)
-    assert to_phone.phone == "AAAAAAAAAAAA"
+    (to_phone,) = sf.client_request("c1", 7, m.MonitorStart(monitor_object="100"))
+    assert isinstance(to_phone, ToPhone) and to_phone.phone == "AAAAAAAAAAAA"
     assert to_phone.request == m.MonitorStart(monitor_object=A_LINE)
     back = sf.phone_response(to_phone.token, m.MonitorStartResponse(monitor_cross_ref_id="43"))
+    assert isinstance(back[0], ToClient) and back[0].invoke == 7
+    xref = back[0].message.monitor_cross_ref_id
     assert back == [
+        ToClient(client="c1", message=m.MonitorStartResponse(monitor_cross_ref_id=xref), invoke=7),
         ToClient(
             client="c1",
             message=m.BackInServiceEvent(
                 monitor_cross_ref_id=xref, device=DeviceIdentifier(A_LINE)
             ),
-        )
+        ),
+    ]
+    # The point is active now: the next client is answered at once.
+    again = sf.client_request("c2", 8, m.MonitorStart(monitor_object="100"))
+    assert [type(a.message).__name__ for a in again] == [
+        "MonitorStartResponse",
+        "BackInServiceEvent",
     ]
 
 
@@ -213,8 +220,10 @@ def test_account_restricted_to_devices() -> None:
     sf.client_attach("c", allowed_devices=["100"])
     (err,) = sf.client_request("c", 1, m.MonitorStart(monitor_object=B_LINE))
     assert err.message == m.CSTAErrorCode.operation("privilegeViolationOnSpecifiedDevice")
-    ok = sf.client_request("c", 2, m.MonitorStart(monitor_object=A_LINE))
-    assert isinstance(ok[0].message, m.MonitorStartResponse)
+    (to_phone,) = sf.client_request("c", 2, m.MonitorStart(monitor_object=A_LINE))
+    assert isinstance(to_phone, ToPhone)
+    ok = sf.phone_response(to_phone.token, m.MonitorStartResponse(monitor_cross_ref_id="1"))
+    assert ok[0].invoke == 2 and isinstance(ok[0].message, m.MonitorStartResponse)
 
 
 def test_unknown_service_and_monitor_stop_of_other_client() -> None:
@@ -249,8 +258,6 @@ def test_random_lifecycles_leave_no_leaks(ops) -> None:
         actions: list = []
         if op == "start":
             actions = sf.client_request(client, 0, m.MonitorStart(monitor_object=line))
-            if isinstance(actions[0].message, m.MonitorStartResponse):
-                xrefs.setdefault(client, []).append(actions[0].message.monitor_cross_ref_id)
         elif op == "stop" and xrefs.get(client):
             actions = sf.client_request(
                 client, 0, m.MonitorStop(monitor_cross_ref_id=xrefs[client].pop())
@@ -283,6 +290,10 @@ def test_random_lifecycles_leave_no_leaks(ops) -> None:
                 outstanding.append(a)
             else:
                 assert isinstance(a, ToClient)
+                if isinstance(a.message, m.MonitorStartResponse):  # at once or deferred
+                    xref = a.message.monitor_cross_ref_id
+                    assert xref in sf.monitors.client_monitors
+                    xrefs.setdefault(str(a.client), []).append(xref)
                 if isinstance(a.message, m.CstaEvent):
                     assert a.message.monitor_cross_ref_id in sf.monitors.client_monitors
     for client in ("c1", "c2", "c3"):

@@ -6,9 +6,15 @@ and report the answer back with ``phone_response``/``phone_failed`` and the same
 :class:`ToClient` (a response to one invoke, or an unsolicited event/request when ``invoke`` is
 None). Timeouts live in the phone link, which reports them as ``phone_failed(token, timeout)``.
 
-Behaviour follows the estos uaCSTA server (manual §4.1.1): MonitorStart is answered at once and
-followed by BackInService once the phone's monitor point exists; several clients on one line
-share that point; OutOfService when the phone is lost, BackInService when it is back.
+Behaviour follows the estos uaCSTA server (manual §4.1.1): several clients on one line share
+one monitor point in the phone; OutOfService when the phone is lost (once per outage, however
+often its relinks fail), BackInService when it is back. A MonitorStart on a line whose point
+is active, or whose phone is not connected, is answered at once (then BackInService or
+OutOfService); otherwise its answer waits for the phone's answer to the point's MonitorStart,
+so that a phone refusing the monitor (a CSTA error, e.g. ``invalidDeviceID``) refuses it to
+the client that asked, under its invoke ID, and ends the monitors of clients already sharing
+the point (MonitorEnded). A timeout or ``outOfService`` is the phone's trouble, not the
+line's: the monitors stay, with OutOfService, and are restored when the phone is back.
 
 Call IDs cross it in one space (:mod:`uacsta.switch.callids`): a phone's events and answers
 go to clients with the phone's prefix on every call ID, requests go to the phone without it.
@@ -232,8 +238,10 @@ class SwitchingFunction:
         actions = self._fail_pending_of(phone)
         for point in self.monitors.points_of_phone(phone):
             self.monitors.clear_phone_ref(point)
+            actions.extend(self._answer_waiting(point))
             for cm in point.clients.values():
-                actions.append(self._event(cm, m.OutOfServiceEvent(device=_dev(cm.device))))
+                if cm.in_service is not False:  # once per outage, not per failed relink
+                    actions.append(self._out_of_service(cm))
         # Its lines that another, ready phone reported move there now (a desk phone swapped).
         added, moved = self.devices.owner_lost(phone, self._owner_keeps)
         for device in added:
@@ -326,7 +334,8 @@ class SwitchingFunction:
         if pending is None:
             return []
         if isinstance(response, m.CSTAErrorCode):
-            return self._failed(pending, response, "the phone answered with an error")
+            value = f"{response.category}/{response.value}" if response.value else "an error"
+            return self._failed(pending, response, f"the phone answered {value}")
         match pending.kind:
             case "relay":
                 return self._answer(pending, response)
@@ -533,19 +542,14 @@ class SwitchingFunction:
             ]
         cm, _created = self.monitors.add_client_monitor(client, device)
         point = self.monitors.points[device]
-        actions: list[SwitchAction] = [
-            self._reply(
-                client, invoke, m.MonitorStartResponse(monitor_cross_ref_id=cm.cross_ref_id)
-            )
-        ]
         phone = self.phones.get(device.phone)
         if phone is None or not phone.ready:
-            actions.append(self._event(cm, m.OutOfServiceEvent(device=_dev(device))))
-        elif point.state is PointState.ACTIVE:
-            actions.append(self._event(cm, m.BackInServiceEvent(device=_dev(device))))
-        elif point.state is PointState.DOWN:
-            actions.extend(self._start_point(point))
-        return actions
+            return [self._started(cm, invoke), self._out_of_service(cm)]
+        if point.state is PointState.ACTIVE:
+            return [self._started(cm, invoke), self._back_in_service(cm)]
+        # The phone's answer to the point's MonitorStart decides this one's.
+        point.waiting[cm.cross_ref_id] = invoke
+        return self._start_point(point) if point.state is PointState.DOWN else []
 
     def _monitor_stop(
         self, client: ClientId, invoke: object, request: m.MonitorStop
@@ -599,10 +603,67 @@ class SwitchingFunction:
             stop = m.MonitorStop(monitor_cross_ref_id=xref)
             return [self._to_phone(_Pending("monitor_stop", pending.phone), stop)]
         self.monitors.set_active(point, xref)
+        actions = self._answer_waiting(point)
+        actions.extend(self._back_in_service(cm) for cm in point.clients.values())
+        return actions
+
+    def _monitor_refused(
+        self, point: MonitorPoint, error: m.CSTAErrorCode, detail: str
+    ) -> list[SwitchAction]:
+        """The phone refused or could not start the point's monitor.
+
+        Its trouble (a timeout, ``outOfService``: the link fails or is failing) keeps the
+        client monitors, told OutOfService once, and the point is restored when the phone is
+        ready again. Any other error is the phone's verdict on the line: the clients waiting
+        for their MonitorStart get it under their invoke ID, the others MonitorEnded, and the
+        point is gone."""
+        if self.monitors.points.get(point.device) is not point:
+            return []  # every client left meanwhile
+        self.monitors.clear_phone_ref(point)
+        if error.is_timeout or error.is_out_of_service:
+            actions = self._answer_waiting(point)
+            for cm in point.clients.values():
+                if cm.in_service is not False:
+                    actions.append(self._out_of_service(cm))
+            return actions
+        self.log.warning(
+            "phone %s refused MonitorStart on %s: %s",
+            point.device.phone,
+            point.device.device_id,
+            detail,
+        )
+        waiting = point.waiting
+        point.waiting = {}
+        actions = []
+        for cm in list(point.clients.values()):
+            if cm.cross_ref_id in waiting:
+                refusal = f"the phone refused to monitor {point.device.device_id}: {detail}"
+                actions.append(self._error(cm.client, waiting[cm.cross_ref_id], error, refusal))
+            else:
+                actions.append(self._event(cm, m.MonitorEndedEvent(cause="resourcesNotAvailable")))
+            self.monitors.remove_client_monitor(cm.cross_ref_id)
+        return actions
+
+    def _answer_waiting(self, point: MonitorPoint) -> list[SwitchAction]:
+        waiting = point.waiting
+        point.waiting = {}
         return [
-            self._event(cm, m.BackInServiceEvent(device=_dev(point.device)))
-            for cm in point.clients.values()
+            self._started(point.clients[xref], invoke)
+            for xref, invoke in waiting.items()
+            if xref in point.clients
         ]
+
+    def _started(self, cm: ClientMonitor, invoke: object) -> ToClient:
+        response = m.MonitorStartResponse(monitor_cross_ref_id=cm.cross_ref_id)
+        return self._reply(cm.client, invoke, response)
+
+    def _out_of_service(self, cm: ClientMonitor) -> ToClient:
+        cm.in_service = False
+        return self._event(cm, m.OutOfServiceEvent(device=_dev(cm.device)))
+
+    def _back_in_service(self, cm: ClientMonitor) -> ToClient:
+        cm.in_service = True
+        return self._event(cm, m.BackInServiceEvent(device=_dev(cm.device)))
 
     def _get_devices(
         self, client: ClientId, invoke: object, request: m.GetSwitchingFunctionDevices
@@ -655,11 +716,7 @@ class SwitchingFunction:
 
     def _failed(self, pending: _Pending, error: m.CSTAErrorCode, detail: str) -> list[SwitchAction]:
         if pending.kind == "monitor_start" and pending.point is not None:
-            point = pending.point
-            if self.monitors.points.get(point.device) is point:
-                self.monitors.clear_phone_ref(point)
-            self.log.warning("MonitorStart on %s failed: %s", point.device.device_id, detail)
-            return []
+            return self._monitor_refused(pending.point, error, detail)
         if pending.kind == "monitor_stop" or pending.client is None:
             return []
         return [self._error(pending.client, pending.invoke, error, detail)]

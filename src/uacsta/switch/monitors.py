@@ -30,6 +30,9 @@ class ClientMonitor:
     cross_ref_id: str
     client: ClientId
     device: Device
+    #: What the client was last told of the line: True BackInService, False OutOfService,
+    #: None nothing yet. OutOfService is sent once per outage, not on every failed relink.
+    in_service: bool | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -40,6 +43,9 @@ class MonitorPoint:
     state: PointState = PointState.DOWN
     phone_cross_ref_id: str | None = None
     clients: dict[str, ClientMonitor] = field(default_factory=dict)
+    #: Client MonitorStarts not answered yet (xref → invoke): the phone's answer to its own
+    #: MonitorStart decides theirs, so a phone's error reaches the client that asked.
+    waiting: dict[str, object] = field(default_factory=dict)
 
 
 class MonitorTable:
@@ -80,6 +86,7 @@ class MonitorTable:
         if point is None:
             return monitor, None
         point.clients.pop(xref, None)
+        point.waiting.pop(xref, None)
         if point.clients:
             return monitor, None
         del self.points[monitor.device]
