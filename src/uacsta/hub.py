@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from uacsta.csta import messages as m
@@ -70,6 +70,7 @@ class SwitchHub:
         services: frozenset[str] | None = None,
         emulate_alternate_call: bool = True,
         offered: frozenset[str] | None = None,
+        aliases: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.channels[phone] = channel
         self._run(
@@ -79,11 +80,18 @@ class SwitchHub:
                 services=services,
                 emulate_alternate_call=emulate_alternate_call,
                 offered=offered,
+                aliases=aliases,
             )
         )
 
-    def phone_lines_changed(self, phone: str, lines: Iterable[str]) -> None:
-        self._run(self.switch.phone_lines_changed(phone, lines))
+    def phone_lines_changed(
+        self,
+        phone: str,
+        lines: Iterable[str],
+        *,
+        aliases: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
+        self._run(self.switch.phone_lines_changed(phone, lines, aliases=aliases))
 
     def phone_lost(self, phone: str) -> None:
         self.channels.pop(phone, None)

@@ -461,7 +461,22 @@ class PhoneLink:
             services=None,
             emulate_alternate_call=self.profile.emulate_alternate_call,
             offered=self.services,
+            aliases=self.line_aliases(),
         )
+
+    def line_aliases(self) -> dict[str, list[str]]:
+        """Other names of the lines: a Yealink account's ``;tel=`` CSTA number, as a tel URI,
+        so a client may monitor the line by it (``sip:101@pbx:5060;tel=+4930101``)."""
+        aliases: dict[str, list[str]] = {}
+        for client, own in self._phone_form.items():
+            for param in own.split(";")[1:]:
+                name, _, value = param.partition("=")
+                if name.strip().lower() == "tel" and value.strip():
+                    tel = value.strip()
+                    aliases.setdefault(client, []).append(
+                        tel if tel[:4].lower() == "tel:" else f"tel:{tel}"
+                    )
+        return aliases
 
     # ------------------------------------------------------------------ maintenance
     async def _maintain(self) -> None:
@@ -780,7 +795,7 @@ class PhoneLink:
         if self.state is LinkState.READY and lines != self.lines:
             self.lines = lines
             self.service.lines_changed(self)
-            self.service.hub.phone_lines_changed(self.mac, lines)
+            self.service.hub.phone_lines_changed(self.mac, lines, aliases=self.line_aliases())
         else:
             self.lines = lines
         if self._lines_known is not None and not self._lines_known.done():

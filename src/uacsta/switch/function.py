@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -205,22 +205,31 @@ class SwitchingFunction:
         services: frozenset[str] | None = None,
         emulate_alternate_call: bool = True,
         offered: frozenset[str] | None = None,
+        aliases: Mapping[str, Iterable[str]] | None = None,
     ) -> list[SwitchAction]:
-        """The phone's CSTA link is up and its lines are known: restore its monitors."""
+        """The phone's CSTA link is up and its lines are known: restore its monitors.
+
+        ``aliases``: other names the phone gives a line (a Yealink account's ``tel:``)."""
         state = self.phones.setdefault(phone, PhoneState(phone))
         state.ready = True
         state.services = services
         state.emulate_alternate_call = emulate_alternate_call
         state.offered = offered
-        actions = self._set_lines(phone, device_ids)
+        actions = self._set_lines(phone, device_ids, aliases)
         for point in self.monitors.points_of_phone(phone):
             if point.state is PointState.DOWN:
                 actions.extend(self._start_point(point))
         actions.extend(self._devices_changed())
         return actions
 
-    def phone_lines_changed(self, phone: str, device_ids: Iterable[str]) -> list[SwitchAction]:
-        actions = self._set_lines(phone, device_ids)
+    def phone_lines_changed(
+        self,
+        phone: str,
+        device_ids: Iterable[str],
+        *,
+        aliases: Mapping[str, Iterable[str]] | None = None,
+    ) -> list[SwitchAction]:
+        actions = self._set_lines(phone, device_ids, aliases)
         state = self.phones.get(phone)
         if state is not None and state.ready:
             for point in self.monitors.points_of_phone(phone):
@@ -288,9 +297,14 @@ class SwitchingFunction:
             conflict.owner,
         )
 
-    def _set_lines(self, phone: str, device_ids: Iterable[str]) -> list[SwitchAction]:
+    def _set_lines(
+        self,
+        phone: str,
+        device_ids: Iterable[str],
+        aliases: Mapping[str, Iterable[str]] | None = None,
+    ) -> list[SwitchAction]:
         _added, removed, conflicts = self.devices.set_phone_lines(
-            phone, device_ids, owner_keeps=self._owner_keeps
+            phone, device_ids, owner_keeps=self._owner_keeps, aliases=aliases
         )
         for conflict in conflicts:
             self.on_conflict(conflict)
@@ -459,12 +473,17 @@ class SwitchingFunction:
     def _resolve_for(
         self, client: ClientId, invoke: object, text: str | None
     ) -> tuple[Device | None, list[SwitchAction]]:
-        device = self.devices.resolve(text)
-        if device is None:
-            detail = f"unknown device {text!r}" if text else "the request names no device"
+        found = self.devices.resolve_all(text)
+        if len(found) != 1:
+            if len(found) > 1:
+                lines = ", ".join(sorted(d.device_id for d in found))
+                detail = f"{text!r} is ambiguous: it names {lines}; use the full SIP URI"
+            else:
+                detail = f"unknown device {text!r}" if text else "the request names no device"
             return None, [
                 self._error(client, invoke, m.CSTAErrorCode.operation("invalidDeviceID"), detail)
             ]
+        device = found[0]
         if not self._allowed(client, device):
             return None, [
                 self._error(
