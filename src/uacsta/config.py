@@ -46,6 +46,9 @@ class PhoneSettings:
     session_expires: int = 1800
     csta_timeout: float = 5.0
     relink_backoff: float = 5.0
+    #: A link that fails again for the same reason (a phone answering MonitorStart with
+    #: garbage on every relink) is retried after twice the last delay, up to this.
+    relink_backoff_max: float = 300.0
     #: Phones whose CSTA link is being set up at one time (INVITE, SystemRegister, lines);
     #: more wait their turn. After a power cut thousands register at once: set-ups in
     #: parallel beyond what the phones and the server answer within SIP's 500 ms first

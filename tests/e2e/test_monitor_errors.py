@@ -86,7 +86,7 @@ async def test_a_refused_restore_ends_the_monitors_of_clients_on_the_line(
 async def test_a_phone_answering_garbage_again_and_again_is_told_out_of_service_once(
     harness: Harness,
 ) -> None:
-    await harness.start_server(relink_backoff=0.05)
+    server = await harness.start_server(relink_backoff=0.05, relink_backoff_max=0.2)
     sim = harness.simulation()
     agent = sim.add_phone("snom", ["100"], transport="tcp")
     seen = answer_monitor_start(agent, 200, GARBAGE)
@@ -106,3 +106,9 @@ async def test_a_phone_answering_garbage_again_and_again_is_told_out_of_service_
     except TimeoutError:
         pass
     assert extra == []
+    # The same failure again and again: each relink waits twice as long as the last, capped.
+    assert server.phones is not None
+    reason, repeats, _when = server.phones._relink_failures[agent.mac]
+    assert "MonitorStart" in reason and repeats >= 2
+    assert server.phones._relink_delay(agent.mac, reason, _when) == 0.2
+    assert server.phones._relink_delay(agent.mac, "BYE from the phone", _when) == 0.05

@@ -94,6 +94,8 @@ class PhoneService:
         self._flow_mac: dict[tuple[str, tuple[str, int]], str] = {}
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._relink: dict[str, asyncio.TimerHandle] = {}
+        #: Per phone: the last link failure's reason, its repeats in a row, when.
+        self._relink_failures: dict[str, tuple[str, int, float]] = {}
         self.throttle = AuthThrottle(
             max_failures=p.max_auth_failures,
             max_source_failures=p.max_source_failures,
@@ -447,11 +449,25 @@ class PhoneService:
             self.inventory.set_state(record, "disabled", "disabled by the administrator")
         elif registered:
             self.inventory.set_state(record, "failed", reason)
-            delay = self.settings.phones.relink_backoff
             loop = asyncio.get_running_loop()
+            delay = self._relink_delay(link.mac, reason, loop.time())
             self._relink[link.mac] = loop.call_later(delay, self._start_link, link.mac)
         else:
             self.inventory.set_state(record, "offline", reason)
+
+    def _relink_delay(self, mac: str, reason: str, now: float) -> float:
+        """``relink_backoff``, doubled for each failure of the same reason in a row, capped
+        at ``relink_backoff_max``: a phone that keeps failing is not relinked (and its
+        clients' monitors restarted) every few seconds. A quiet spell of twice the cap, or
+        another reason, starts again from ``relink_backoff``."""
+        base = self.settings.phones.relink_backoff
+        cap = max(base, self.settings.phones.relink_backoff_max)
+        last = self._relink_failures.get(mac)
+        repeats = 0
+        if last is not None and last[0] == reason and now - last[2] <= 2 * cap:
+            repeats = last[1] + 1
+        self._relink_failures[mac] = (reason, repeats, now)
+        return float(min(cap, base * 2 ** min(repeats, 32)))
 
     def _unlink(self, mac: str, reason: str, *, state: str) -> None:
         link = self.links.get(mac)
