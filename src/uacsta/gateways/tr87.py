@@ -34,7 +34,7 @@ import logging
 import secrets
 import ssl
 from collections.abc import Coroutine, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from uacsta.accounts import ClientAccounts
@@ -65,6 +65,7 @@ from uacsta.sip.errors import SipError
 from uacsta.sip.helpers import generate_tag
 from uacsta.sip.message import Request, Response
 from uacsta.switch.function import ToClient
+from uacsta.switch.router import SUBJECT_FIELDS
 from uacsta.throttle import AuthThrottle
 
 log = logging.getLogger("uacsta.gateways.tr87")
@@ -94,6 +95,22 @@ MAX_EVENT_QUEUE = 2000
 BYE_TIMEOUT = 2.0
 
 
+def with_default_device(request: m.CstaRequest, line: str) -> m.CstaRequest:
+    """``request`` addressed to ``line`` when it names no device of its own.
+
+    Microsoft-style remote call control clients name their line once, in the INVITE's
+    RequestSystemStatus (``lcs:line``); a MonitorStart or a device service without its device
+    then means that line. A request naming a device (or a call) is left as it is."""
+    if isinstance(request, m.MonitorStart):
+        if request.monitor_object is None and request.monitor_call_object is None:
+            return replace(request, monitor_object=line)
+        return request
+    match SUBJECT_FIELDS.get(type(request), ()):
+        case ((name, "device"),) if getattr(request, name) is None:
+            return replace(request, **{name: line})  # type: ignore[arg-type]
+    return request
+
+
 @dataclass(eq=False)
 class _Pending:
     """One client request waiting for its CSTA answer: the invoke the hub hands back.
@@ -121,6 +138,9 @@ class Tr87Session:
     contact: str
     local_host: str | None
     edition: codec.Edition = codec.Edition.ED3
+    #: The line a Microsoft-style client named in its RequestSystemStatus (``lcs:line``):
+    #: the device of its requests that name none.
+    line: str | None = None
     usage: DialogUsage | None = None
     pending: set[_Pending] = field(default_factory=set)
     attached: bool = False
@@ -231,6 +251,13 @@ class Tr87Session:
             return
         if edition is not codec.Edition.NONE:
             self.edition = edition
+        if isinstance(message, m.RequestSystemStatus):
+            line = codec.rcc_line(message)
+            if line is not None and line != self.line:
+                log.info("%r: controls line %r (lcs:line)", self, line[:80])
+                self.line = line
+        if self.line is not None and isinstance(message, m.CstaRequest):
+            message = with_default_device(message, self.line)
         if not isinstance(message, m.CstaRequest | m.UnknownMessage):
             # A response (to a request we sent) or an event: nothing to answer in CSTA.
             log.debug("%r: %s from the client", self, type(message).__name__)

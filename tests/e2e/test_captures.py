@@ -1,0 +1,382 @@
+"""The reference documents' client messages, as bytes on real sockets, through the real server.
+
+Each test sends a fixture of ``tests/csta/fixtures/captures/`` (written from the references,
+never by our encoder) over a hand-made Annex J frame or a hand-written SIP request, to the
+server the ``harness`` fixture runs, with simulated phones behind it; it asserts the answer
+and what the phone did. Neither uacsta's client library nor its SIP user agent writes a byte
+the server reads here (our SIP parser only reads the server's answers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+import struct
+from pathlib import Path
+from typing import TypeVar
+
+from tests.e2e.conftest import Harness, csta_port, wait_until
+from uacsta.csta import appsession as ecma354
+from uacsta.csta import messages as m
+from uacsta.csta.codec import decode, decode_with_edition
+from uacsta.csta.types import DeviceIdentifier
+from uacsta.sip.framing import StreamFramer
+from uacsta.sip.message import Request, Response, parse_message
+
+M = TypeVar("M", bound=m.CstaMessage)
+CAPTURES = Path(__file__).parent.parent / "csta" / "fixtures" / "captures"
+WAIT = 5.0
+ED3 = b"http://www.ecma-international.org/standards/ecma-323/csta/ed3"
+
+
+def capture(name: str) -> bytes:
+    return (CAPTURES / name).read_bytes()
+
+
+# --- CSTA over TCP, framed by hand (ECMA-323 Annex J) ---------------------------------------
+
+
+class AnnexJ:
+    """2 bytes 00 00, a 2-byte length of the whole frame, 4 ASCII invoke digits, the XML."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.events: list[bytes] = []
+
+    @classmethod
+    async def open(cls, port: int) -> AnnexJ:
+        return cls(*await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), WAIT))
+
+    def send(self, invoke: bytes, xml: bytes) -> None:
+        self.writer.write(b"\x00\x00" + struct.pack(">H", 8 + len(xml)) + invoke + xml)
+
+    async def frame(self) -> tuple[bytes, bytes]:
+        head = await asyncio.wait_for(self.reader.readexactly(8), WAIT)
+        assert head[:2] == b"\x00\x00"
+        (length,) = struct.unpack(">H", head[2:4])
+        return head[4:8], await asyncio.wait_for(self.reader.readexactly(length - 8), WAIT)
+
+    async def ask(self, invoke: bytes, xml: bytes) -> bytes:
+        """Send a request; its answer (events arriving meanwhile are kept for ``event``)."""
+        self.send(invoke, xml)
+        while True:
+            got, body = await self.frame()
+            if got == b"9999":
+                self.events.append(body)
+                continue
+            assert got == invoke
+            return body
+
+    async def event(self, kind: type[M]) -> M:
+        """The next event of ``kind`` (others are skipped)."""
+        async with asyncio.timeout(WAIT):
+            while True:
+                body = self.events.pop(0) if self.events else None
+                if body is None:
+                    invoke, body = await self.frame()
+                    assert invoke == b"9999"
+                message = decode(body)
+                if isinstance(message, kind):
+                    return message
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+async def _phones(harness: Harness) -> None:
+    """snom 455455 (the notes' examples) and 455360 (the number it calls); 181 (3CX capture)."""
+    await harness.start_server()
+    sim = harness.simulation()
+    agents = [
+        sim.add_phone("snom", ["455455"], transport="tcp"),
+        sim.add_phone("yealink", ["455360"], transport="udp"),
+        sim.add_phone("fanvil", ["181"], transport="tcp"),
+    ]
+    await sim.start()
+    for agent in agents:
+        await harness.wait_state(agent.mac, "ready")
+
+
+async def test_avaya_login_then_snom_documents_over_csta_tcp(harness: Harness) -> None:
+    """ECMA-354 login as Avaya AE Services clients send it; then the estos flow with the snom
+    examples: MonitorStart → BackInService, MakeCall → the phone dials, events relayed."""
+    await _phones(harness)
+    assert harness.server is not None
+    sim = harness.sims[0]
+    raw = await AnnexJ.open(csta_port(harness.server))
+    try:
+        started = ecma354.decode_appsession(
+            await raw.ask(b"0001", capture("avaya-StartApplicationSession.xml"))
+        )
+        assert isinstance(started, ecma354.StartApplicationSessionPosResponse)
+        assert started.actual_protocol_version == ecma354.CSTA_ED3
+        assert started.session_id
+
+        answer, edition = decode_with_edition(
+            await raw.ask(b"0002", capture("snom-MonitorStart.xml"))
+        )
+        assert isinstance(answer, m.MonitorStartResponse) and answer.monitor_cross_ref_id
+        assert edition.name == "ED3"  # answered in the version the session agreed
+        back = await raw.event(m.BackInServiceEvent)
+        assert back.monitor_cross_ref_id == answer.monitor_cross_ref_id
+
+        made = decode(await raw.ask(b"0003", capture("snom-MakeCall.xml")))
+        assert isinstance(made, m.MakeCallResponse) and made.calling_device is not None
+        await wait_until(lambda: bool(sim.phone("455455").legs()), WAIT, "the snom dials")
+        await wait_until(lambda: bool(sim.phone("455360").legs()), WAIT, "455360 rings")
+        delivered = await raw.event(m.DeliveredEvent)
+        assert delivered.monitor_cross_ref_id == answer.monitor_cross_ref_id
+        assert made.calling_device is not None  # the same call, at the alerting end
+        assert delivered.connection is not None
+        assert delivered.connection.call_id == made.calling_device.call_id
+        assert delivered.alerting_device == DeviceIdentifier(value="sip:455360@sim.invalid")
+    finally:
+        await raw.close()
+
+
+async def test_prefixed_unqualified_and_openscape_client_documents(harness: Harness) -> None:
+    """Documents of CSTA-over-TCP clients that prefix every element, use no namespace, or
+    name a device the OpenScape way (``N<number>;displayNumber=...;noa=nk``)."""
+    await _phones(harness)
+    assert harness.server is not None
+    sim = harness.sims[0]
+    raw = await AnnexJ.open(csta_port(harness.server))
+    try:
+        started = ecma354.decode_appsession(
+            await raw.ask(b"0001", capture("avaya-StartApplicationSession.xml"))
+        )
+        assert isinstance(started, ecma354.StartApplicationSessionPosResponse)
+
+        prefixed = decode(await raw.ask(b"0002", capture("client-MonitorStart-prefixed.xml")))
+        assert isinstance(prefixed, m.MonitorStartResponse)
+        await raw.event(m.BackInServiceEvent)
+
+        openscape = decode(
+            await raw.ask(b"0003", capture("client-MonitorStart-openscape-device.xml"))
+        )
+        assert isinstance(openscape, m.MonitorStartResponse), openscape
+        # The same line: the server shares one phone monitor, the client gets a second ID.
+        assert openscape.monitor_cross_ref_id != prefixed.monitor_cross_ref_id
+
+        made = decode(await raw.ask(b"0004", capture("client-MakeCall-nonamespace.xml")))
+        assert isinstance(made, m.MakeCallResponse), made
+        await wait_until(lambda: bool(sim.phone("455360").legs()), WAIT, "455360 rings")
+    finally:
+        await raw.close()
+
+
+# --- TR/87 (uaCSTA over SIP), SIP written by hand ------------------------------------------
+
+
+def _digest(challenge: str, method: str, uri: str, user: str, password: str) -> str:
+    """An RFC 2617 MD5 answer (qop=auth) to a ``WWW-Authenticate: Digest ...`` header."""
+    params = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge.removeprefix("Digest ")))
+    assert params.get("algorithm", "MD5").upper() == "MD5", challenge
+    realm, nonce = params["realm"], params["nonce"]
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode()).hexdigest()
+
+    ha1, ha2 = md5(f"{user}:{realm}:{password}"), md5(f"{method}:{uri}")
+    cnonce, nc = secrets.token_hex(8), "00000001"
+    answer = f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{uri}"'
+    if "auth" in params.get("qop", "").split(","):
+        response = md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}")
+        answer += f', qop=auth, nc={nc}, cnonce="{cnonce}"'
+    else:
+        response = md5(f"{ha1}:{nonce}:{ha2}")
+    answer += f', response="{response}", algorithm=MD5'
+    if "opaque" in params:
+        answer += f', opaque="{params["opaque"]}"'
+    return answer
+
+
+class RawTr87:
+    """A TR/87 client over TCP whose every request is a hand-written string."""
+
+    def __init__(self, port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.port, self.reader, self.writer = port, reader, writer
+        self.local = f"127.0.0.1:{writer.get_extra_info('sockname')[1]}"
+        self.framer = StreamFramer()
+        self.call_id = secrets.token_hex(8) + "@cti.example"
+        self.tag = secrets.token_hex(4)
+        self.remote_tag = ""
+        self.cseq = 0
+        self.infos: list[Request] = []
+
+    @classmethod
+    async def open(cls, port: int) -> RawTr87:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), WAIT)
+        return cls(port, reader, writer)
+
+    @property
+    def uri(self) -> str:
+        return f"sip:455455@127.0.0.1:{self.port};transport=tcp"
+
+    def _request(self, method: str, body: bytes, *extra: str, cseq: int | None = None) -> bytes:
+        if cseq is None:
+            self.cseq += 1
+            cseq = self.cseq
+        to_tag = f";tag={self.remote_tag}" if self.remote_tag else ""
+        lines = [
+            f"{method} {self.uri} SIP/2.0",
+            f"Via: SIP/2.0/TCP {self.local};branch=z9hG4bK{secrets.token_hex(8)};rport",
+            "Max-Forwards: 70",
+            f'From: "CTI user" <sip:crm@cti.example>;tag={self.tag}',
+            f"To: <sip:455455@127.0.0.1>{to_tag}",
+            f"Call-ID: {self.call_id}",
+            f"CSeq: {cseq} {method}",
+            f"Contact: <sip:crm@{self.local};transport=tcp>",
+            "User-Agent: hand-written RCC client",
+            *extra,
+        ]
+        if body:
+            lines += [
+                "Content-Type: application/csta+xml",
+                "Content-Disposition: signal;handling=required",
+            ]
+        lines.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    async def _response(self) -> Response:
+        """The next final response; requests from the server are answered 200 and kept."""
+        async with asyncio.timeout(WAIT):
+            while True:
+                raw = self.framer.next_message()
+                if raw is None:
+                    data = await self.reader.read(65536)
+                    assert data, "connection closed"
+                    self.framer.receive_data(data)
+                    continue
+                message = parse_message(raw)
+                if isinstance(message, Request):
+                    self._ok(message)
+                    self.infos.append(message)
+                elif message.status_code >= 200:
+                    return message
+
+    def _ok(self, request: Request) -> None:
+        heads = [
+            f"{k}: {v}" for k, v in request.headers if k in ("Via", "From", "To", "Call-ID", "CSeq")
+        ]
+        self.writer.write(
+            ("SIP/2.0 200 OK\r\n" + "\r\n".join(heads) + "\r\nContent-Length: 0\r\n\r\n").encode()
+        )
+
+    async def invite(self, body: bytes) -> Response:
+        """INVITE (answering the digest challenge), then ACK."""
+        self.writer.write(self._request("INVITE", body, "Supported: timer"))
+        first = await self._response()
+        assert first.status_code == 401, first.start_line()
+        self.writer.write(self._request("ACK", b"", cseq=self.cseq))
+        challenge = first.header_values("WWW-Authenticate")[0]  # the first, as many clients do
+        auth = _digest(challenge, "INVITE", self.uri, "crm", "crm-secret")
+        self.writer.write(
+            self._request("INVITE", body, "Supported: timer", f"Authorization: {auth}")
+        )
+        final = await self._response()
+        assert final.status_code == 200, final.start_line()
+        to = final.header("To") or ""
+        self.remote_tag = re.search(r";\s*tag=([^;>\s]+)", to).group(1)  # type: ignore[union-attr]
+        self.writer.write(self._request("ACK", b"", cseq=self.cseq))
+        return final
+
+    async def info(self, body: bytes) -> Response:
+        self.writer.write(self._request("INFO", body))
+        return await self._response()
+
+    async def event(self, kind: type[M]) -> M:
+        """The next event of ``kind`` the server sent in an INFO (others are skipped)."""
+        async with asyncio.timeout(WAIT):
+            while True:
+                while (raw := self.framer.next_message()) is not None:
+                    request = parse_message(raw)
+                    assert isinstance(request, Request), request.start_line()
+                    self._ok(request)
+                    self.infos.append(request)
+                while self.infos:
+                    message = decode(self.infos.pop(0).body)
+                    if isinstance(message, kind):
+                        return message
+                data = await self.reader.read(65536)
+                assert data, "connection closed"
+                self.framer.receive_data(data)
+
+    async def bye(self) -> Response:
+        self.writer.write(self._request("BYE", b""))
+        return await self._response()
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+def _tr87_port(harness: Harness) -> int:
+    assert harness.server is not None and harness.server.tr87 is not None
+    return int(harness.server.tr87.ua.transport.listener("tcp").port)
+
+
+async def test_microsoft_rcc_client_names_its_line_in_the_invite(harness: Harness) -> None:
+    """The line in ``lcs:line`` of the INVITE's RequestSystemStatus is the session's: a
+    MonitorStart and a MakeCall without a device of their own address it."""
+    await _phones(harness)
+    sim = harness.sims[0]
+    client = await RawTr87.open(_tr87_port(harness))
+    try:
+        ok = await client.invite(capture("lcs-RequestSystemStatus.xml"))
+        assert ok.content_type == "application/csta+xml"
+        answer, edition = decode_with_edition(ok.body)
+        assert answer == m.RequestSystemStatusResponse(system_status="normal")
+        assert edition.name == "ED3" and ED3 in ok.body
+
+        # Hand-written: the documents an RCC client sends for "its" line, naming no device.
+        monitor = await client.info(f'<MonitorStart xmlns="{ED3.decode()}"/>'.encode())
+        started = decode(monitor.body)
+        assert isinstance(started, m.MonitorStartResponse), started
+        back = await client.event(m.BackInServiceEvent)
+        assert back.monitor_cross_ref_id == started.monitor_cross_ref_id
+        assert back.device == DeviceIdentifier(value="sip:455455@sim.invalid")
+
+        made = await client.info(
+            f'<MakeCall xmlns="{ED3.decode()}"><calledDirectoryNumber>455360'
+            "</calledDirectoryNumber></MakeCall>".encode()
+        )
+        assert isinstance(decode(made.body), m.MakeCallResponse), made.body
+        await wait_until(lambda: bool(sim.phone("455455").legs()), WAIT, "the line dials")
+        await wait_until(lambda: bool(sim.phone("455360").legs()), WAIT, "455360 rings")
+        assert (await client.bye()).status_code == 200
+    finally:
+        await client.close()
+
+
+async def test_cisco_cme_session_flow_with_the_3cx_monitor_start(harness: Harness) -> None:
+    """Cisco CME's CTI session: INVITE with RequestSystemStatus, GetCSTAFeatures, MonitorStart
+    in INFO (the 3CX capture's body, for line 181), then events as INFO."""
+    await _phones(harness)
+    sim = harness.sims[0]
+    client = await RawTr87.open(_tr87_port(harness))
+    try:
+        ok = await client.invite(
+            f'<?xml version="1.0"?><RequestSystemStatus xmlns="{ED3.decode()}"/>'.encode()
+        )
+        assert decode(ok.body) == m.RequestSystemStatusResponse(system_status="normal")
+
+        features = decode((await client.info(capture("cisco-GetCSTAFeatures.xml"))).body)
+        assert isinstance(features, m.GetCSTAFeaturesResponse)
+        assert {"makeCall", "answerCall", "monitorStart"} <= features.supported_services
+
+        monitor = await client.info(capture("3cx-MonitorStart.xml"))
+        started, edition = decode_with_edition(monitor.body)
+        assert isinstance(started, m.MonitorStartResponse), started
+        assert edition.name == "ED5"  # the client's edition since its last document
+        await client.event(m.BackInServiceEvent)
+        sim.incoming_call("181", "455455")
+        delivered = await client.event(m.DeliveredEvent)
+        assert delivered.monitor_cross_ref_id == started.monitor_cross_ref_id
+        assert delivered.alerting_device == DeviceIdentifier(value="sip:181@sim.invalid")
+        assert (await client.bye()).status_code == 200
+    finally:
+        await client.close()
