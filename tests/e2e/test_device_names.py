@@ -91,4 +91,9 @@ async def test_json_api_names_lines_by_tel_uri_and_refuses_an_ambiguous_extensio
         assert r.json()["device"] == OTHER_101
         r = await http.get("/api/v1/devices/101/features")
         assert r.status_code == 404, r.text
-        assert "ambiguous" in r.text
+        assert r.json()["error"] == (
+            f"'101' is ambiguous: it names {OTHER_101}, {L101}; use the full sip: URI"
+        )
+        r = await http.get("/api/v1/devices/999/features")
+        assert r.status_code == 404, r.text
+        assert "ambiguous" not in r.json()["error"]

@@ -306,8 +306,7 @@ async def test_errors_say_why(api: Api) -> None:
     r = await api.client.post("/api/v1/devices/999/calls", json={"to": "200"})
     assert r.status_code == 404
     assert r.json() == {
-        "error": "unknown device '999': no phone has this line (or the name is ambiguous; "
-        "use the full sip: URI)",
+        "error": "unknown device '999': no phone has this line",
         "csta_error": None,
         "detail": None,
     }

@@ -267,11 +267,12 @@ def _device(server: Server, principal: Principal, text: str) -> Device:
                 f"not {text!r}",
             )
     if device is None:
-        raise ApiError(
-            404,
-            f"unknown device {text!r}: no phone has this line (or the name is ambiguous; "
-            "use the full sip: URI)",
-        )
+        fits = sorted(d.device_id for d in server.hub.switch.devices.resolve_all(text))
+        if fits:
+            raise ApiError(
+                404, f"{text!r} is ambiguous: it names {', '.join(fits)}; use the full sip: URI"
+            )
+        raise ApiError(404, f"unknown device {text!r}: no phone has this line")
     return device
 
 
