@@ -252,6 +252,7 @@ def test_random_lifecycles_leave_no_leaks(ops) -> None:
     sf = ready_switch()
     xrefs: dict[str, list[str]] = {}
     outstanding: list[ToPhone] = []
+    answered: set[str] = set()
     phone_of = {A_LINE: "AAAAAAAAAAAA", B_LINE: "BBBBBBBBBBBB"}
     counter = 0
     for op, client, line in ops:
@@ -292,10 +293,13 @@ def test_random_lifecycles_leave_no_leaks(ops) -> None:
                 assert isinstance(a, ToClient)
                 if isinstance(a.message, m.MonitorStartResponse):  # at once or deferred
                     xref = a.message.monitor_cross_ref_id
-                    assert xref in sf.monitors.client_monitors
+                    assert xref in sf.monitors.client_monitors and xref not in answered
+                    answered.add(xref)
                     xrefs.setdefault(str(a.client), []).append(xref)
                 if isinstance(a.message, m.CstaEvent):
                     assert a.message.monitor_cross_ref_id in sf.monitors.client_monitors
+                    # No event before the client's MonitorStart is answered.
+                    assert a.message.monitor_cross_ref_id in answered
     for client in ("c1", "c2", "c3"):
         sf.client_detach(client)
     assert sf.monitors.client_monitors == {}

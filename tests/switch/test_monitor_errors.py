@@ -93,3 +93,16 @@ def test_a_phone_failing_again_and_again_sends_out_of_service_once() -> None:
     assert names(back) == [("c1", "BackInServiceEvent")]
     # Back in service: the next outage is told again.
     assert names(sf.phone_lost(PHONE)) == [("c1", "OutOfServiceEvent")]
+
+
+def test_a_line_leaving_before_the_phone_answers_refuses_the_waiting_monitor_start() -> None:
+    sf = SwitchingFunction()
+    sf.phone_ready(PHONE, [LINE, "sip:101@pbx.example"])
+    (start,) = sf.client_request("c1", 4, m.MonitorStart(monitor_object="100"))
+    actions = sf.phone_lines_changed(PHONE, ["sip:101@pbx.example"])
+    (refused,) = [a for a in actions if isinstance(a, ToClient)]
+    assert (refused.client, refused.invoke, refused.message) == ("c1", 4, REFUSED)
+    assert sf.monitors.client_monitors == {}
+    # The phone's late answer starts nothing for anyone: its monitor is stopped again.
+    (stop,) = sf.phone_response(start.token, m.MonitorStartResponse(monitor_cross_ref_id="1"))
+    assert isinstance(stop, ToPhone) and stop.request == m.MonitorStop(monitor_cross_ref_id="1")

@@ -317,7 +317,14 @@ class SwitchingFunction:
             if point is None:
                 continue
             for cm in list(point.clients.values()):
-                actions.append(self._event(cm, m.MonitorEndedEvent(cause="resourcesNotAvailable")))
+                if cm.cross_ref_id in point.waiting:  # its MonitorStart is not answered yet
+                    invoke = point.waiting[cm.cross_ref_id]
+                    detail = f"{device.device_id} left phone {device.phone} before it answered"
+                    error = m.CSTAErrorCode.operation("invalidDeviceID")
+                    actions.append(self._error(cm.client, invoke, error, detail))
+                else:
+                    ended = m.MonitorEndedEvent(cause="resourcesNotAvailable")
+                    actions.append(self._event(cm, ended))
                 # The last one also stops the phone's monitor when that phone is still up
                 # (a line an operator moved away from a ready phone).
                 actions.extend(self._release(cm.cross_ref_id))
