@@ -15,13 +15,14 @@ import httpx
 from tests.e2e.conftest import Harness, wait_until
 from uacsta.csta import messages as m
 from uacsta.csta.types import DeviceIdentifier
+from uacsta.simulator.agent import PhoneAgent
 from uacsta.web.auth import Auth
 
 L101 = "sip:101@sim.invalid"
 OTHER_101 = "sip:101@branch.invalid"
 
 
-async def _phones(harness: Harness):  # type: ignore[no-untyped-def]
+async def _phones(harness: Harness) -> tuple[PhoneAgent, PhoneAgent]:
     await harness.start_server()
     sim = harness.simulation()
     yealink = sim.add_phone("yealink", ["100", "101"], transport="tcp")
@@ -46,6 +47,7 @@ async def test_csta_client_names_lines_by_uri_tel_and_extension(harness: Harness
     started = await client.request(m.MonitorStart(monitor_object="tel:+4930101"))
     assert isinstance(started, m.MonitorStartResponse), started
     back = await client.wait_for(m.BackInServiceEvent)
+    assert isinstance(back, m.BackInServiceEvent)
     assert back.device == DeviceIdentifier(L101)
     await wait_until(lambda: len(yealink.phone.monitors) == 1, what="monitor in the phone")
 

@@ -72,11 +72,13 @@ async def test_a_refused_restore_ends_the_monitors_of_clients_on_the_line(
     seen = answer_monitor_start(agent, 200, ERROR)
     agent.drop_connection()
     out = await client.wait_for(m.OutOfServiceEvent)
+    assert isinstance(out, m.OutOfServiceEvent)
     assert out.monitor_cross_ref_id == started.monitor_cross_ref_id
     assert await agent.register() == 200
     # The switching function ends the client's monitor: MonitorStop (ECMA-269 Phase III's
     # form of MonitorEnded), sent as a request to the client.
     ended = await client.wait_for(m.MonitorStop)
+    assert isinstance(ended, m.MonitorStop)
     assert ended.monitor_cross_ref_id == started.monitor_cross_ref_id
     assert seen["MonitorStart"] == 1
     switch = harness.server.hub.switch  # type: ignore[union-attr]

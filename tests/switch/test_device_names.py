@@ -91,6 +91,7 @@ def test_ambiguous_and_unknown_names_are_refused_with_invalid_device_id_saying_w
     (unknown,) = sf.client_request(
         "c", 2, m.MakeCall(calling_device="999", called_directory_number="1")
     )
+    assert isinstance(unknown, ToClient)
     assert unknown.message == m.CSTAErrorCode.operation("invalidDeviceID")
     assert "unknown device" in (unknown.detail or "")
     # The full URI names one line; events carry the line's own device ID, not the client's form.
@@ -99,6 +100,7 @@ def test_ambiguous_and_unknown_names_are_refused_with_invalid_device_id_saying_w
     )
     assert isinstance(start, ToPhone) and start.request == m.MonitorStart(monitor_object=A)
     answered = sf.phone_response(start.token, m.MonitorStartResponse(monitor_cross_ref_id="1"))
+    assert isinstance(answered[1], ToClient)
     back = answered[1].message
     assert isinstance(back, m.BackInServiceEvent) and back.device == DeviceIdentifier(A)
 
