@@ -695,8 +695,10 @@ class PhoneLink:
 
         For MonitorStart its monitors cannot start: left "ready", clients' monitors would
         silently never start. The link is reported lost instead (inventory state ``failed``
-        with this reason, OutOfService to the clients) and set up again after
-        ``relink_backoff``.
+        with this reason, OutOfService to the clients, once however often it fails) and set
+        up again after ``relink_backoff``, doubled for each failure of the same kind in a row
+        up to ``relink_backoff_max``. A well-formed CSTA error is the phone's verdict on the
+        line, not a fault: it reaches the clients (see the switching function).
         """
         if isinstance(request, m.MonitorStart):
             self._lost(f"answered MonitorStart with {what}")
