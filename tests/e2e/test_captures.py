@@ -16,8 +16,9 @@ import secrets
 import struct
 from pathlib import Path
 from typing import TypeVar
+from xml.sax.saxutils import escape
 
-from tests.e2e.conftest import Harness, csta_port, wait_until
+from tests.e2e.conftest import PASSWORD, Harness, csta_port, phone_ports, wait_until
 from uacsta.csta import appsession as ecma354
 from uacsta.csta import messages as m
 from uacsta.csta.codec import decode, decode_with_edition
@@ -29,6 +30,7 @@ M = TypeVar("M", bound=m.CstaMessage)
 CAPTURES = Path(__file__).parent.parent / "csta" / "fixtures" / "captures"
 WAIT = 5.0
 ED3 = b"http://www.ecma-international.org/standards/ecma-323/csta/ed3"
+ED5 = "http://www.ecma-international.org/standards/ecma-323/csta/ed5"
 
 
 def capture(name: str) -> bytes:
@@ -380,3 +382,250 @@ async def test_cisco_cme_session_flow_with_the_3cx_monitor_start(harness: Harnes
         assert (await client.bye()).status_code == 200
     finally:
         await client.close()
+
+
+# --- a phone written by hand: REGISTER, the CSTA dialog, its documents ------------------------
+
+
+def _head(message: Request, *names: str) -> list[str]:
+    return [f"{k}: {v}" for k, v in message.headers if k in names]
+
+
+class RawPhone:
+    """A phone over TCP speaking hand-written SIP: it registers as its MAC, answers the
+    server's INVITE and INFOs with the documents ``answers`` gives per request root, lists
+    ``lines`` in a SwitchingFunctionDevices, and sends the event documents a test hands it."""
+
+    MAC = "02AB00C0FFEE"  # no vendor's OUI: an unrecognised phone
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        lines: list[str],
+        monitors: dict[str, str],
+    ) -> None:
+        self.reader, self.writer = reader, writer
+        self.local = f"127.0.0.1:{writer.get_extra_info('sockname')[1]}"
+        self.framer = StreamFramer()
+        self.lines, self.monitors = lines, monitors  # line -> monitorCrossRefID to answer
+        self.tag = secrets.token_hex(4)
+        self.cseq = 0
+        self.dialog: Request | None = None  # the server's INVITE
+        self.received: list[bytes] = []  # CSTA bodies the server sent
+        self.responses: asyncio.Queue[Response] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(cls, port: int, lines: list[str], monitors: dict[str, str]) -> RawPhone:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), WAIT)
+        phone = cls(reader, writer, lines, monitors)
+        phone.task = asyncio.get_running_loop().create_task(phone._read())
+        return phone
+
+    def _send(self, text: str, body: bytes = b"") -> None:
+        self.writer.write(text.replace("\n", "\r\n").encode() + body)
+
+    async def register(self, password: str) -> None:
+        uri = f"sip:{self.local.split(':')[0]}"
+
+        def register(cseq: int, auth: str = "") -> str:
+            return (
+                f"REGISTER {uri} SIP/2.0\n"
+                f"Via: SIP/2.0/TCP {self.local};branch=z9hG4bK{secrets.token_hex(8)};rport\n"
+                f"From: <sip:{self.MAC}@127.0.0.1>;tag={self.tag}\n"
+                f"To: <sip:{self.MAC}@127.0.0.1>\n"
+                f"Call-ID: reg-{self.tag}@phone\n"
+                f"CSeq: {cseq} REGISTER\n"
+                f"Contact: <sip:{self.MAC}@{self.local};transport=tcp>\n"
+                f"{auth}Max-Forwards: 70\nExpires: 300\n"
+                "User-Agent: Acme DeskPhone 1.0\nContent-Length: 0\n\n"
+            )
+
+        self._send(register(1))
+        challenge = await asyncio.wait_for(self.responses.get(), WAIT)
+        assert challenge.status_code == 401, challenge.start_line()
+        www = challenge.header_values("WWW-Authenticate")[0]
+        self._send(
+            register(2, f"Authorization: {_digest(www, 'REGISTER', uri, self.MAC, password)}\n")
+        )
+        ok = await asyncio.wait_for(self.responses.get(), WAIT)
+        assert ok.status_code == 200, ok.start_line()
+
+    async def _read(self) -> None:
+        while True:
+            data = await self.reader.read(65536)
+            if not data:
+                return
+            self.framer.receive_data(data)
+            while (raw := self.framer.next_message()) is not None:
+                message = parse_message(raw)
+                if isinstance(message, Response):
+                    if message.status_code >= 200:
+                        self.responses.put_nowait(message)
+                elif message.method == "ACK":
+                    continue
+                else:
+                    self._answer(message)
+
+    def _answer(self, request: Request) -> None:
+        body = b""
+        if request.method == "INVITE" and self.dialog is None:
+            self.dialog = request
+        if request.body:
+            self.received.append(request.body)
+            body = self.answer(decode(request.body))
+        heads = _head(request, "Via", "From", "Call-ID", "CSeq")
+        to = request.header("To") or ""
+        if ";tag=" not in to:
+            to += f";tag={self.tag}"
+        extra = ""
+        if body:
+            extra = "Content-Type: application/csta+xml\n"
+        self._send(
+            "SIP/2.0 200 OK\n"
+            + "\n".join(heads)
+            + f"\nTo: {to}\nContact: <sip:{self.MAC}@{self.local};transport=tcp>\n"
+            + f"{extra}Content-Length: {len(body)}\n\n",
+            body,
+        )
+        if isinstance(
+            decode(request.body) if request.body else None, m.GetSwitchingFunctionDevices
+        ):
+            entries = "".join(
+                f"<deviceEntry><deviceID>{escape(line)}</deviceID></deviceEntry>"
+                for line in self.lines
+            )
+            self.send_info(  # the line list, snom style (uacsta-protocol-notes.md set-up order)
+                f'<SwitchingFunctionDevices xmlns="{ED5}"><serviceCrossRefID>1</serviceCrossRefID>'
+                f"<lastSegment>true</lastSegment><deviceList>{entries}</deviceList>"
+                "</SwitchingFunctionDevices>".encode()
+            )
+
+    def answer(self, request: m.CstaMessage) -> bytes:
+        """The phone's answers; the MonitorStartResponse is the snom dialect's (single quotes,
+        ed5) with the crossRefID this phone uses for the line."""
+        match request:
+            case m.RequestSystemStatus():
+                return capture("notes-RequestSystemStatusResponse.xml")
+            case m.SystemRegister():
+                return capture("snom-SystemRegisterResponse.xml")
+            case m.GetSwitchingFunctionDevices():
+                return f'<GetSwitchingFunctionDevicesResponse xmlns="{ED5}"/>'.encode()
+            case m.MonitorStart() if request.monitor_object in self.monitors:
+                xref = self.monitors[str(request.monitor_object)]
+                return (
+                    f"<?xml version='1.0' encoding='UTF-8'?><MonitorStartResponse xmlns='{ED5}'>"
+                    f"<monitorCrossRefID>{xref}</monitorCrossRefID></MonitorStartResponse>"
+                ).encode()
+            case m.MonitorStop():
+                return f'<MonitorStopResponse xmlns="{ED5}"/>'.encode()
+        return capture("notes-CSTAErrorCode-unspecified.xml")
+
+    def send_info(self, body: bytes) -> None:
+        """A request in the CSTA dialog (an event, the line list), as the phone is the UAS."""
+        invite = self.dialog
+        assert invite is not None
+        self.cseq += 1
+        contact = re.search(r"<([^>]+)>", invite.header("Contact") or "")
+        assert contact is not None
+        self._send(
+            f"INFO {contact.group(1)} SIP/2.0\n"
+            f"Via: SIP/2.0/TCP {self.local};branch=z9hG4bK{secrets.token_hex(8)};rport\n"
+            f"From: {invite.header('To')};tag={self.tag}\n"
+            f"To: {invite.header('From')}\n"
+            f"Call-ID: {invite.call_id}\n"
+            f"CSeq: {self.cseq} INFO\n"
+            "Max-Forwards: 70\nContent-Type: application/csta+xml\n"
+            f"Content-Length: {len(body)}\n\n",
+            body,
+        )
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+def _monitor_start(device: str) -> bytes:
+    """A plain ed3 MonitorStart as every CSTA client writes it (ECMA-323 element names)."""
+    return (
+        f'<MonitorStart xmlns="{ED3.decode()}"><monitorObject><deviceObject>{device}'
+        "</deviceObject></monitorObject></MonitorStart>"
+    ).encode()
+
+
+OSV_LINE = "N<302118840101>;displayNumber=302118840101;noa=nk"
+
+
+async def test_documents_a_phone_sends_reach_a_csta_client(harness: Harness) -> None:
+    """An unrecognised phone that names its line the OpenScape way, prefixes every element,
+    uses long hex call IDs and Siemens private data, or writes no namespace at all: a
+    CSTA-over-TCP client gets its events with the values and the ``scx:`` data intact."""
+    server = await harness.start_server()
+    phone = await RawPhone.open(
+        phone_ports(server)["tcp"], [OSV_LINE, "201"], {OSV_LINE: "1e07", "201": "77"}
+    )
+    try:
+        await phone.register(PASSWORD)
+        await harness.wait_state(RawPhone.MAC, "ready")
+        assert harness.server is not None and harness.server.inventory is not None
+        record = harness.server.inventory.get(RawPhone.MAC)
+        assert record is not None and record.lines == [OSV_LINE, "201"]
+
+        raw = await AnnexJ.open(csta_port(server))
+        try:
+            started = ecma354.decode_appsession(
+                await raw.ask(b"0001", capture("avaya-StartApplicationSession.xml"))
+            )
+            assert isinstance(started, ecma354.StartApplicationSessionPosResponse)
+            # The client names the lines as it likes: a bare number, the phone's own string.
+            osv = decode(
+                await raw.ask(
+                    b"0002",
+                    _monitor_start("302118840101"),
+                )
+            )
+            assert isinstance(osv, m.MonitorStartResponse), osv
+            zultys = decode(
+                await raw.ask(
+                    b"0003",
+                    _monitor_start("201"),
+                )
+            )
+            assert isinstance(zultys, m.MonitorStartResponse), zultys
+            # The phone is asked in its own terms: the line string it listed.
+            asked = [decode(body) for body in phone.received]
+            assert m.MonitorStart(monitor_object=OSV_LINE) in asked, asked
+
+            phone.send_info(capture("openscape-DeliveredEvent-prefixed.xml"))
+            delivered = await raw.event(m.DeliveredEvent)
+            assert delivered.monitor_cross_ref_id == osv.monitor_cross_ref_id
+            assert delivered.connection is not None
+            # One call-ID space for clients: the phone's hex call ID, mapped but recognisable.
+            assert str(delivered.connection.call_id).endswith("FF000100000000005B0D6A5B1B250000")
+            assert delivered.connection.device_id == OSV_LINE
+            assert delivered.calling_device == DeviceIdentifier(
+                value="N<302118840102>;displayNumber=302118840102;noa=nk"
+            )
+            assert delivered.cause == "newCall"
+            assert delivered.extensions is not None
+            assert b"<scx:callingPartyName>Alice</scx:callingPartyName>" in delivered.extensions
+            assert b"http://www.siemens.com/schema/csta" in delivered.extensions
+
+            phone.send_info(
+                (
+                    CAPTURES.parent / "realworld" / "zultys-DeliveredEvent-nonamespace.xml"
+                ).read_bytes()
+            )
+            plain = await raw.event(m.DeliveredEvent)
+            assert plain.monitor_cross_ref_id == zultys.monitor_cross_ref_id
+            assert plain.connection is not None
+            assert str(plain.connection.call_id).endswith("5501")
+            assert plain.calling_device == DeviceIdentifier(value="+14155550100")
+            assert plain.last_redirection_device == DeviceIdentifier(value="200")  # numberDialed
+        finally:
+            await raw.close()
+    finally:
+        await phone.close()
