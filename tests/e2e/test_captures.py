@@ -520,6 +520,12 @@ class RawPhone:
                 ).encode()
             case m.MonitorStop():
                 return f'<MonitorStopResponse xmlns="{ED5}"/>'.encode()
+            case m.SnapshotDevice():
+                return capture("snom-SnapshotDeviceResponse.xml")
+            case m.MakeCall():
+                return capture("snom-MakeCallResponse.xml")
+            case m.SetForwarding():
+                return f"<SetForwardingResponse xmlns='{ED5}'/>".encode()
         return capture("notes-CSTAErrorCode-unspecified.xml")
 
     def send_info(self, body: bytes) -> None:
@@ -625,6 +631,74 @@ async def test_documents_a_phone_sends_reach_a_csta_client(harness: Harness) -> 
             assert str(plain.connection.call_id).endswith("5501")
             assert plain.calling_device == DeviceIdentifier(value="+14155550100")
             assert plain.last_redirection_device == DeviceIdentifier(value="200")  # numberDialed
+        finally:
+            await raw.close()
+    finally:
+        await phone.close()
+
+
+REALWORLD = CAPTURES.parent / "realworld"
+HOSTED = "tel:+4930123456"
+
+
+async def test_real_world_client_requests_and_phone_answers(harness: Harness) -> None:
+    """Deployed clients' documents (hosted PBX ``SnapShotDevice``, BroadWorks SetForwarding
+    with an empty ``ringCount``, a .NET MakeCall declaring utf-16 on UTF-8 bytes) reach the
+    phone as standard requests; the phone's snom answers and a hosted PBX ``TransferedEvent``
+    with ``privateData`` under the root reach the client."""
+    server = await harness.start_server()
+    lines = [HOSTED, "sip:2001@as.example.net", "sip:jürgen@pbx.example.com"]
+    phone = await RawPhone.open(phone_ports(server)["tcp"], lines, {HOSTED: "9"})
+    try:
+        await phone.register(PASSWORD)
+        await harness.wait_state(RawPhone.MAC, "ready")
+        raw = await AnnexJ.open(csta_port(server))
+        try:
+            started = ecma354.decode_appsession(
+                await raw.ask(b"0001", capture("avaya-StartApplicationSession.xml"))
+            )
+            assert isinstance(started, ecma354.StartApplicationSessionPosResponse)
+            xref = decode(await raw.ask(b"0002", _monitor_start(HOSTED)))
+            assert isinstance(xref, m.MonitorStartResponse), xref
+
+            snapshot = decode(
+                await raw.ask(b"0003", (REALWORLD / "hostedpbx-SnapShotDevice.xml").read_bytes())
+            )
+            assert isinstance(snapshot, m.SnapshotDeviceResponse), snapshot
+            (info,) = snapshot.snapshot_data
+            assert info.connection_identifier is not None
+            assert str(info.connection_identifier.call_id).endswith("-12")
+            assert info.local_connection_state == "alerting"
+            assert m.SnapshotDevice(snapshot_object=HOSTED) in [decode(b) for b in phone.received]
+
+            forwarding = decode(
+                await raw.ask(b"0004", (REALWORLD / "broadworks-SetForwarding.xml").read_bytes())
+            )
+            assert isinstance(forwarding, m.SetForwardingResponse), forwarding
+            sent = [decode(b) for b in phone.received if b"SetForwarding" in b]
+            assert len(sent) == 1 and isinstance(sent[0], m.SetForwarding)
+            assert sent[0].device == "sip:2001@as.example.net"
+            assert sent[0].forward_dn == "2005" and sent[0].activate_forward is True
+            assert sent[0].ring_count is None  # empty means absent, and is not written
+
+            made = decode(
+                await raw.ask(
+                    b"0005", (REALWORLD / "dotnet-MakeCall-utf16-declaration.xml").read_bytes()
+                )
+            )
+            assert isinstance(made, m.MakeCallResponse), made
+            sent = [decode(b) for b in phone.received if b"<MakeCall" in b]
+            assert len(sent) == 1 and isinstance(sent[0], m.MakeCall)
+            assert sent[0].calling_device == "sip:jürgen@pbx.example.com"
+            assert sent[0].called_directory_number == "+49891234"
+
+            phone.send_info((REALWORLD / "hostedpbx-TransferedEvent-privateData.xml").read_bytes())
+            transferred = await raw.event(m.TransferredEvent)
+            assert transferred.monitor_cross_ref_id == xref.monitor_cross_ref_id
+            assert transferred.transferred_to_device == DeviceIdentifier(value="tel:+4930654321")
+            assert transferred.cause == "transfer"
+            assert transferred.extensions is not None
+            assert b"<hp:Tenant" in transferred.extensions and b">acme<" in transferred.extensions
         finally:
             await raw.close()
     finally:

@@ -9,9 +9,10 @@ function assign a device's identifier, whatever form a client used to name it.
 How a client's device string is resolved (:meth:`DeviceRegistry.resolve_all`), in order:
 
 1. **SIP/SIPS URI** (``sip:101@PBX.example.com:5060;user=phone``, ``<sip:…>``, with a display
-   name): scheme ``sips`` as ``sip``, host case-insensitive, user part case-sensitive (RFC
-   3261 §19.1.4), URI parameters and headers ignored. A port counts only when both the
-   client and the line give one (a line listed with ``:5060`` is still ``sip:101@pbx``).
+   name; ``101@pbx.example.com`` without a scheme, as BroadWorks writes it): scheme ``sips``
+   as ``sip``, host case-insensitive, user part case-sensitive (RFC 3261 §19.1.4), URI
+   parameters and headers ignored. A port counts only when both the client and the line give
+   one (a line listed with ``:5060`` is still ``sip:101@pbx``).
 2. **tel: URI, global or local number** (``tel:+49-30-101``) and **OpenScape Voice form**
    (``N<302118840101>;displayNumber=…;noa=nk``): the number with its visual separators
    (space ``-.()``) dropped, against the lines' ``tel:`` IDs and aliases, then against the
@@ -124,6 +125,9 @@ def _parse(text: str) -> _Name:
     if openscape:
         number = openscape.group(1).translate(_SEPARATORS)
         return _Name(user=number or None, number=True)
+    user, at, host = name.partition("@")
+    if at and user and host and ":" not in user:
+        return _parse(f"sip:{name}")  # BroadWorks documents: user@host without a scheme
     bare = name.translate(_SEPARATORS)
     return _Name(user=bare or None)
 
