@@ -384,6 +384,23 @@ async def test_cisco_cme_session_flow_with_the_3cx_monitor_start(harness: Harnes
         await client.close()
 
 
+async def test_cisco_cme_client_asks_features_in_the_invite(harness: Harness) -> None:
+    """Cisco CME CTI clients have sent GetCSTAFeatures as the INVITE body: the 200 carries the
+    answer, and the session goes on."""
+    await _phones(harness)
+    client = await RawTr87.open(_tr87_port(harness))
+    try:
+        ok = await client.invite(capture("cisco-GetCSTAFeatures.xml"))
+        features = decode(ok.body)
+        assert isinstance(features, m.GetCSTAFeaturesResponse), features
+        assert {"makeCall", "monitorStart", "snapshotDevice"} <= features.supported_services
+        status = await client.info(f'<RequestSystemStatus xmlns="{ED3.decode()}"/>'.encode())
+        assert decode(status.body) == m.RequestSystemStatusResponse(system_status="normal")
+        assert (await client.bye()).status_code == 200
+    finally:
+        await client.close()
+
+
 # --- a phone written by hand: REGISTER, the CSTA dialog, its documents ------------------------
 
 
@@ -413,6 +430,7 @@ class RawPhone:
         self.cseq = 0
         self.dialog: Request | None = None  # the server's INVITE
         self.received: list[bytes] = []  # CSTA bodies the server sent
+        self.requests: list[tuple[str, str]] = []  # ("INFO MonitorStart", content type)
         self.responses: asyncio.Queue[Response] = asyncio.Queue()
         self.task: asyncio.Task[None] | None = None
 
@@ -474,7 +492,11 @@ class RawPhone:
             self.dialog = request
         if request.body:
             self.received.append(request.body)
-            body = self.answer(decode(request.body))
+            asked = decode(request.body)
+            self.requests.append(
+                (f"{request.method} {type(asked).__name__}", request.content_type or "")
+            )
+            body = self.answer(asked)
         heads = _head(request, "Via", "From", "Call-ID", "CSeq")
         to = request.header("To") or ""
         if ";tag=" not in to:
@@ -601,6 +623,20 @@ async def test_documents_a_phone_sends_reach_a_csta_client(harness: Harness) -> 
                 )
             )
             assert isinstance(zultys, m.MonitorStartResponse), zultys
+            # The set-up as uacsta-protocol-notes.md describes it (and the 3CX capture shows):
+            # INVITE with RequestSystemStatus, CSTA headers, session timer; INFO per request.
+            invite = phone.dialog
+            assert invite is not None and invite.content_type == "application/csta+xml"
+            assert (invite.header("Content-Disposition") or "").startswith("signal")
+            assert "handling=required" in (invite.header("Content-Disposition") or "")
+            assert "timer" in (invite.header("Supported") or "")
+            assert isinstance(decode(invite.body), m.RequestSystemStatus)
+            assert [r for r, _ in phone.requests[:3]] == [
+                "INVITE RequestSystemStatus",
+                "INFO SystemRegister",
+                "INFO GetSwitchingFunctionDevices",
+            ], phone.requests
+            assert ("INFO MonitorStart", "application/csta+xml") in phone.requests
             # The phone is asked in its own terms: the line string it listed.
             asked = [decode(body) for body in phone.received]
             assert m.MonitorStart(monitor_object=OSV_LINE) in asked, asked
