@@ -414,6 +414,7 @@ class RawPhone:
     ``lines`` in a SwitchingFunctionDevices, and sends the event documents a test hands it."""
 
     MAC = "02AB00C0FFEE"  # no vendor's OUI: an unrecognised phone
+    USER_AGENT = "Acme DeskPhone 1.0"
 
     def __init__(
         self,
@@ -457,7 +458,7 @@ class RawPhone:
                 f"CSeq: {cseq} REGISTER\n"
                 f"Contact: <sip:{self.MAC}@{self.local};transport=tcp>\n"
                 f"{auth}Max-Forwards: 70\nExpires: 300\n"
-                "User-Agent: Acme DeskPhone 1.0\nContent-Length: 0\n\n"
+                f"User-Agent: {self.USER_AGENT}\nContent-Length: 0\n\n"
             )
 
         self._send(register(1))
@@ -514,15 +515,18 @@ class RawPhone:
         if isinstance(
             decode(request.body) if request.body else None, m.GetSwitchingFunctionDevices
         ):
-            entries = "".join(
-                f"<deviceEntry><deviceID>{escape(line)}</deviceID></deviceEntry>"
-                for line in self.lines
-            )
-            self.send_info(  # the line list, snom style (uacsta-protocol-notes.md set-up order)
-                f'<SwitchingFunctionDevices xmlns="{ED5}"><serviceCrossRefID>1</serviceCrossRefID>'
-                f"<lastSegment>true</lastSegment><deviceList>{entries}</deviceList>"
-                "</SwitchingFunctionDevices>".encode()
-            )
+            self.send_info(self.line_list())
+
+    def line_list(self) -> bytes:
+        """The line list, snom style (uacsta-protocol-notes.md set-up order)."""
+        entries = "".join(
+            f"<deviceEntry><deviceID>{escape(line)}</deviceID></deviceEntry>" for line in self.lines
+        )
+        return (
+            f'<SwitchingFunctionDevices xmlns="{ED5}"><serviceCrossRefID>1</serviceCrossRefID>'
+            f"<lastSegment>true</lastSegment><deviceList>{entries}</deviceList>"
+            "</SwitchingFunctionDevices>"
+        ).encode()
 
     def answer(self, request: m.CstaMessage) -> bytes:
         """The phone's answers; the MonitorStartResponse is the snom dialect's (single quotes,
@@ -735,6 +739,177 @@ async def test_real_world_client_requests_and_phone_answers(harness: Harness) ->
             assert transferred.cause == "transfer"
             assert transferred.extensions is not None
             assert b"<hp:Tenant" in transferred.extensions and b">acme<" in transferred.extensions
+        finally:
+            await raw.close()
+    finally:
+        await phone.close()
+
+
+class RawYealink(RawPhone):
+    """A phone written to yealink-uacsta-behaviour.md: its line list
+    (``deviceList/device``, ED5x), its answers and its events are the capture fixtures."""
+
+    MAC = "805EC0ABCDEF"
+    USER_AGENT = "Yealink SIP-T46G 28.83.0.35"
+
+    def line_list(self) -> bytes:
+        return (REALWORLD / "yealink-SwitchingFunctionDevices.xml").read_bytes()
+
+    def answer(self, request: m.CstaMessage) -> bytes:
+        match request:
+            case m.RequestSystemStatus():
+                return (
+                    '<?xml version="1.0" encoding="utf-8"?>\n'
+                    f'<RequestSystemStatusResponse xmlns="{ED5}">\n'
+                    "\t<systemStatus>normal</systemStatus>\n</RequestSystemStatusResponse>\n"
+                ).encode()  # hand-written from the document's requests table
+            case m.SystemRegister():
+                return capture("yealink-SystemRegisterResponse.xml")
+            case m.GetSwitchingFunctionDevices():
+                return capture("yealink-GetSwitchingFunctionDevicesResponse.xml")
+            case m.MonitorStart() if (
+                _yealink_account(request.monitor_object) == "2001@pbx.example.com"
+            ):
+                return capture("yealink-MonitorStartResponse.xml")
+            case m.GetForwarding():
+                return capture("yealink-GetForwardingResponse.xml")
+            case m.GetDoNotDisturb():
+                return capture("yealink-GetDoNotDisturbResponse.xml")
+            case m.SnapshotDevice():
+                return capture("yealink-SnapshotDeviceResponse.xml")
+            case m.GetMessageWaitingIndicator():
+                return capture("yealink-GetMessageWaitingIndicatorResponse.xml")
+        return capture("yealink-CSTAErrorCode.xml")
+
+
+Y2001 = "sip:2001@pbx.example.com"
+Y2001_LISTED = "sip:2001@pbx.example.com:5060;tel=+4989123452001"
+
+
+def _yealink_account(device: str | None) -> str | None:
+    """The firmware's device lookup: strip ``sip:``, cut the host at ``:`` and ``;tel``."""
+    text = (device or "").removeprefix("sips:").removeprefix("sip:")
+    user, at, host = text.partition("@")
+    if not at:
+        return None
+    return f"{user}@{host.split(';tel')[0].split(':')[0]}"
+
+
+async def test_yealink_documents_through_the_server(harness: Harness) -> None:
+    """Every Yealink document of the references, from a hand-written phone: the line list
+    with ``device`` items, the ED5x/ED3 answers and the events reach a CSTA-over-TCP client
+    with the line named as clients name it and the phone's call IDs mapped."""
+    server = await harness.start_server()
+    phone = await RawYealink.open(phone_ports(server)["tcp"], [], {})
+    try:
+        await phone.register(PASSWORD)
+        await harness.wait_state(RawYealink.MAC, "ready")
+        assert harness.server is not None and harness.server.inventory is not None
+        record = harness.server.inventory.get(RawYealink.MAC)
+        assert record is not None and Y2001 in record.lines
+        raw = await AnnexJ.open(csta_port(server))
+        try:
+            started = ecma354.decode_appsession(
+                await raw.ask(b"0001", capture("avaya-StartApplicationSession.xml"))
+            )
+            assert isinstance(started, ecma354.StartApplicationSessionPosResponse)
+            monitor = decode(await raw.ask(b"0002", _monitor_start("2001")))
+            assert isinstance(monitor, m.MonitorStartResponse), [decode(b) for b in phone.received]
+            xref = monitor.monitor_cross_ref_id
+            # Asked in the firmware's own terms: the account string it listed, port included.
+            asked = [decode(body) for body in phone.received]
+            assert m.MonitorStart(monitor_object=Y2001_LISTED) in asked
+
+            def device_request(root: str) -> bytes:
+                return f'<{root} xmlns="{ED3.decode()}"><device>2001</device></{root}>'.encode()
+
+            forwarding = decode(await raw.ask(b"0003", device_request("GetForwarding")))
+            assert isinstance(forwarding, m.GetForwardingResponse), forwarding
+            assert [
+                (f.forwarding_type, f.forward_status, f.forward_dn)
+                for f in forwarding.forwarding_list
+            ] == [
+                ("forwardImmediate", True, "tel:300"),
+                ("forwardBusy", False, "tel:"),
+                ("forwardNoAns", False, "tel:"),
+            ]
+            dnd = decode(await raw.ask(b"0004", device_request("GetDoNotDisturb")))
+            assert dnd == m.GetDoNotDisturbResponse(do_not_disturb_on=True)
+            mwi = decode(await raw.ask(b"0005", device_request("GetMessageWaitingIndicator")))
+            assert isinstance(mwi, m.GetMessageWaitingIndicatorResponse), mwi
+            assert mwi.message_waiting_on is False
+            snapshot = decode(
+                await raw.ask(
+                    b"0006",
+                    f'<SnapshotDevice xmlns="{ED3.decode()}"><snapshotObject>2001'
+                    "</snapshotObject></SnapshotDevice>".encode(),
+                )
+            )
+            assert isinstance(snapshot, m.SnapshotDeviceResponse), snapshot
+            (info,) = snapshot.snapshot_data
+            assert info.connection_identifier is not None
+            assert info.connection_identifier.device_id == Y2001
+            assert str(info.connection_identifier.call_id).endswith("23")
+            assert info.local_connection_state == "hold"
+
+            events: dict[str, type[m.CstaEvent]] = {
+                "yealink-ServiceInitiatedEvent.xml": m.ServiceInitiatedEvent,
+                "yealink-OriginatedEvent.xml": m.OriginatedEvent,
+                "yealink-EstablishedEvent.xml": m.EstablishedEvent,
+                "yealink-HeldEvent.xml": m.HeldEvent,
+                "yealink-RetrievedEvent.xml": m.RetrievedEvent,
+                "yealink-DigitsGeneratedEvent.xml": m.DigitsGeneratedEvent,
+                "yealink-DivertedEvent.xml": m.DivertedEvent,
+                "yealink-FailedEvent.xml": m.FailedEvent,
+                "yealink-ConferencedEvent.xml": m.ConferencedEvent,
+                "yealink-ConnectionClearedEvent.xml": m.ConnectionClearedEvent,
+                "yealink-DoNotDisturbEvent.xml": m.DoNotDisturbEvent,
+                "yealink-ForwardingEvent.xml": m.ForwardingEvent,
+            }
+            got: dict[type[m.CstaEvent], m.CstaEvent] = {}
+            for name, kind in events.items():
+                phone.send_info(capture(name))
+                event: m.CstaEvent = await raw.event(kind)
+                assert event.monitor_cross_ref_id == xref, name
+                got[kind] = event
+            established = got[m.EstablishedEvent]
+            assert isinstance(established, m.EstablishedEvent)
+            assert established.established_connection is not None
+            assert established.established_connection.device_id == Y2001
+            assert established.calling_device == DeviceIdentifier(value="sip:2002@pbx.example.com")
+            digits = got[m.DigitsGeneratedEvent]
+            assert isinstance(digits, m.DigitsGeneratedEvent)
+            assert digits.digit_generated_list == "5"
+            diverted = got[m.DivertedEvent]
+            assert isinstance(diverted, m.DivertedEvent)
+            assert diverted.new_destination == DeviceIdentifier(value="300")
+            failed = got[m.FailedEvent]
+            assert isinstance(failed, m.FailedEvent) and failed.cause == "callCancelled"
+            assert failed.calling_device == DeviceIdentifier(value="2002")
+            conferenced = got[m.ConferencedEvent]
+            assert isinstance(conferenced, m.ConferencedEvent)
+            assert len(conferenced.conference_connections) == 3
+            parts = [
+                str(item.new_connection.call_id).split("|")
+                for item in conferenced.conference_connections
+                if item.new_connection is not None
+            ]
+            assert all(len(p) == 2 and p[0].endswith("23") and p[1].endswith("25") for p in parts)
+            cleared = got[m.ConnectionClearedEvent]
+            assert isinstance(cleared, m.ConnectionClearedEvent)
+            assert cleared.releasing_device == DeviceIdentifier(value=Y2001)
+            dnd_event = got[m.DoNotDisturbEvent]
+            assert isinstance(dnd_event, m.DoNotDisturbEvent)
+            assert dnd_event.device == DeviceIdentifier(value=Y2001)
+            assert dnd_event.do_not_disturb_on is True
+            fwd = got[m.ForwardingEvent]
+            assert isinstance(fwd, m.ForwardingEvent)
+            assert (fwd.forwarding_type, fwd.forward_status, fwd.forward_to, fwd.ring_count) == (
+                "forwardNoAns",
+                True,
+                "tel:300",
+                4,
+            )
         finally:
             await raw.close()
     finally:
