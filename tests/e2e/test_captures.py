@@ -902,6 +902,33 @@ async def test_yealink_documents_through_the_server(harness: Harness) -> None:
             assert isinstance(dnd_event, m.DoNotDisturbEvent)
             assert dnd_event.device == DeviceIdentifier(value=Y2001)
             assert dnd_event.do_not_disturb_on is True
+            # The firmware's misspelled root and its "delivered" form (realworld fixtures).
+            phone.send_info((REALWORLD / "yealink-TransferedEvent.xml").read_bytes())
+            transferred = await raw.event(m.TransferredEvent)
+            assert transferred.monitor_cross_ref_id == xref
+            assert transferred.transferred_to_device == DeviceIdentifier(
+                value="sip:2003@pbx.example.com"
+            )
+            assert transferred.cause == "singleStepTransfer"
+            phone.send_info((REALWORLD / "yealink-DeliveredEvent.xml").read_bytes())
+            delivered = await raw.event(m.DeliveredEvent)
+            assert delivered.alerting_device == DeviceIdentifier(value=Y2001)
+            assert delivered.local_connection_info == "alerting"
+            # An account change: the phone is asked for its lines again.
+            before = sum(
+                isinstance(decode(b), m.GetSwitchingFunctionDevices) for b in phone.received
+            )
+            phone.send_info(capture("yealink-SwFunctionDevicesChanged.xml"))
+            await wait_until(
+                lambda: (
+                    sum(
+                        isinstance(decode(b), m.GetSwitchingFunctionDevices) for b in phone.received
+                    )
+                    > before
+                ),
+                WAIT,
+                "the line list asked again",
+            )
             fwd = got[m.ForwardingEvent]
             assert isinstance(fwd, m.ForwardingEvent)
             assert (fwd.forwarding_type, fwd.forward_status, fwd.forward_to, fwd.ring_count) == (
