@@ -386,7 +386,7 @@ async def test_cisco_cme_session_flow_with_the_3cx_monitor_start(harness: Harnes
 
 async def test_cisco_cme_client_asks_features_in_the_invite(harness: Harness) -> None:
     """Cisco CME CTI clients have sent GetCSTAFeatures as the INVITE body: the 200 carries the
-    answer, and the session goes on."""
+    answer, and the session goes on, about the line in the To header."""
     await _phones(harness)
     client = await RawTr87.open(_tr87_port(harness))
     try:
@@ -396,6 +396,12 @@ async def test_cisco_cme_client_asks_features_in_the_invite(harness: Harness) ->
         assert {"makeCall", "monitorStart", "snapshotDevice"} <= features.supported_services
         status = await client.info(f'<RequestSystemStatus xmlns="{ED3.decode()}"/>'.encode())
         assert decode(status.body) == m.RequestSystemStatusResponse(system_status="normal")
+        # "The PBX phone line is described in the SIP To header": a MonitorStart without a
+        # device (hand-written) is about that line (To: sip:455455@127.0.0.1).
+        monitor = await client.info(f'<MonitorStart xmlns="{ED3.decode()}"/>'.encode())
+        assert isinstance(decode(monitor.body), m.MonitorStartResponse), monitor.body
+        back = await client.event(m.BackInServiceEvent)
+        assert back.device == DeviceIdentifier(value="sip:455455@sim.invalid")
         assert (await client.bye()).status_code == 200
     finally:
         await client.close()

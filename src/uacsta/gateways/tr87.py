@@ -64,6 +64,7 @@ from uacsta.sip.digest import (
 from uacsta.sip.errors import SipError
 from uacsta.sip.helpers import generate_tag
 from uacsta.sip.message import Request, Response
+from uacsta.sip.uri import AbsoluteUri, SipUri
 from uacsta.switch.function import ToClient
 from uacsta.switch.router import SUBJECT_FIELDS
 from uacsta.throttle import AuthThrottle
@@ -93,6 +94,14 @@ MAX_PENDING_REQUESTS = 64
 MAX_EVENT_QUEUE = 2000
 #: How long close() waits for the clients' answers to our BYE.
 BYE_TIMEOUT = 2.0
+
+
+def line_of(uri: SipUri | AbsoluteUri) -> str | None:
+    """The line a client's INVITE is addressed to (Cisco CME: "the PBX phone line is described
+    in the SIP To header"): ``sip:user@host`` or a ``tel:`` URI; None without a user part."""
+    if isinstance(uri, SipUri):
+        return f"{uri.scheme}:{uri.user}@{uri.host}" if uri.user else None
+    return str(uri) if uri.scheme.lower() == "tel" else None
 
 
 def with_default_device(request: m.CstaRequest, line: str) -> m.CstaRequest:
@@ -138,8 +147,9 @@ class Tr87Session:
     contact: str
     local_host: str | None
     edition: codec.Edition = codec.Edition.ED3
-    #: The line a Microsoft-style client named in its RequestSystemStatus (``lcs:line``):
-    #: the device of its requests that name none.
+    #: The line the session is about: the INVITE's To URI, or the ``lcs:line`` a
+    #: Microsoft-style client names in its RequestSystemStatus; the device of its requests
+    #: that name none.
     line: str | None = None
     usage: DialogUsage | None = None
     pending: set[_Pending] = field(default_factory=set)
@@ -601,6 +611,7 @@ class Tr87Gateway:
             contact=self.ua.contact(flow.transport, "uacsta", local_host),
             local_host=local_host,
         )
+        session.line = line_of(request.to.uri)
         self.sessions[request.call_id] = session
         log.info(
             "TR/87 client %s user %s: INVITE %s (From %s)",
