@@ -215,3 +215,30 @@ async def test_server_from_readme_defaults_challenges_md5_first_and_logs_in_cti(
         assert "StartApplicationSessionNegResponse" in xml, xml
     finally:
         writer.close()
+
+
+async def test_garbage_datagrams_from_many_ports_log_a_few_lines(served: Served) -> None:
+    # Issue 15 item 11: each source port stays under its message rate, so nothing is dropped
+    # before parsing; the log must still not grow by a line per datagram.
+    loop = asyncio.get_running_loop()
+    target = ("127.0.0.1", served.sip_udp)
+    for port_index in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.bind(("127.0.0.1", 0))
+            for n in range(10):
+                sender.sendto(b"garbage %d-%d\r\n\r\n" % (port_index, n), target)
+    # A REGISTER sent after them is answered once they are all read (one socket, in order).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        await loop.sock_sendto(sock, _register(served.sip_udp, "001565AABBCD"), target)
+        answer = (await asyncio.wait_for(loop.sock_recv(sock, 65535), 10)).decode()
+    finally:
+        sock.close()
+    assert answer.startswith("SIP/2.0 401"), answer
+    log = served.log.read_text(errors="replace")
+    bad = [line for line in log.splitlines() if "bad datagram from udp:" in line]
+    rate_limit_lines = tomllib.loads(readme_defaults())["log"]["rate_limit_lines"]
+    assert 1 <= len(bad) <= rate_limit_lines, bad[:20]
+    assert "further lines like 'bad datagram from %s: %s' suppressed" in log

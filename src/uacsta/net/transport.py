@@ -43,6 +43,7 @@ from uacsta.net.flow import (
 from uacsta.net.guard import AcceptLoop, ConnectionGate, GateLimits, listening_socket
 from uacsta.net.stream import StreamConnection, flood_log
 from uacsta.net.udp import UdpProtocol
+from uacsta.ratelog import RateLimitedLog
 from uacsta.sip.errors import SipParseError
 from uacsta.sip.helpers import reason_phrase
 from uacsta.sip.message import Message, Request, Response, canonical_name, parse_message
@@ -59,6 +60,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("uacsta.net.transport")
+#: Unparsable SIP from anyone (no login needed): a few lines per source address, not one
+#: per datagram (issue 15 item 11).
+bad_input_log = RateLimitedLog(log)
 
 #: UDP sources whose message rate is remembered (least recently seen forgotten first).
 MAX_UDP_BUCKETS = 65536
@@ -423,7 +427,7 @@ class SipTransport:
                 datagram=True,
             )
         except SipParseError as exc:
-            log.info("bad datagram from %s: %s", flow, exc)
+            bad_input_log.info(("bad-sip", source[0]), "bad datagram from %s: %s", flow, exc)
             answer = error_response_bytes(data, exc)
             proto = self._udp_by_local.get(listener.local)
             if answer is not None and proto is not None:
@@ -468,7 +472,9 @@ class SipTransport:
             )
         except SipParseError as exc:
             # Framed correctly, so the stream is still in sync: answer and carry on.
-            log.info("bad message on %s: %s", conn.flow, exc)
+            bad_input_log.info(
+                ("bad-sip", conn.flow.remote[0]), "bad message on %s: %s", conn.flow, exc
+            )
             answer = error_response_bytes(raw, exc)
             if answer is not None:
                 with contextlib.suppress(FlowClosed):
