@@ -73,6 +73,19 @@ def _free_port(kind: int) -> int:
         return int(s.getsockname()[1])
 
 
+def _free_udp_and_tcp_port() -> int:
+    """A port free for UDP and TCP (the phone listeners share it, as 5060 does)."""
+    for _ in range(50):
+        port = _free_port(socket.SOCK_DGRAM)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no port free for UDP and TCP")
+
+
 @dataclasses.dataclass
 class Served:
     proc: asyncio.subprocess.Process
@@ -85,12 +98,12 @@ class Served:
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     block = readme_defaults()
-    sip_udp, csta_tcp = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
+    sip_udp, csta_tcp = _free_udp_and_tcp_port(), _free_port(socket.SOCK_STREAM)
     web = _free_port(socket.SOCK_STREAM)
     # Only what the operator guide says to set: listen addresses (loopback), the data path.
     block = block.replace(
         'listen = ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060", "tls:0.0.0.0:5061"]',
-        f'listen = ["udp:127.0.0.1:{sip_udp}"]',
+        f'listen = ["udp:127.0.0.1:{sip_udp}", "tcp:127.0.0.1:{sip_udp}"]',
     )
     block = block.replace(
         'csta_listen = ["tcp:0.0.0.0:8882", "tls:0.0.0.0:8883"]',
@@ -101,7 +114,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     )
     block = block.replace('listen = "tcp:0.0.0.0:8080"', f'listen = "tcp:127.0.0.1:{web}"')
     block = block.replace('path = "./data"', f'path = "{tmp_path / "data"}"')
-    assert block.count("127.0.0.1") == 3, "README's listen defaults changed: adapt this test"
+    assert block.count("127.0.0.1") == 4, "README's listen defaults changed: adapt this test"
     config = tmp_path / "uacsta.toml"
     config.write_text(block, encoding="utf-8")
     log = tmp_path / "serve.log"
