@@ -255,3 +255,26 @@ async def test_garbage_datagrams_from_many_ports_log_a_few_lines(served: Served)
     rate_limit_lines = tomllib.loads(readme_defaults())["log"]["rate_limit_lines"]
     assert 1 <= len(bad) <= rate_limit_lines, bad[:20]
     assert "further lines like 'bad datagram from %s: %s' suppressed" in log
+
+
+async def test_malformed_http_requests_log_a_few_lines(served: Served) -> None:
+    # Issue 15 item 11 on the web listener: uvicorn's "Invalid HTTP request received." came
+    # once per request (also for every body refused with 413), from anyone.
+    for n in range(60):
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.web)
+        if n % 2:
+            writer.write(b"GARBAGE / HTTP/9\r\n\r\n")
+        else:
+            writer.write(b"PUT /api/v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(200), 10)
+        writer.close()
+        if not n % 2:
+            assert answer.startswith(b"HTTP/1.1 413"), answer
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.web)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert (await asyncio.wait_for(reader.read(200), 10)).startswith(b"HTTP/1.1 200")
+    writer.close()
+    log = served.log.read_text(errors="replace")
+    invalid = [line for line in log.splitlines() if "Invalid HTTP request received." in line]
+    rate_limit_lines = tomllib.loads(readme_defaults())["log"]["rate_limit_lines"]
+    assert 1 <= len(invalid) <= rate_limit_lines + 1, invalid  # + the "suppressed" notice

@@ -28,13 +28,16 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from uacsta.net.guard import AcceptLoop, ConnectionGate
-from uacsta.ratelog import RateLimitedLog
+from uacsta.ratelog import RateLimitedLog, RateLimitFilter
 
 MAX_HEAD_BYTES = 16 * 1024
 MAX_HEADERS = 100
 HEAD_TIMEOUT = 10.0
 BODY_TIMEOUT = 60.0
 MAX_BODY_BYTES = 1024 * 1024
+#: uvicorn logs "Invalid HTTP request received." once per malformed request (anyone can send
+#: them; a refused body ends that way too): a few lines per interval (issue 15 item 11).
+INVALID_REQUEST_FILTER = RateLimitFilter(only=frozenset({"Invalid HTTP request received."}))
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -67,6 +70,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         if BoundedHttpToolsProtocol.refusals is None:
             BoundedHttpToolsProtocol.refusals = RateLimitedLog(self.logger)
+        self.logger.addFilter(INVALID_REQUEST_FILTER)  # a no-op once the logger has it
         self._head_bytes = 0
         self._head_counted = 0
         self._body_bytes = 0
