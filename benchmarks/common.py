@@ -371,7 +371,7 @@ def instrumented_server(config: str, out: str) -> None:
     waiting: dict[int, list[tuple[float, float]]] = {}
     received = udp.UdpProtocol.datagram_received
     handle_frame = cstatcp.CstaTcpClient._handle_frame
-    dialog_request_nowait = UserAgent.dialog_request_nowait
+    dialog_request_then = UserAgent.dialog_request_then
     send_frame = cstatcp.CstaTcpClient.send_frame
     client_flush = cstatcp.CstaTcpClient.flush
     flush_soon = cstatcp.CstaTcpGateway._flush_soon
@@ -388,17 +388,17 @@ def instrumented_server(config: str, out: str) -> None:
         finally:
             started.reset(token)
 
-    def timed_dialog_request(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def timed_dialog_request(self: Any, usage: Any, method: str, done: Any, **kwargs: Any) -> None:
         box = started.get()
-        sent = dialog_request_nowait(self, *args, **kwargs)
         if box is not None:
             t0 = time.perf_counter()
+            inner = done
 
-            def answered(_: Any) -> None:
+            def done(result: Any) -> None:  # before the link's and the hub's handling
                 box[1] += time.perf_counter() - t0
+                inner(result)
 
-            sent.add_done_callback(answered)  # before the link's and the hub's callbacks
-        return sent
+        dialog_request_then(self, usage, method, done, **kwargs)
 
     def counted_frame(self: Any, invoke: str, xml: bytes) -> None:
         send_frame(self, invoke, xml)
@@ -423,7 +423,7 @@ def instrumented_server(config: str, out: str) -> None:
 
     udp.UdpProtocol.datagram_received = timed_datagram  # type: ignore[method-assign]
     cstatcp.CstaTcpClient._handle_frame = timed_handle_frame  # type: ignore[method-assign]
-    UserAgent.dialog_request_nowait = timed_dialog_request  # type: ignore[method-assign]
+    UserAgent.dialog_request_then = timed_dialog_request  # type: ignore[method-assign]
     cstatcp.CstaTcpClient.send_frame = counted_frame  # type: ignore[method-assign]
     cstatcp.CstaTcpClient.flush = timed_client_flush  # type: ignore[method-assign]
     cstatcp.CstaTcpGateway._flush_soon = timed_flush  # type: ignore[method-assign]

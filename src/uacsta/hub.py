@@ -40,8 +40,10 @@ class PhoneChannel(Protocol):
     """A ready phone link: sends one CSTA request and returns the phone's answer.
 
     Returns a ``CSTAErrorCode`` for a negative answer or a timeout; raises only on bugs.
-    A channel may also offer ``csta_request_nowait(request) -> Future``, the same as a
-    future; the hub then relays without a task per request.
+    A channel may also offer ``csta_request_then(request, done)``, calling ``done(answer)``
+    once, as soon as the phone's answer is read (before the phone's later events); the hub
+    then relays without a task per request, and clients get the answer before the events
+    the phone sent after it (a future's callback would run a loop iteration late).
     """
 
     async def csta_request(self, request: m.CstaRequest) -> m.CstaMessage: ...
@@ -163,11 +165,10 @@ class SwitchHub:
                         self._run(self.switch.phone_failed(action.token, *refused))
                         continue
                     self.requests_relayed += 1
-                    nowait = getattr(channel, "csta_request_nowait", None)
-                    if nowait is not None:
-                        # A future and a callback: no task per relayed request.
-                        answer = nowait(action.request)
-                        answer.add_done_callback(functools.partial(self._answered, action))
+                    then = getattr(channel, "csta_request_then", None)
+                    if then is not None:
+                        # A callback, no task per relayed request, run in the phone's order.
+                        then(action.request, functools.partial(self._answered, action))
                         continue
                     task = asyncio.get_running_loop().create_task(self._ask(channel, action))
                     self._tasks.add(task)
@@ -186,19 +187,8 @@ class SwitchHub:
             except Exception:  # a broken client must not stop the fan-out to others
                 log.exception("delivering %s to a client failed", type(event).__name__)
 
-    def _answered(self, action: ToPhone, answer: asyncio.Future[m.CstaMessage]) -> None:
-        if answer.cancelled():
-            return
-        exc = answer.exception()
-        if exc is not None:
-            log.error("CSTA request to %s failed", action.phone, exc_info=exc)
-            self._run(
-                self.switch.phone_failed(
-                    action.token, m.CSTAErrorCode.system_resource_availability("generic"), str(exc)
-                )
-            )
-            return
-        self._run(self.switch.phone_response(action.token, answer.result()))
+    def _answered(self, action: ToPhone, answer: m.CstaMessage) -> None:
+        self._run(self.switch.phone_response(action.token, answer))
 
     async def _ask(self, channel: PhoneChannel, action: ToPhone) -> None:
         try:

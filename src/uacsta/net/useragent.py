@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import heapq
 import itertools
 import logging
@@ -89,6 +91,9 @@ RequestHandler = Callable[[ServerRequest], None]
 ClosedHandler = Callable[[Flow], None]
 #: ``tracer("in" | "out", message, flow)``: sees every message, for diagnostics.
 Tracer = Callable[[str, Message, Flow], None]
+#: Called with a request's final response, or the exception that stands for it
+#: (:class:`TimeoutError` past the caller's limit, :class:`asyncio.CancelledError` at close).
+ResponseCallback = Callable[[Response | BaseException], None]
 
 
 @dataclass(eq=False)
@@ -137,6 +142,8 @@ class UserAgent:
         self._on_closed_cb = on_closed
         self._flows: dict[TransactionKey, Flow] = {}
         self._waiters: dict[TransactionKey, asyncio.Future[Response]] = {}
+        #: :meth:`request_then` callers, each with the context it was called in.
+        self._callbacks: dict[TransactionKey, tuple[ResponseCallback, contextvars.Context]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         #: Callers' own time limits (a CSTA answer in 5 s, shorter than Timer F): a heap of
@@ -182,6 +189,8 @@ class UserAgent:
         for waiter in self._waiters.values():
             if not waiter.done():
                 waiter.cancel()
+        for key in list(self._callbacks):
+            self._call_back(key, asyncio.CancelledError())
         await self.transport.close()
 
     # ------------------------------------------------------------------ client side
@@ -240,8 +249,28 @@ class UserAgent:
         self, request: Request, flow: Flow, *, timeout: float | None = None
     ) -> asyncio.Future[Response]:
         """:meth:`request` over an existing flow, without a coroutine: the future of the final
-        response (or :class:`TimeoutError`). For the relay path, where a task per request
-        would cost more than the request."""
+        response (or :class:`TimeoutError`). Its callbacks run on a later loop iteration,
+        after whatever else the peer sent in the meantime: where order matters, use
+        :meth:`request_then`."""
+        waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self.request_then(request, flow, functools.partial(_settle, waiter), timeout=timeout)
+        return waiter
+
+    def request_then(
+        self,
+        request: Request,
+        flow: Flow,
+        done: ResponseCallback,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Send ``request`` over an existing flow; ``done`` gets its final response (or
+        :class:`TimeoutError`) at once, while the message carrying it is handled, in the
+        context this was called in. So a peer's answer is acted on before the requests it
+        sent after it (a phone's 200 to a CSTA request before its event INFOs), which a
+        future's callback, run a loop iteration later, cannot promise. No task or future
+        per request: this is the relay path. ``done`` may run before this returns (the
+        flow failed)."""
         loop = asyncio.get_running_loop()
         self._loop = loop
         if not request.has_header("User-Agent"):
@@ -249,14 +278,11 @@ class UserAgent:
         key, actions = self.layer.new_client(
             request, reliable=flow.transport != "udp", now=loop.time()
         )
-        waiter: asyncio.Future[Response] = loop.create_future()
-        self._waiters[key] = waiter
-        waiter.add_done_callback(lambda _: self._waiters.pop(key, None))
+        self._callbacks[key] = (done, contextvars.copy_context())
         if timeout is not None:
             self._add_deadline(loop.time() + timeout, key)
         self._flows[key] = flow
         self._dispatch(actions)  # the first Transmit goes out over ``flow`` (_transmit)
-        return waiter
 
     def send_ack(self, ack: Request, flow: Flow) -> None:
         """ACK for a 2xx goes outside any transaction (§13.2.2.4)."""
@@ -315,7 +341,30 @@ class UserAgent:
         timeout: float | None = None,
     ) -> asyncio.Future[Response]:
         """:meth:`dialog_request` for a request other than INVITE, as a future (see
-        :meth:`request_nowait`); the dialog sees the response before the caller does."""
+        :meth:`request_nowait`; :meth:`dialog_request_then` where order matters)."""
+        waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self.dialog_request_then(
+            usage,
+            method,
+            functools.partial(_settle, waiter),
+            body=body,
+            content_type=content_type,
+            timeout=timeout,
+        )
+        return waiter
+
+    def dialog_request_then(
+        self,
+        usage: DialogUsage,
+        method: str,
+        done: ResponseCallback,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """:meth:`request_then` for an in-dialog request other than INVITE; the dialog sees
+        the response before ``done`` does."""
         if method == "INVITE":
             raise ValueError("a re-INVITE needs dialog_request (its 2xx is ACKed)")
         request = usage.dialog.create_request(
@@ -326,14 +375,13 @@ class UserAgent:
             extra_headers=(("User-Agent", self.user_agent),),
             via=self._usage_via(usage),
         )
-        waiter = self.request_nowait(request, usage.flow, timeout=timeout)
 
-        def seen(done: asyncio.Future[Response]) -> None:
-            if not done.cancelled() and done.exception() is None:
-                usage.dialog.receive_response(done.result())
+        def seen(result: Response | BaseException) -> None:
+            if isinstance(result, Response):
+                usage.dialog.receive_response(result)
+            done(result)
 
-        waiter.add_done_callback(seen)
-        return waiter
+        self.request_then(request, usage.flow, seen, timeout=timeout)
 
     def _usage_via(self, usage: DialogUsage) -> Via:
         """The usage's Via template, built once (same transport and address every time)."""
@@ -432,6 +480,16 @@ class UserAgent:
         waiter = self._waiters.get(key)
         if waiter is not None and not waiter.done():
             waiter.set_result(response)
+        elif key in self._callbacks:
+            self._call_back(key, response)
+
+    def _call_back(self, key: TransactionKey, result: Response | BaseException) -> None:
+        """Hand a :meth:`request_then` caller its result, once; its failure is its own."""
+        done, context = self._callbacks.pop(key)
+        try:
+            context.run(done, result)
+        except Exception:
+            log.exception("response handler failed for %s", type(result).__name__)
 
     def _deliver_response(
         self, key: TransactionKey | None, response: Response, source: Flow | None
@@ -504,9 +562,11 @@ class UserAgent:
 
     def _add_deadline(self, deadline: float, key: TransactionKey) -> None:
         heap = self._deadlines
-        if len(heap) > 1024 and len(heap) > 4 * len(self._waiters):
+        if len(heap) > 1024 and len(heap) > 4 * (len(self._waiters) + len(self._callbacks)):
             # Most entries belong to requests answered long ago: keep the heap small.
-            heap[:] = [entry for entry in heap if entry[2] in self._waiters]
+            heap[:] = [
+                entry for entry in heap if entry[2] in self._waiters or entry[2] in self._callbacks
+            ]
             heapq.heapify(heap)
         heapq.heappush(heap, (deadline, next(self._seq), key))
 
@@ -517,6 +577,8 @@ class UserAgent:
             waiter = self._waiters.get(key)
             if waiter is not None and not waiter.done():
                 waiter.set_exception(TimeoutError())
+            elif key in self._callbacks:
+                self._call_back(key, TimeoutError())
 
     def _rearm(self) -> None:
         """Keep the one loop timer at or before the earliest deadline. A timer armed for an
@@ -544,6 +606,18 @@ class UserAgent:
         now = loop.time()
         self._expire_deadlines(now)
         self._dispatch(self.layer.handle_timer(now))
+
+
+def _settle(waiter: asyncio.Future[Response], result: Response | BaseException) -> None:
+    """Resolve a :meth:`UserAgent.request_nowait` future with a :data:`ResponseCallback` result."""
+    if waiter.done():
+        return
+    if isinstance(result, asyncio.CancelledError):
+        waiter.cancel()
+    elif isinstance(result, BaseException):
+        waiter.set_exception(result)
+    else:
+        waiter.set_result(result)
 
 
 def flow_peer(flow: Flow) -> tuple[str, object]:

@@ -600,57 +600,80 @@ class PhoneLink:
         self, request: m.CstaRequest, *, internal: bool = False
     ) -> asyncio.Future[m.CstaMessage]:
         """:meth:`csta_request` as a future that always gets a result (an answer or a
-        ``CSTAErrorCode``), without a coroutine: the hub relays through this, a task per
-        relayed request would cost more than the rest of the relay."""
+        ``CSTAErrorCode``). Its callbacks run a loop iteration late, after the phone's
+        later INFOs: the hub relays through :meth:`csta_request_then` instead."""
         answer: asyncio.Future[m.CstaMessage] = asyncio.get_running_loop().create_future()
+
+        def settle(result: m.CstaMessage) -> None:
+            if not answer.done():
+                answer.set_result(result)
+
+        self.csta_request_then(request, settle, internal=internal)
+        return answer
+
+    def csta_request_then(
+        self,
+        request: m.CstaRequest,
+        done: Callable[[m.CstaMessage], None],
+        *,
+        internal: bool = False,
+    ) -> None:
+        """Send one CSTA request; ``done`` gets the answer (or a ``CSTAErrorCode``) exactly
+        once, as soon as the phone's response is read, before anything the phone sent after
+        it: the firmware answers before it acts, so its 200 precedes the events it causes and
+        clients must see them in that order. ``done`` runs before this returns when the
+        request is not sent. No task or future per request: the hub relays through this."""
         usage = self.usage
         if (
             usage is None
             or self.state is LinkState.LOST
             or (not internal and self.state is not LinkState.READY)
         ):
-            answer.set_result(m.CSTAErrorCode.system_resource_availability("outOfService"))
-            return answer
+            done(m.CSTAErrorCode.system_resource_availability("outOfService"))
+            return
         if self.in_flight >= MAX_IN_FLIGHT:
             # Clients together may not queue unbounded work on one phone.
             self.log.warning("%s has %d CSTA requests in flight", self.mac, self.in_flight)
-            answer.set_result(m.CSTAErrorCode.performance_management("performanceLimitExceeded"))
-            return answer
+            done(m.CSTAErrorCode.performance_management("performanceLimitExceeded"))
+            return
         refused = self.refusal(request)
         if refused is not None:
             self.log.info("%s not sent: %s", type(request).__name__, refused[1])
-            answer.set_result(refused[0])
-            return answer
+            done(refused[0])
+            return
         request = self.to_phone_form(request)
         self.service.trace_csta(self.mac, "out", request)
         body = codec.encode(request, self.edition, **self._dialect)
+        started = time.perf_counter()
+        self.in_flight += 1  # before sending: a failed flow answers before the send returns
+
+        def answered(result: Response | BaseException) -> None:
+            self.in_flight -= 1
+            done(self._answer_from(request, result, started))
+
         try:
-            sent = self.service.ua.dialog_request_nowait(
-                usage, "INFO", body=body, content_type=CSTA_TYPE, timeout=self.csta_timeout
+            self.service.ua.dialog_request_then(
+                usage,
+                "INFO",
+                answered,
+                body=body,
+                content_type=CSTA_TYPE,
+                timeout=self.csta_timeout,
             )
         except (TransportError, DialogError, OSError) as exc:
-            self._lost(f"sending to the phone failed: {exc}")
-            answer.set_result(m.CSTAErrorCode.system_resource_availability("outOfService"))
-            return answer
-        self.requests_sent += 1
-        self.in_flight += 1
-        started = time.perf_counter()
-
-        def answered(done: asyncio.Future[Response]) -> None:
             self.in_flight -= 1
-            if not answer.done():
-                answer.set_result(self._answer_from(request, done, started))
-
-        sent.add_done_callback(answered)
-        return answer
+            self._lost(f"sending to the phone failed: {exc}")
+            done(m.CSTAErrorCode.system_resource_availability("outOfService"))
+            return
+        self.requests_sent += 1
 
     def _answer_from(
-        self, request: m.CstaRequest, done: asyncio.Future[Response], started: float
+        self, request: m.CstaRequest, result: Response | BaseException, started: float
     ) -> m.CstaMessage:
         """The CSTA answer the phone's response to ``request`` carries (or why there is none)."""
-        if done.cancelled():
+        if isinstance(result, asyncio.CancelledError):
             return m.CSTAErrorCode.system_resource_availability("outOfService")
-        exc = done.exception()
+        exc = result if isinstance(result, BaseException) else None
         if isinstance(exc, TimeoutError):
             self.timeouts += 1
             self.log.warning(
@@ -663,7 +686,8 @@ class PhoneLink:
         if exc is not None:
             self._lost(f"sending to the phone failed: {exc}")
             return m.CSTAErrorCode.system_resource_availability("outOfService")
-        response = done.result()
+        assert isinstance(result, Response)
+        response = result
         self.service.observe_latency(type(request).__name__, time.perf_counter() - started)
         if response.status_code in (408, 481) or (
             response.status_code == 503 and not response.has_header("Retry-After")
