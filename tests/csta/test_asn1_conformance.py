@@ -272,6 +272,21 @@ def message_instances(cls: type[CstaMessage], partial: bool = False) -> list[Cst
     return _instances(cls, partial)
 
 
+def emptied(value: Any) -> Any:
+    """``value`` with every list and flag set in it, also in nested structures, empty: what
+    the server sends for an idle device's snapshot or a call without connections."""
+    if isinstance(value, tuple):
+        return ()
+    if isinstance(value, frozenset):
+        return frozenset()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            f.name: emptied(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init
+        }
+        return dataclasses.replace(value, **changes)
+    return value
+
+
 # --- the walk ----------------------------------------------------------------------------------
 
 
@@ -525,11 +540,21 @@ def conformance_errors(cls: type[CstaMessage], schema: Schema) -> list[str]:
     """What differs, over every instance of ``cls`` in every edition, each difference once.
 
     Instances with a field left out (to reach every CHOICE alternative) are not held to the
-    mandatory fields: leaving one out was the test's doing.
+    mandatory fields: leaving one out was the test's doing. Each instance is also checked with
+    its lists and flag sets emptied (:func:`emptied`): an empty list is a value, and emptying
+    it must not make a mandatory field disappear (SEQUENCE OF, or a CHOICE holding one).
     """
     found: dict[str, None] = {}
     checked: set[bytes] = set()
     target = written_as(cls)
+
+    def add(errors: list[str]) -> None:
+        for error in errors:
+            hint = ""
+            if f"value {SAMPLE_TEXT!r} is not among the ENUMERATED" in error:
+                hint = " [the model types this field as a plain str]"
+            found[error + hint] = None
+
     cases = [(m, True) for m in message_instances(cls)]
     cases += [(m, False) for m in message_instances(cls, partial=True)]
     for message, is_complete in cases:
@@ -538,11 +563,12 @@ def conformance_errors(cls: type[CstaMessage], schema: Schema) -> list[str]:
             if document in checked:
                 continue  # a partial instance may be a complete one again
             checked.add(document)
-            for error in check_document(target, document, schema, mandatory=is_complete):
-                hint = ""
-                if f"value {SAMPLE_TEXT!r} is not among the ENUMERATED" in error:
-                    hint = " [the model types this field as a plain str]"
-                found[error + hint] = None
+            add(check_document(target, document, schema, mandatory=is_complete))
+            if cls is CSTAErrorCode:
+                continue
+            empty = codec.encode(emptied(message), edition)
+            before = set(check_document(target, document, schema))
+            add([e for e in check_document(target, empty, schema) if e not in before])
     return list(found)
 
 

@@ -521,3 +521,66 @@ def test_monitor_ended_notice_goes_out_as_monitor_stop() -> None:
     assert old == m.MonitorEndedEvent(
         monitor_cross_ref_id="311", cause=EventCause.RESOURCES_NOT_AVAILABLE
     )
+
+
+# --- mandatory lists written when empty (ECMA-285: SEQUENCE OF / CHOICE components) ----------
+
+
+EMPTY_MANDATORY_LISTS = [
+    # snapshot-device.asn1: crossRefIDorSnapshotData is not OPTIONAL; the Yealink reference:
+    # "empty snapshotData when idle".
+    (
+        m.SnapshotDeviceResponse(),
+        b"<SnapshotDeviceResponse><crossRefIDorSnapshotData><snapshotData/>"
+        b"</crossRefIDorSnapshotData></SnapshotDeviceResponse>",
+    ),
+    (
+        m.SnapshotCallResponse(),
+        b"<SnapshotCallResponse><crossRefIDorSnapshotData><snapshotData/>"
+        b"</crossRefIDorSnapshotData></SnapshotCallResponse>",
+    ),
+    (
+        m.SnapshotDeviceResponse(service_cross_ref_id="7"),
+        b"<SnapshotDeviceResponse><crossRefIDorSnapshotData><serviceCrossRefID>7"
+        b"</serviceCrossRefID></crossRefIDorSnapshotData></SnapshotDeviceResponse>",
+    ),
+    (
+        m.GetForwardingResponse(),
+        b"<GetForwardingResponse><forwardingList/></GetForwardingResponse>",
+    ),
+    (
+        m.GetCSTAFeaturesResponse(),
+        b"<GetCSTAFeaturesResponse><supportedServices/></GetCSTAFeaturesResponse>",
+    ),
+    (
+        m.SwitchingFunctionDevices(),
+        b"<SwitchingFunctionDevices><deviceList/></SwitchingFunctionDevices>",
+    ),
+    (
+        m.ConferencedEvent(monitor_cross_ref_id="1"),
+        b"<ConferencedEvent><monitorCrossRefID>1</monitorCrossRefID><conferenceConnections/>"
+        b"</ConferencedEvent>",
+    ),
+    (
+        m.TransferredEvent(monitor_cross_ref_id="1"),
+        b"<TransferredEvent><monitorCrossRefID>1</monitorCrossRefID><transferredConnections/>"
+        b"</TransferredEvent>",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"), EMPTY_MANDATORY_LISTS, ids=lambda v: type(v).__name__
+)
+def test_mandatory_list_written_when_empty(message: m.CstaMessage, expected: bytes) -> None:
+    assert _written(message) == expected
+    assert decode(expected) == message
+
+
+def test_idle_snapshot_device_response_with_namespace() -> None:
+    ns = "http://www.ecma-international.org/standards/ecma-323/csta/ed3"
+    assert encode(m.SnapshotDeviceResponse(), Edition.ED3) == (
+        DECL
+        + f'<SnapshotDeviceResponse xmlns="{ns}"><crossRefIDorSnapshotData>'
+        "<snapshotData/></crossRefIDorSnapshotData></SnapshotDeviceResponse>".encode()
+    )

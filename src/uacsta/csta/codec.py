@@ -902,13 +902,15 @@ _Plan = dict[str, tuple[int, Any, Any]]
 
 # Encode ops (tuples, first item the kind):
 #   (_LEAF, attr, enc, "<t>", "</t>", "<t/>")
-#   (_LIST, attr, enc_item, "<t>", "</t>", "<i>", "</i>", "<i/>")
-#   (_GROUP, None, sub_ops, "<t>", "</t>")
-#   (_FLAGS, attr, enc, "<t>", "</t>", "<t/>")
+#   (_LIST, attr, enc_item, "<t>", "</t>", "<i>", "</i>", "<i/>", "<t/>" or "")
+#   (_GROUP, None, sub_ops, "<t>", "</t>", is_choice)
+#   (_FLAGS, attr, enc, "<t>", "</t>", "<t/>" or "")
+# The last item of _LIST / _FLAGS is what an empty value writes: the empty element where the
+# ASN.1 component is mandatory (``xml_meta(required=True)``), else nothing.
 _LEAF: Final = 0
 _LIST: Final = 1
 _GROUP: Final = 2
-_FLAGS: Final = 3  # like _LEAF, but an empty set is left out
+_FLAGS: Final = 3  # like _LEAF, but an empty set is left out unless required
 _Ops = list[tuple[Any, ...]]
 
 
@@ -995,6 +997,7 @@ class _Spec:
             kind, arg = _field_kind(hints[f.name])
             plan, ops = self._descend(meta.get("path", ()))
             names = (tag, *meta.get("aliases", ()))
+            when_empty = f"<{tag}/>" if meta.get("required") else ""
             if kind == "list":
                 item = meta.get("item")
                 if not item:
@@ -1008,7 +1011,17 @@ class _Spec:
                 for name in names:
                     plan[name] = (_WRAP, item_plan, None)
                 item_tags = (f"<{item}>", f"</{item}>", f"<{item}/>")
-                ops.append((_LIST, f.name, sub.encode_inner, f"<{tag}>", f"</{tag}>", *item_tags))
+                ops.append(
+                    (
+                        _LIST,
+                        f.name,
+                        sub.encode_inner,
+                        f"<{tag}>",
+                        f"</{tag}>",
+                        *item_tags,
+                        when_empty,
+                    )
+                )
                 continue
             dec: Callable[[etree._Element], Any]
             enc: Callable[[Any], str]
@@ -1029,8 +1042,10 @@ class _Spec:
                 dec, enc = _SIMPLE[kind]
             for name in names:
                 plan[name] = (_SET, f.name, dec)
-            op_kind = _FLAGS if kind == "flags" else _LEAF
-            ops.append((op_kind, f.name, enc, f"<{tag}>", f"</{tag}>", f"<{tag}/>"))
+            if kind == "flags":
+                ops.append((_FLAGS, f.name, enc, f"<{tag}>", f"</{tag}>", when_empty))
+            else:
+                ops.append((_LEAF, f.name, enc, f"<{tag}>", f"</{tag}>", f"<{tag}/>"))
         self.list_attrs = tuple(list_attrs)
 
     def _descend(self, path: tuple[str, ...]) -> tuple[_Plan, _Ops]:
@@ -1107,6 +1122,8 @@ def _emit(obj: Any, ops: _Ops, parts: list[str]) -> None:
         elif kind == _LIST:
             items = getattr(obj, op[1])
             if not items:
+                if op[8]:
+                    parts.append(op[8])
                 continue
             parts.append(op[3])
             enc = op[2]
@@ -1121,12 +1138,13 @@ def _emit(obj: Any, ops: _Ops, parts: list[str]) -> None:
             parts.append(op[4])
         elif kind == _FLAGS:
             value = getattr(obj, op[1])
-            if value:
-                inner = op[2](value)
-                if inner:
-                    parts.append(op[3])
-                    parts.append(inner)
-                    parts.append(op[4])
+            inner = op[2](value) if value else ""
+            if inner:
+                parts.append(op[3])
+                parts.append(inner)
+                parts.append(op[4])
+            elif op[5]:
+                parts.append(op[5])
         else:
             sub: list[str] = []
             if op[5]:  # a CHOICE: the first alternative with a value

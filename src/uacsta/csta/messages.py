@@ -191,7 +191,9 @@ class GetCSTAFeaturesResponse(CstaResponse):
     left out. Decoding also reads the older ``<makeCall>true</makeCall>`` leaves at any depth.
     """
 
-    supported_services: frozenset[str] = frozenset()
+    supported_services: frozenset[str] = field(
+        default=frozenset(), metadata=xml_meta(required=True)
+    )
     supported_events: frozenset[str] = frozenset()
 
 
@@ -264,7 +266,8 @@ class SwitchingFunctionDevices(CstaRequest):
     segment_id: int | None = None
     last_segment: bool | None = None
     device_list: tuple[DeviceEntry, ...] = field(
-        default=(), metadata=xml_meta(item="deviceEntry", item_aliases=("device",))
+        default=(),
+        metadata=xml_meta(item="deviceEntry", item_aliases=("device",), required=True),
     )
 
 
@@ -422,7 +425,9 @@ class SnapshotDeviceResponse(CstaResponse):
     )
     snapshot_data: tuple[SnapshotDeviceResponseInfo, ...] = field(
         default=(),
-        metadata=xml_meta(path=("crossRefIDorSnapshotData",), item="snapshotDeviceResponseInfo"),
+        metadata=xml_meta(
+            path=("crossRefIDorSnapshotData",), item="snapshotDeviceResponseInfo", required=True
+        ),
     )
 
 
@@ -442,7 +447,9 @@ class SnapshotCallResponse(CstaResponse):
     )
     snapshot_data: tuple[SnapshotCallResponseInfo, ...] = field(
         default=(),
-        metadata=xml_meta(path=("crossRefIDorSnapshotData",), item="snapshotCallResponseInfo"),
+        metadata=xml_meta(
+            path=("crossRefIDorSnapshotData",), item="snapshotCallResponseInfo", required=True
+        ),
     )
 
 
@@ -784,7 +791,7 @@ class GetForwardingResponse(CstaResponse):
     """Positive answer to GetForwarding."""
 
     forwarding_list: tuple[ForwardListItem, ...] = field(
-        default=(), metadata=xml_meta(item="forwardListItem")
+        default=(), metadata=xml_meta(item="forwardListItem", required=True)
     )
 
 
@@ -826,7 +833,7 @@ class ConferencedEvent(CstaEvent):
     conferencing_device: DeviceIdentifier | None = None
     added_party: DeviceIdentifier | None = None
     conference_connections: tuple[ConnectionListItem, ...] = field(
-        default=(), metadata=xml_meta(item="connectionListItem")
+        default=(), metadata=xml_meta(item="connectionListItem", required=True)
     )
     local_connection_info: LocalConnectionState | str | None = None
     cause: EventCause | str | None = None
@@ -1048,7 +1055,7 @@ class TransferredEvent(CstaEvent):
     transferring_device: DeviceIdentifier | None = None
     transferred_to_device: DeviceIdentifier | None = None
     transferred_connections: tuple[ConnectionListItem, ...] = field(
-        default=(), metadata=xml_meta(item="connectionListItem")
+        default=(), metadata=xml_meta(item="connectionListItem", required=True)
     )
     local_connection_info: LocalConnectionState | str | None = None
     cause: EventCause | str | None = None

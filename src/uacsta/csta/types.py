@@ -60,6 +60,7 @@ def xml_meta(
     aliases: tuple[str, ...] = (),
     item_aliases: tuple[str, ...] = (),
     choice: DeviceChoice | None = None,
+    required: bool = False,
 ) -> dict[str, object]:
     """Field metadata for the codec.
 
@@ -68,7 +69,8 @@ def xml_meta(
     a list element (``tuple`` fields); ``aliases``: other element names accepted on decode;
     ``item_aliases``: other names of a list's item accepted on decode.
     ``choice``: the device-identifier CHOICE of a :class:`DeviceIdentifier` field (default
-    :data:`SUBJECT_DEVICE`).
+    :data:`SUBJECT_DEVICE`). ``required``: the ASN.1 component is mandatory, so an empty list
+    or flag set is written as an empty element rather than left out.
     """
     return {
         "xml": {
@@ -78,6 +80,7 @@ def xml_meta(
             "aliases": aliases,
             "item_aliases": item_aliases,
             "choice": choice,
+            "required": required,
         }
     }
 
