@@ -29,6 +29,7 @@ from uacsta.net.address import connect_host, parse_listen_address
 from uacsta.net.guard import (
     ConnectionGate,
     GateLimits,
+    budget_warning,
     listening_socket,
     open_files_limit,
     plan_budget,
@@ -217,9 +218,10 @@ class Server:
             handshake_timeout=self.settings.connections.handshake_timeout,
         )
 
-    def _gates(self) -> dict[str, tuple[ConnectionGate, int]]:
-        """Each listener kind's gate and the total its settings ask for."""
-        s = self.settings
+    def _gates(self, settings: Settings | None = None) -> dict[str, tuple[ConnectionGate, int]]:
+        """Each listener kind's gate and the total its settings (default: the server's) ask
+        for."""
+        s = self.settings if settings is None else settings
         gates: dict[str, tuple[ConnectionGate, int]] = {
             "web": (self.web_gate, s.http.max_connections)
         }
@@ -240,10 +242,16 @@ class Server:
         limit = open_files_limit()
         wanted = {kind: total for kind, (_, total) in gates.items()}
         budget = plan_budget(wanted, self.settings.connections.reserve_files, limit)
-        if budget != wanted:
-            log.warning(
+        defaults = {
+            kind: total for kind, (_, total) in self._gates(Settings()).items() if kind in wanted
+        }
+        operator_set = [kind for kind in wanted if wanted[kind] != defaults.get(kind)]
+        cut = budget_warning(wanted, budget, operator_set)
+        if cut is not None or budget != wanted:
+            log.log(
+                logging.WARNING if cut is not None else logging.INFO,
                 "open files limit %d (minus %d reserved) is below the connection limits %s: "
-                "using %s (raise the limit, e.g. LimitNOFILE in the systemd unit)",
+                "using %s (to have more, raise the limit, e.g. LimitNOFILE in the systemd unit)",
                 limit,
                 self.settings.connections.reserve_files,
                 wanted,

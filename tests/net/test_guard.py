@@ -22,6 +22,7 @@ from uacsta.net.guard import (
     AcceptLoop,
     ConnectionGate,
     GateLimits,
+    budget_warning,
     listening_socket,
     plan_budget,
 )
@@ -49,6 +50,30 @@ def test_budget_scales_kinds_below_the_limit_minus_the_reserve() -> None:
     assert sum(plan_budget(wanted, 256, 1024).values()) <= 1024 - 256
     # Nothing left after the reserve: each kind keeps a share of the minimum.
     assert plan_budget(wanted, 256, 100) == {"phones": 2, "csta": 1, "web": 1}
+
+
+DEFAULT_TOTALS = {"phones": 20000, "csta": 1000, "tr87": 1000, "web": 2000}
+
+
+@pytest.mark.parametrize("hard_limit", [1024, 4096, 20000])
+def test_default_totals_scale_silently_under_a_usual_hard_limit(hard_limit: int) -> None:
+    """The defaults ask for 24,000 connections; under a usual hard RLIMIT_NOFILE (20,000 on
+    the machine issue 15 was found on, 4,096 on older systems) they are scaled, not warned."""
+    budget = plan_budget(DEFAULT_TOTALS, 256, hard_limit)
+    assert budget != DEFAULT_TOTALS
+    assert sum(budget.values()) <= hard_limit - 256
+    assert budget_warning(DEFAULT_TOTALS, budget, operator_set=()) is None
+
+
+def test_an_operator_set_total_that_cannot_be_had_is_warned() -> None:
+    wanted = {**DEFAULT_TOTALS, "phones": 50000}
+    budget = plan_budget(wanted, 256, 20000)
+    assert budget_warning(wanted, budget, operator_set=["phones"]) == (
+        f"phones 50000 -> {budget['phones']}"
+    )
+    assert budget["phones"] < 50000
+    # Honoured (limit high enough): nothing to say, also for an operator-set value.
+    assert budget_warning(wanted, plan_budget(wanted, 256, 1 << 20), ["phones"]) is None
 
 
 def test_token_bucket_burst_then_rate() -> None:

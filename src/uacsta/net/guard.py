@@ -17,7 +17,8 @@ File descriptors: :func:`raise_open_files_limit` raises the soft ``RLIMIT_NOFILE
 hard one at start-up (what nginx's ``worker_rlimit_nofile`` and Go's runtime do), and
 :func:`plan_budget` keeps the sum of the kinds' totals below that limit minus a reserve,
 so a flood of one listener cannot take the descriptors the others (and the database, log
-files and outgoing connections) need.
+files and outgoing connections) need. Default totals are scaled down silently
+(:func:`budget_warning` speaks only of a total the operator set and cannot have).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import resource
 import socket
 import ssl
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -39,6 +40,7 @@ __all__ = [
     "AcceptLoop",
     "ConnectionGate",
     "GateLimits",
+    "budget_warning",
     "open_files_limit",
     "plan_budget",
     "raise_open_files_limit",
@@ -385,3 +387,19 @@ def plan_budget(wanted: Mapping[str, int], reserve: int, limit: int) -> dict[str
         return dict(wanted)
     scale = available / total
     return {kind: max(1, int(count * scale)) for kind, count in wanted.items()}
+
+
+def budget_warning(
+    wanted: Mapping[str, int], budget: Mapping[str, int], operator_set: Collection[str]
+) -> str | None:
+    """What to warn about when ``budget`` (from :func:`plan_budget`) cuts a total the operator
+    set (``operator_set``: kinds whose setting differs from its default), else ``None``.
+
+    The defaults ask for more connections than a usual hard ``RLIMIT_NOFILE`` allows (here
+    20000, 4096 on older systems): scaling *them* down is expected and silent, so a start with
+    default settings never warns; a value the operator chose and cannot get is worth a line.
+    """
+    cut = {k: (wanted[k], budget[k]) for k in operator_set if budget.get(k, 0) < wanted.get(k, 0)}
+    if not cut:
+        return None
+    return ", ".join(f"{k} {want} -> {got}" for k, (want, got) in sorted(cut.items()))
