@@ -5,7 +5,9 @@ INVITE → 401 → INVITE with digest → 200 (RequestSystemStatusResponse) → 
 (MakeCallResponse), BYE → 200; against ``tr87_client.xml``. Once against the gateway alone
 (the phone behind the hub a scripted channel), once against the whole server with its
 **default** settings and a simulated phone (``tr87_client_monitor.xml``: MonitorStart,
-BackInService, MonitorStop; no call, whose events a fixed scenario cannot wait for): sipp
+BackInService, MonitorStop), and once making a call (``tr87_client_makecall.xml``: the
+outside party never answers, so its events are a fixed set, and MakeCallResponse must come
+before them, as the phone sent them): sipp
 3.6/3.7 answers only the first WWW-Authenticate and only MD5, as many CTI clients do, so the
 defaults must let it in.
 """
@@ -86,3 +88,32 @@ async def test_sipp_tr87_client_against_the_server_with_default_settings(
     # The client's session ended with its BYE; the phone stays linked.
     assert server.tr87.sessions == {}
     assert harness.state(phone.mac) == "ready"
+
+
+@pytest.mark.sipp
+async def test_sipp_tr87_client_gets_make_call_response_before_its_events(
+    harness: Harness, run_sipp: SippRunner
+) -> None:
+    """Issue 14: a Yealink answers MakeCall before it acts; sipp, reading strictly in order,
+    fails on an event INFO that overtakes the 200 carrying MakeCallResponse."""
+    server = await harness.start_server()
+    sim = harness.simulation(external_answer_delay=None)  # the outside party keeps ringing
+    phone = sim.add_phone("yealink", ["100"], transport="tcp")
+    await sim.start()
+    await harness.wait_state(phone.mac, "ready")
+    assert server.tr87 is not None
+    port = server.tr87.ua.transport.listeners[0].port
+    result = await run_sipp(
+        "tr87_client_makecall.xml",
+        "-s",
+        "100",
+        "-au",
+        "crm",
+        "-ap",
+        "crm-secret",
+        remote=f"127.0.0.1:{port}",
+        transport="t1",
+        timeout=15,
+    )
+    assert result.returncode == 0, result.explain()
+    assert server.tr87.sessions == {}
