@@ -227,9 +227,8 @@ async def test_conference_and_single_step_transfer(client: Client) -> None:
         ),
         what="three-way conference",
     )
-    await page.wait_for_function(
-        "document.querySelector('#events').textContent.includes('Conferenced')"
-    )
+    # A selector, not wait_for_function: the page's CSP forbids evaluating strings.
+    await page.wait_for_selector("#events:has-text('Conferenced')")
     await page.wait_for_selector("#conference[disabled]")
     await client.shot("conference")
     # Leave the conference: 200 and 300 stay connected to each other; they hang up too.

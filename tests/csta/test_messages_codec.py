@@ -189,8 +189,9 @@ _EXTENSIONS = st.none() | st.sampled_from(
 def message_strategy() -> st.SearchStrategy[m.CstaMessage]:
     def for_class(cls: type[m.CstaMessage]) -> st.SearchStrategy[m.CstaMessage]:
         if cls is m.CSTAErrorCode:
+            # UnspecifiedErrors is NULL: an unspecified error carries no value.
             return st.builds(
-                m.CSTAErrorCode.of,
+                lambda cat, val: m.CSTAErrorCode.of(cat, None if cat == "unspecified" else val),
                 st.sampled_from([c.value for c in ErrorCategory]),
                 st.sampled_from(["generic", "resourceBusy", "invalidDeviceID", "vendorSpecific"]),
             )
