@@ -1,4 +1,4 @@
-"""``UserAgent.request_then``: a final response handed over while it is read, in wire order.
+"""``UserAgent.request(..., then=)``: a final response handed over while it is read, in order.
 
 A phone answers a CSTA request with a 200 and then sends INFOs with the events the request
 caused. Whoever relays the answer must act on it before those INFOs are dispatched (issue 14):
@@ -31,8 +31,12 @@ class EventPhone(Phone):
     def in_dialog(self, sr: ServerRequest) -> None:
         sr.reply(200, body=b"<MakeCallResponse/>", content_type="application/csta+xml")
         usage = next(iter(self.ua.usages.values()))
-        self.ua.dialog_request_nowait(
-            usage, "INFO", body=b"<ServiceInitiatedEvent/>", content_type="application/csta+xml"
+        self.ua.request(
+            "INFO",
+            usage,
+            then=lambda result: None,
+            body=b"<ServiceInitiatedEvent/>",
+            content_type="application/csta+xml",
         )
 
 
@@ -41,7 +45,9 @@ async def _linked(phone: Phone, server: UserAgent, transport: str, seen: list[st
     await server.listen(f"{transport}:127.0.0.1:0")
     port = phone.ua.transport.listener(transport).port
     req = invite(server, transport, port)
-    response, flow = await server.request_flow(req, (transport, "127.0.0.1", port))
+    sent = server.request(req, (transport, "127.0.0.1", port))
+    response = await sent
+    flow = sent.flow
     assert response.status_code == 200 and flow is not None
 
     def from_phone(sr: ServerRequest) -> None:
@@ -71,8 +77,12 @@ async def test_the_answer_is_handled_before_the_request_the_peer_sent_after_it(
 
             token = CALLER.set("relay")
             try:
-                server.dialog_request_then(
-                    usage, "INFO", done, body=b"<MakeCall/>", content_type="application/csta+xml"
+                server.request(
+                    "INFO",
+                    usage,
+                    then=done,
+                    body=b"<MakeCall/>",
+                    content_type="application/csta+xml",
                 )
             finally:
                 CALLER.reset(token)
@@ -97,10 +107,10 @@ async def test_a_callers_time_limit_and_close_reach_the_callback() -> None:
     results: list[Response | BaseException] = []
     try:
         usage = await _linked(phone, server, "tcp", [])
-        server.dialog_request_then(usage, "INFO", results.append, timeout=0.1)
+        server.request("INFO", usage, then=results.append, timeout=0.1)
         await wait_until(lambda: bool(results), 5, "time limit")
         assert len(results) == 1 and isinstance(results[0], TimeoutError)
-        server.dialog_request_then(usage, "INFO", results.append)
+        server.request("INFO", usage, then=results.append)
     finally:
         await server.close()
         await phone.ua.close()

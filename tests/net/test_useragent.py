@@ -7,10 +7,11 @@ import socket
 
 import pytest
 
+from tests.e2e.conftest import wait_until
 from uacsta.net.useragent import DialogUsage, ServerRequest, UserAgent
 from uacsta.sip.dialog import Dialog
 from uacsta.sip.helpers import generate_branch, generate_call_id, generate_tag
-from uacsta.sip.message import Request, parse_message
+from uacsta.sip.message import Request, Response, parse_message
 from uacsta.sip.transaction import TimerSettings
 
 FAST = TimerSettings(t1=0.05, t2=0.2, t4=0.2, timer_d=0.2)
@@ -67,18 +68,28 @@ async def test_invite_info_bye_in_a_dialog(transport: str) -> None:
     port = phone.ua.transport.listener(transport).port
     try:
         req = invite(server, transport, port)
-        response, flow = await server.request_flow(req, (transport, "127.0.0.1", port))
+        sent = server.request(req, (transport, "127.0.0.1", port))
+        response = await sent
+        flow = sent.flow
         assert response.status_code == 200 and flow is not None
         usage = DialogUsage(Dialog.from_uac(req, response), flow)
         server.add_usage(usage)
         server.ack_2xx(usage, response)
-        info = await server.dialog_request(
-            usage, "INFO", body=b"<x/>", content_type="application/csta+xml"
+        info = await server.request(
+            "INFO", usage, body=b"<x/>", content_type="application/csta+xml"
         )
         assert (info.status_code, info.body) == (200, b"<ok/>")
-        crash = await server.dialog_request(usage, "INFO", body=b"crash", content_type="text/plain")
+        crash = await server.request("INFO", usage, body=b"crash", content_type="text/plain")
         assert crash.status_code == 500  # a handler bug answers 500, the UA lives on
-        bye = await server.dialog_request(usage, "BYE")
+        reinvite = await server.request("INVITE", usage)  # a re-INVITE: its 2xx is ACKed
+        assert reinvite.status_code == 200
+        assert usage.last_ack is not None and usage.last_ack.cseq.seq == reinvite.cseq.seq
+        done: list[Response | BaseException] = []
+        server.request("INVITE", usage, then=done.append)
+        await wait_until(lambda: bool(done), 5, "re-INVITE answer")
+        assert isinstance(done[0], Response) and done[0].status_code == 200
+        assert usage.last_ack.cseq.seq == done[0].cseq.seq
+        bye = await server.request("BYE", usage)
         assert bye.status_code == 200
         server.remove_usage(usage)
         assert usage.dialog.id not in server.dialogs

@@ -22,8 +22,9 @@ import logging
 import math
 import ssl
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass, field
+from typing import Any, overload
 
 from uacsta.net.errors import TransportError
 from uacsta.net.flow import Flow, TransportLimits
@@ -58,6 +59,34 @@ busy_log = RateLimitedLog(log)
 TIMER_GRANULARITY = 0.05
 
 Destination = Flow | tuple[str, str, int]
+
+
+class PendingRequest(Coroutine[Any, Any, Response]):
+    """:meth:`UserAgent.request` awaited: the final response; ``flow`` is the flow the
+    request went out on (set once sent; None when it could not be sent), so a dialog can
+    keep using that connection. A coroutine: await it, or hand it to ``create_task``."""
+
+    __slots__ = ("_coro", "flow")
+
+    def __init__(self) -> None:
+        self.flow: Flow | None = None
+        self._coro: Coroutine[Any, Any, Response] | None = None
+
+    def __await__(self) -> Generator[Any, None, Response]:
+        assert self._coro is not None
+        return self._coro.__await__()
+
+    def send(self, value: Any) -> Any:
+        assert self._coro is not None
+        return self._coro.send(value)
+
+    def throw(self, *args: Any) -> Any:
+        assert self._coro is not None
+        return self._coro.throw(*args)
+
+    def close(self) -> None:
+        if self._coro is not None:
+            self._coro.close()
 
 
 @dataclass(eq=False)
@@ -194,21 +223,117 @@ class UserAgent:
         await self.transport.close()
 
     # ------------------------------------------------------------------ client side
-    async def request(
-        self, request: Request, dest: Destination, *, timeout: float | None = None
-    ) -> Response:
-        """Send ``request`` (with a Via carrying a fresh branch) and await its final response.
+    @overload
+    def request(
+        self,
+        request: Request | str,
+        dest: Destination | DialogUsage,
+        *,
+        then: None = None,
+        timeout: float | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+    ) -> PendingRequest: ...
 
-        ``timeout``: raise :class:`TimeoutError` after that many seconds without a final
-        response (the transaction itself goes on to its own end)."""
-        response, _flow = await self.request_flow(request, dest, timeout=timeout)
+    @overload
+    def request(
+        self,
+        request: Request | str,
+        dest: Flow | DialogUsage,
+        *,
+        then: ResponseCallback,
+        timeout: float | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+    ) -> None: ...
+
+    def request(
+        self,
+        request: Request | str,
+        dest: Destination | DialogUsage,
+        *,
+        then: ResponseCallback | None = None,
+        timeout: float | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+    ) -> PendingRequest | None:
+        """Send a request; its final response is awaited, or handed to ``then``.
+
+        ``dest``: a :class:`Flow` or ``(transport, host, port)`` with a ready ``request``
+        (its Via needs a branch), or a :class:`DialogUsage` with a method name: the request
+        is built in the dialog (``body``, ``content_type``, ``extra_headers``), goes over the
+        usage's flow, the dialog sees the response before the caller, and a 2xx to a
+        re-INVITE is ACKed here.
+
+        Without ``then``: an awaitable of the final response (a 408/503 is synthesized on
+        time-out or transport failure; :class:`TimeoutError` past ``timeout``); its
+        ``flow`` is the flow the request went out on once awaited (None: could not send).
+        With ``then`` (``dest`` an existing flow or a usage): ``then`` gets the final
+        response, or :class:`TimeoutError` / :class:`asyncio.CancelledError` (close), at
+        once while the message carrying it is handled, in the caller's context: no task or
+        future per request, and the answer is acted on before what the peer sent after it.
+        ``then`` may run before this returns (the flow failed)."""
+        if isinstance(dest, DialogUsage):
+            if not isinstance(request, str):
+                raise TypeError("in a dialog, pass the method name: the dialog builds the request")
+            usage = dest
+            message = usage.dialog.create_request(
+                request,
+                branch=generate_branch(),
+                body=body,
+                content_type=content_type,
+                extra_headers=(*extra_headers, ("User-Agent", self.user_agent)),
+                via=self._usage_via(usage),
+            )
+            if then is not None:
+                self._send_then(message, usage.flow, self._seen_in(usage, then), timeout)
+                return None
+            pending = PendingRequest()
+            pending._coro = self._in_dialog(usage, message, pending, timeout)
+            return pending
+        if isinstance(request, str) or body or content_type is not None or extra_headers:
+            raise TypeError("outside a dialog, pass a ready Request")
+        if then is not None:
+            if not isinstance(dest, Flow):
+                raise TypeError("then= needs an existing flow or a dialog usage")
+            self._send_then(request, dest, then, timeout)
+            return None
+        pending = PendingRequest()
+        pending._coro = self._send_awaited(request, dest, pending, timeout)
+        return pending
+
+    async def _in_dialog(
+        self, usage: DialogUsage, request: Request, pending: PendingRequest, timeout: float | None
+    ) -> Response:
+        response = await self._send_awaited(request, usage.flow, pending, timeout)
+        usage.dialog.receive_response(response)
+        if request.method == "INVITE" and response.is_success:
+            self.ack_2xx(usage, response)
         return response
 
-    async def request_flow(
-        self, request: Request, dest: Destination, *, timeout: float | None = None
-    ) -> tuple[Response, Flow | None]:
-        """Like :meth:`request`, also returning the flow the request went out on (None when
-        it could not be sent), so a dialog can keep using that connection."""
+    def _seen_in(self, usage: DialogUsage, done: ResponseCallback) -> ResponseCallback:
+        """``done`` behind the dialog: the dialog sees the response first (and ACKs a 2xx
+        to a re-INVITE)."""
+
+        def seen(result: Response | BaseException) -> None:
+            if isinstance(result, Response):
+                usage.dialog.receive_response(result)
+                if result.cseq.method == "INVITE" and result.is_success:
+                    self.ack_2xx(usage, result)
+            done(result)
+
+        return seen
+
+    async def _send_awaited(
+        self,
+        request: Request,
+        dest: Destination,
+        pending: PendingRequest,
+        timeout: float | None,
+    ) -> Response:
         loop = asyncio.get_running_loop()
         self._loop = loop
         transport = dest.transport if isinstance(dest, Flow) else dest[0]
@@ -238,12 +363,20 @@ class UserAgent:
             except (TransportError, OSError, ssl.SSLError) as exc:
                 log.info("sending %s to %s failed: %s", request.method, dest, exc)
                 self._dispatch(self.layer.transport_error(key, loop.time()))
-        flow = self._flows.get(key)
+        pending.flow = self._flows.get(key)
         self._dispatch(rest)
         try:
-            return await waiter, flow
+            return await waiter
         finally:
             self._waiters.pop(key, None)
+
+    async def request_flow(
+        self, request: Request, dest: Destination, *, timeout: float | None = None
+    ) -> tuple[Response, Flow | None]:
+        """Deprecated: ``pending = ua.request(request, dest)``, then ``pending.flow``."""
+        pending = self.request(request, dest, timeout=timeout)
+        response = await pending
+        return response, pending.flow
 
     def request_nowait(
         self, request: Request, flow: Flow, *, timeout: float | None = None
@@ -251,9 +384,9 @@ class UserAgent:
         """:meth:`request` over an existing flow, without a coroutine: the future of the final
         response (or :class:`TimeoutError`). Its callbacks run on a later loop iteration,
         after whatever else the peer sent in the meantime: where order matters, use
-        :meth:`request_then`."""
+        ``ua.request(request, flow, then=...)``."""
         waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self.request_then(request, flow, functools.partial(_settle, waiter), timeout=timeout)
+        self.request(request, flow, then=functools.partial(_settle, waiter), timeout=timeout)
         return waiter
 
     def request_then(
@@ -264,13 +397,12 @@ class UserAgent:
         *,
         timeout: float | None = None,
     ) -> None:
-        """Send ``request`` over an existing flow; ``done`` gets its final response (or
-        :class:`TimeoutError`) at once, while the message carrying it is handled, in the
-        context this was called in. So a peer's answer is acted on before the requests it
-        sent after it (a phone's 200 to a CSTA request before its event INFOs), which a
-        future's callback, run a loop iteration later, cannot promise. No task or future
-        per request: this is the relay path. ``done`` may run before this returns (the
-        flow failed)."""
+        """Deprecated: ``ua.request(request, flow, then=done)``."""
+        self.request(request, flow, then=done, timeout=timeout)
+
+    def _send_then(
+        self, request: Request, flow: Flow, done: ResponseCallback, timeout: float | None
+    ) -> None:
         loop = asyncio.get_running_loop()
         self._loop = loop
         if not request.has_header("User-Agent"):
@@ -315,21 +447,15 @@ class UserAgent:
         extra_headers: tuple[tuple[str, str], ...] = (),
         timeout: float | None = None,
     ) -> Response:
-        """An in-dialog request over the usage's flow; awaits the final response (see
-        :meth:`request` for ``timeout``)."""
-        request = usage.dialog.create_request(
+        """Deprecated: ``await ua.request(method, usage, ...)``."""
+        return await self.request(
             method,
-            branch=generate_branch(),
+            usage,
             body=body,
             content_type=content_type,
-            extra_headers=(*extra_headers, ("User-Agent", self.user_agent)),
-            via=self._usage_via(usage),
+            extra_headers=extra_headers,
+            timeout=timeout,
         )
-        response = await self.request(request, usage.flow, timeout=timeout)
-        usage.dialog.receive_response(response)
-        if method == "INVITE" and response.is_success:
-            self.ack_2xx(usage, response)
-        return response
 
     def dialog_request_nowait(
         self,
@@ -340,13 +466,12 @@ class UserAgent:
         content_type: str | None = None,
         timeout: float | None = None,
     ) -> asyncio.Future[Response]:
-        """:meth:`dialog_request` for a request other than INVITE, as a future (see
-        :meth:`request_nowait`; :meth:`dialog_request_then` where order matters)."""
+        """Deprecated: ``ua.request(method, usage, then=...)`` (or await it)."""
         waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self.dialog_request_then(
-            usage,
+        self.request(
             method,
-            functools.partial(_settle, waiter),
+            usage,
+            then=functools.partial(_settle, waiter),
             body=body,
             content_type=content_type,
             timeout=timeout,
@@ -363,25 +488,10 @@ class UserAgent:
         content_type: str | None = None,
         timeout: float | None = None,
     ) -> None:
-        """:meth:`request_then` for an in-dialog request other than INVITE; the dialog sees
-        the response before ``done`` does."""
-        if method == "INVITE":
-            raise ValueError("a re-INVITE needs dialog_request (its 2xx is ACKed)")
-        request = usage.dialog.create_request(
-            method,
-            branch=generate_branch(),
-            body=body,
-            content_type=content_type,
-            extra_headers=(("User-Agent", self.user_agent),),
-            via=self._usage_via(usage),
+        """Deprecated: ``ua.request(method, usage, then=done, ...)``."""
+        self.request(
+            method, usage, then=done, body=body, content_type=content_type, timeout=timeout
         )
-
-        def seen(result: Response | BaseException) -> None:
-            if isinstance(result, Response):
-                usage.dialog.receive_response(result)
-            done(result)
-
-        self.request_then(request, usage.flow, seen, timeout=timeout)
 
     def _usage_via(self, usage: DialogUsage) -> Via:
         """The usage's Via template, built once (same transport and address every time)."""
