@@ -32,19 +32,11 @@ from types import MappingProxyType
 from typing import Any
 
 from uacsta.csta import messages as m
+from uacsta.csta.services import PHONE_SERVICES
 from uacsta.csta.types import ConnectionID
 
-#: Every CSTA service a phone may be asked for (a profile narrows it).
-ALL_SERVICES: tuple[str, ...] = (
-    "MakeCall", "AnswerCall", "ClearConnection", "ClearCall", "HoldCall", "RetrieveCall",
-    "AlternateCall", "ConferenceCall", "TransferCall", "ConsultationCall", "DeflectCall",
-    "DialDigits", "DirectedPickupCall", "ReconnectCall", "SingleStepConferenceCall",
-    "SingleStepTransferCall", "GenerateDigits", "GetDoNotDisturb", "SetDoNotDisturb",
-    "GetForwarding", "SetForwarding", "GetMessageWaitingIndicator", "SetMessageWaitingIndicator",
-    "MonitorStart", "MonitorStop", "SnapshotDevice", "SnapshotCall", "SystemRegister",
-    "SystemRegisterCancel", "RequestSystemStatus", "GetSwitchingFunctionDevices",
-    "GetLogicalDeviceInformation", "GetPhysicalDeviceInformation",
-)  # fmt: skip
+#: Every CSTA service a phone may be asked for (a profile narrows it); from the registry.
+ALL_SERVICES: tuple[str, ...] = PHONE_SERVICES
 
 
 class WriteForm(enum.Enum):

@@ -31,58 +31,23 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from uacsta.csta import messages as m
+from uacsta.csta.services import EVENTS, RELAYED_SERVICES, SERVICES, SUBJECT_FIELDS, SWITCH_SERVICES
 from uacsta.csta.types import ConnectionID, DeviceEntry, DeviceIdentifier
 from uacsta.switch.callids import CallIdSpace
 from uacsta.switch.devices import Device, DeviceRegistry, LineConflict
 from uacsta.switch.monitors import ClientMonitor, MonitorPoint, MonitorTable, PointState
-from uacsta.switch.router import SUBJECT_FIELDS, rewrite_subject, service_name, subject_of
+from uacsta.switch.router import rewrite_subject, service_name, subject_of
 
 ClientId = Hashable
 
 _NULL_LOGGER = logging.getLogger("uacsta.switch")
 _NULL_LOGGER.addHandler(logging.NullHandler())
 
-#: Services answered by the switching function itself, never relayed.
-SERVER_SERVICES = (
-    "GetCSTAFeatures",
-    "GetSwitchingFunctionDevices",
-    "SystemRegister",
-    "SystemRegisterCancel",
-    "RequestSystemStatus",
-    "MonitorStart",
-    "MonitorStop",
-)
-
-RELAYED_EVENTS = (
-    "CallCleared",
-    "Conferenced",
-    "ConnectionCleared",
-    "Delivered",
-    "DigitsDialed",
-    "Diverted",
-    "Established",
-    "Failed",
-    "Held",
-    "NetworkCapabilitiesChanged",
-    "NetworkReached",
-    "Offered",
-    "Originated",
-    "Queued",
-    "Retrieved",
-    "ServiceInitiated",
-    "Transferred",
-    "DigitsGenerated",
-    "MessageWaiting",
-    "DoNotDisturb",
-    "Forwarding",
-    "BackInService",
-    "OutOfService",
-    "MonitorEnded",
-)
-
-
-def _camel(name: str) -> str:
-    return name[0].lower() + name[1:]
+#: GetCSTAFeaturesResponse's spelling of each service name (``MakeCall`` -> ``makeCall``).
+_FEATURE_NAMES = {s.name: s.feature_name for s in SERVICES.values()}
+#: Services answered by the switching function itself: offered whatever the phones offer.
+_SWITCH_FEATURES = frozenset(_FEATURE_NAMES[name] for name in SWITCH_SERVICES)
+_RELAYED_EVENT_FEATURES = frozenset(e.feature_name for e in EVENTS.values() if e.relayed)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -454,7 +419,7 @@ class SwitchingFunction:
     def features(self, client: ClientId | None = None) -> m.GetCSTAFeaturesResponse:
         """What uacsta offers; for a client bound to some devices (a TR/87 session's line, a
         CSTA account's devices), what the phones of those devices offer."""
-        relayed = [c.__name__ for c in SUBJECT_FIELDS]
+        relayed = list(RELAYED_SERVICES)
         state = self.clients.get(client) if client is not None else None
         if state is not None and state.allowed:
             offered: set[str] = set()
@@ -464,10 +429,9 @@ class SwitchingFunction:
                     offers = phone.offered if phone is not None else None
                     offered.update(relayed if offers is None else offers)
             relayed = [s for s in relayed if s in offered]
-        services = [_camel(s) for s in relayed] + [_camel(s) for s in SERVER_SERVICES]
         return m.GetCSTAFeaturesResponse(
-            supported_services=frozenset(services),
-            supported_events=frozenset(_camel(e) for e in RELAYED_EVENTS),
+            supported_services=frozenset(_FEATURE_NAMES[s] for s in relayed) | _SWITCH_FEATURES,
+            supported_events=_RELAYED_EVENT_FEATURES,
         )
 
     # ------------------------------------------------------------------ internals
