@@ -1319,12 +1319,25 @@ def decode_with_edition(data: bytes | bytearray | memoryview) -> tuple[CstaMessa
     """
     if not isinstance(data, bytes):
         data = bytes(data)
+    return decode_element(parse(data), data)
+
+
+def parse(data: bytes) -> etree._Element:
+    """The document's root element, parsed as :func:`decode` does (hardened, size-limited).
+
+    Raises :class:`CstaDecodeError` (and nothing else) for input that is not acceptable XML.
+    """
     try:
-        root = parse_document(data)
+        return parse_document(data)
     except CstaDecodeError:
         raise
     except (etree.LxmlError, LookupError, UnicodeError) as exc:
         raise CstaDecodeError(f"unreadable XML: {exc}") from exc
+
+
+def decode_element(root: etree._Element, data: bytes) -> tuple[CstaMessage, Edition]:
+    """Decode a document already parsed by ``parse_document`` (``data`` its bytes, kept by an
+    :class:`UnknownMessage`): a gateway that looks at the root first parses each frame once."""
     tag = root.tag
     if tag.__class__ is not str:
         raise CstaDecodeError("document has no root element")

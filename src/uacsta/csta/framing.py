@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
+from uacsta.csta.errorcodes import ErrorCategory, PerformanceManagementError
 from uacsta.csta.errors import CstaError, CstaFramingError
 
 FRAME_MARKER: Final = b"\x00\x00"
@@ -182,6 +183,9 @@ class FrameDecoder:
 
 class InvokeIdsExhaustedError(CstaError):
     """All 9999 request invoke IDs are awaiting responses; the peer is not answering."""
+
+    category = ErrorCategory.PERFORMANCE_MANAGEMENT
+    value = PerformanceManagementError.PERFORMANCE_LIMIT_EXCEEDED
 
 
 class InvokeIdAllocator:

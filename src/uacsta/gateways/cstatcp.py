@@ -17,13 +17,12 @@ import logging
 import ssl
 import time
 from dataclasses import replace
-from typing import Any
 
 from uacsta.accounts import ClientAccounts
 from uacsta.csta import appsession as ecma354
 from uacsta.csta import codec
 from uacsta.csta import messages as m
-from uacsta.csta.errors import CstaDecodeError, CstaFramingError
+from uacsta.csta.errors import CstaDecodeError, CstaFramingError, error_code
 from uacsta.csta.framing import (
     EVENT_INVOKE_ID,
     Frame,
@@ -32,7 +31,7 @@ from uacsta.csta.framing import (
     encode_echo_frame,
     encode_frame,
 )
-from uacsta.csta.xmlparse import local_name, parse_document
+from uacsta.csta.xmlparse import local_name
 from uacsta.hub import SwitchHub
 from uacsta.net.guard import AcceptLoop, ConnectionGate, GateLimits, listening_socket
 from uacsta.ratelog import RateLimitedLog, RateLimitFilter
@@ -255,19 +254,17 @@ class CstaTcpClient:
 
     def _handle_frame(self, invoke: str, xml: bytes) -> None:
         try:
-            root = parse_document(xml)
+            # Parsed once: the root tells ECMA-354 from ECMA-323, then that element is decoded.
+            root = codec.parse(xml)
+            if ecma354.is_appsession_document(local_name(root)):
+                session_message = ecma354.decode_appsession_element(root)
+                if session_message is not None:
+                    self._handle_appsession(invoke, session_message)
+                return
+            message, edition = codec.decode_element(root, xml)
         except CstaDecodeError as exc:
-            log.warning("%r: undecodable document under invoke %s: %s", self, invoke, exc)
-            self._answer_error(invoke, m.CSTAErrorCode.operation("generic"))
-            return
-        if ecma354.is_appsession_document(local_name(root)):
-            self._handle_appsession(invoke, root)
-            return
-        try:
-            message, edition = codec.decode_with_edition(xml)
-        except CstaDecodeError as exc:
-            log.warning("%r: bad CSTA document under invoke %s: %s", self, invoke, exc)
-            self._answer_error(invoke, m.CSTAErrorCode.operation("generic"))
+            log.warning("%r: bad document under invoke %s: %s", self, invoke, exc)
+            self._answer_error(invoke, error_code(exc))
             return
         if self.session.protocol_version is None and edition is not codec.Edition.NONE:
             self.edition = edition
@@ -275,15 +272,7 @@ class CstaTcpClient:
             self.invoke_ids.release(invoke)  # the client answering our request
             return
         if invoke == EVENT_INVOKE_ID and not isinstance(message, m.CstaEvent):
-            # Annex J reserves 9999 for unsolicited events: an answer under it would read
-            # as an event, so the request is refused rather than served.
-            auth_log.warning(
-                ("request-under-9999", self.peer_host),
-                "%r: %s under the event invoke ID 9999 refused",
-                self,
-                type(message).__name__,
-            )
-            self._answer_error(invoke, m.CSTAErrorCode.operation("invalidParameterValue"))
+            self._refuse_under_event_invoke_id(message)
             return
         if not self.session.is_active and self.gateway.require_authentication:
             log.warning("%r: %s before StartApplicationSession", self, type(message).__name__)
@@ -299,23 +288,20 @@ class CstaTcpClient:
         self.in_flight.add(invoke)
         self.gateway.hub.client_request(self, invoke, message)
 
-    def _handle_appsession(self, invoke: str, root: Any) -> None:
-        try:
-            message = ecma354.decode_appsession_element(root)
-        except CstaDecodeError as exc:
-            log.warning("%r: bad ECMA-354 document: %s", self, exc)
-            self._answer_error(invoke, m.CSTAErrorCode.operation("generic"))
-            return
-        if message is None:
-            return
+    def _refuse_under_event_invoke_id(self, message: object) -> None:
+        """Annex J reserves 9999 for unsolicited events: an answer under it would read as an
+        event, so a request under it is refused rather than served."""
+        auth_log.warning(
+            ("request-under-9999", self.peer_host),
+            "%r: %s under the event invoke ID 9999 refused",
+            self,
+            type(message).__name__,
+        )
+        self._answer_error(EVENT_INVOKE_ID, m.CSTAErrorCode.operation("invalidParameterValue"))
+
+    def _handle_appsession(self, invoke: str, message: ecma354.AppSessionMessage) -> None:
         if invoke == EVENT_INVOKE_ID and isinstance(message, _APPSESSION_REQUESTS):
-            auth_log.warning(
-                ("request-under-9999", self.peer_host),
-                "%r: %s under the event invoke ID 9999 refused",
-                self,
-                type(message).__name__,
-            )
-            self._answer_error(invoke, m.CSTAErrorCode.operation("invalidParameterValue"))
+            self._refuse_under_event_invoke_id(message)
             return
         loop = asyncio.get_running_loop()
         out = self.session.handle(message, loop.time())
