@@ -83,12 +83,14 @@ async def test_invite_info_bye_in_a_dialog(transport: str) -> None:
         assert crash.status_code == 500  # a handler bug answers 500, the UA lives on
         reinvite = await server.request("INVITE", usage)  # a re-INVITE: its 2xx is ACKed
         assert reinvite.status_code == 200
-        assert usage.last_ack is not None and usage.last_ack.cseq.seq == reinvite.cseq.seq
+        ack = server.core.last_ack(usage.dialog)
+        assert ack is not None and ack.cseq.seq == reinvite.cseq.seq
         done: list[Response | BaseException] = []
         server.request("INVITE", usage, then=done.append)
         await wait_until(lambda: bool(done), 5, "re-INVITE answer")
         assert isinstance(done[0], Response) and done[0].status_code == 200
-        assert usage.last_ack.cseq.seq == done[0].cseq.seq
+        ack = server.core.last_ack(usage.dialog)
+        assert ack is not None and ack.cseq.seq == done[0].cseq.seq
         bye = await server.request("BYE", usage)
         assert bye.status_code == 200
         server.remove_usage(usage)
@@ -230,7 +232,7 @@ async def test_2xx_to_invite_is_retransmitted_over_udp_until_ack() -> None:
                 await asyncio.wait_for(loop.sock_recv(raw, 65536), 0.6)
                 drained += 1
         assert drained <= 1  # at most one that was already on its way
-        assert phone.ua._unacked == {}
+        assert phone.ua.core._unacked == {}
     finally:
         raw.close()
         await phone.ua.close()

@@ -1,27 +1,21 @@
-"""A SIP endpoint on asyncio: the transport, the transaction layer and dialogs, driven together.
+"""A SIP endpoint on asyncio: the thin driver of :class:`uacsta.sip.useragent.UserAgentCore`.
 
-Thin glue (read, feed, write, schedule): :class:`uacsta.net.transport.SipTransport` carries
-bytes, :class:`uacsta.sip.transaction.TransactionLayer` decides, and one ``loop.call_at``
-follows the layer's earliest timer. Requests go out with :meth:`UserAgent.request` (awaits
-the final response: a 408/503 is synthesized on timeout or transport failure, never an
-exception). Incoming requests outside a dialog go to ``on_request``; requests inside a
-dialog to the handler registered for that dialog; unknown dialogs get 481 (RFC 3261 §12.2.2),
-and so do requests for a known dialog from another flow than the usage's (:func:`flow_peer`:
-the UDP source address and port, or the TCP/TLS connection), before they touch the dialog.
+It reads, feeds, writes and schedules: :class:`uacsta.net.transport.SipTransport` carries bytes,
+the sans-IO core decides (transactions, in-dialog dispatch and 481, per-peer limits, 2xx
+re-sends until ACK, callers' deadlines, registration expiry), and one ``loop.call_at`` follows
+the core's earliest timer. Requests go out with :meth:`UserAgent.request`: outside a dialog or
+in one, awaited or handed to ``then=`` while the response is read. Incoming requests outside a
+dialog go to ``on_request``; requests in a dialog to the handler of its :class:`DialogUsage`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
-import heapq
-import itertools
 import logging
 import math
 import ssl
-from collections import Counter
 from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass, field
 from typing import Any, overload
@@ -30,23 +24,25 @@ from uacsta.net.errors import TransportError
 from uacsta.net.flow import Flow, TransportLimits
 from uacsta.net.transport import SipTransport
 from uacsta.ratelog import RateLimitedLog
-from uacsta.sip.dialog import Dialog, DialogCheck, DialogId, DialogSet
+from uacsta.sip.dialog import Dialog, DialogSet
 from uacsta.sip.helpers import build_response, generate_branch
 from uacsta.sip.message import Message, Request, Response
-from uacsta.sip.transaction import (
-    DeliverRequest,
-    DeliverResponse,
-    LayerAction,
-    Terminated,
-    TimerSettings,
-    TransactionKey,
-    TransactionLayer,
-    TransactionTimeout,
-    Transmit,
-    TransportFailed,
-    server_key,
-)
+from uacsta.sip.registrar import Binding, Registrar
+from uacsta.sip.transaction import TimerSettings, TransactionKey, TransactionLayer
 from uacsta.sip.uri import Via
+from uacsta.sip.useragent import (
+    BindingsExpired,
+    Busy,
+    DeliverRequest,
+    Event,
+    FinalResponse,
+    Timeout,
+    Transmit,
+    UserAgentCore,
+    flow_peer,
+)
+
+__all__ = ["DialogUsage", "PendingRequest", "ServerRequest", "UserAgent", "flow_peer"]
 
 log = logging.getLogger("uacsta.net.useragent")
 #: One line per request over a peer's limit would let that peer flood the log.
@@ -106,9 +102,8 @@ class ServerRequest:
             if self.answered:
                 return
             self.answered = True
-        self._ua._send_response(self._key, response)
-        if self.request.method == "INVITE" and response.is_success and not self.flow.is_stream:
-            self._ua._retransmit_2xx(response, self.flow)
+        ua = self._ua
+        ua._handle(ua.core.respond(self._key, response, ua._now()))
 
     def reply(self, status_code: int, reason: str | None = None, **kwargs: object) -> Response:
         response = build_response(self.request, status_code, reason, **kwargs)  # type: ignore[arg-type]
@@ -123,6 +118,8 @@ Tracer = Callable[[str, Message, Flow], None]
 #: Called with a request's final response, or the exception that stands for it
 #: (:class:`TimeoutError` past the caller's limit, :class:`asyncio.CancelledError` at close).
 ResponseCallback = Callable[[Response | BaseException], None]
+#: Called with registrations that ran out (already removed from the registrar).
+ExpiredHandler = Callable[[tuple[Binding, ...]], None]
 
 
 @dataclass(eq=False)
@@ -134,7 +131,6 @@ class DialogUsage:
     on_request: RequestHandler | None = None
     #: Our address as this peer knows it (Via/Contact host); None: the listener's.
     local_host: str | None = None
-    last_ack: Request | None = None
     via: Via | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -152,41 +148,51 @@ class UserAgent:
         max_transactions: int = 50_000,
         tracer: Tracer | None = None,
         max_transactions_per_peer: int = 1000,
+        registrar: Registrar | None = None,
+        on_expired: ExpiredHandler | None = None,
     ) -> None:
         self.tracer = tracer
-        self.max_transactions_per_peer = max_transactions_per_peer
-        self._per_peer: Counter[str] = Counter()
-        self._peer_of: dict[TransactionKey, str] = {}
+        self.user_agent = user_agent
+        self.core: UserAgentCore[Flow, DialogUsage] = UserAgentCore(
+            timers=timers,
+            max_transactions=max_transactions,
+            max_transactions_per_peer=max_transactions_per_peer,
+            user_agent=user_agent,
+            registrar=registrar,
+            logger=log,
+        )
         self.transport = SipTransport(
             self._on_message,
-            on_closed=self._on_closed,
+            on_closed=on_closed,
             limits=limits,
             tls_client_context=tls_client_context,
         )
-        self.layer = TransactionLayer(timers=timers, max_transactions=max_transactions)
-        self.dialogs = DialogSet()
-        self.usages: dict[DialogId, DialogUsage] = {}
-        self.user_agent = user_agent
         self._on_request = on_request
-        self._on_closed_cb = on_closed
-        self._flows: dict[TransactionKey, Flow] = {}
+        self._on_expired = on_expired
         self._waiters: dict[TransactionKey, asyncio.Future[Response]] = {}
-        #: :meth:`request_then` callers, each with the context it was called in.
+        #: ``then=`` callers, each with the context it was called in.
         self._callbacks: dict[TransactionKey, tuple[ResponseCallback, contextvars.Context]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        #: Callers' own time limits (a CSTA answer in 5 s, shorter than Timer F): a heap of
-        #: (deadline, seq, key) served by the one loop timer, not a timer per request.
-        self._deadlines: list[tuple[float, int, TransactionKey]] = []
-        self._seq = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: 2xx to INVITE over UDP, re-sent until the ACK arrives (RFC 3261 §13.3.1.4).
-        self._unacked: dict[tuple[str, int], asyncio.TimerHandle] = {}
+
+    @property
+    def layer(self) -> TransactionLayer:
+        return self.core.layer
+
+    @property
+    def dialogs(self) -> DialogSet:
+        return self.core.dialogs
+
+    @property
+    def usages(self) -> dict[Any, DialogUsage]:
+        return self.core.usages
 
     # ------------------------------------------------------------------ setup
     async def listen(self, address: str, *, ssl_context: ssl.SSLContext | None = None) -> Flow:
         self._loop = asyncio.get_running_loop()
         listener = await self.transport.listen(address, ssl_context=ssl_context)
+        self._rearm()  # an attached registrar may already hold bindings
         return Flow(listener.transport, listener.local, ("", 0))
 
     def via(self, transport: str, host: str | None = None) -> Via:
@@ -212,9 +218,7 @@ class UserAgent:
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        for handle in self._unacked.values():
-            handle.cancel()
-        self._unacked.clear()
+        self.core.abandon()
         for waiter in self._waiters.values():
             if not waiter.done():
                 waiter.cancel()
@@ -336,35 +340,30 @@ class UserAgent:
     ) -> Response:
         loop = asyncio.get_running_loop()
         self._loop = loop
-        transport = dest.transport if isinstance(dest, Flow) else dest[0]
-        if not request.has_header("User-Agent"):
-            request = request.with_header("User-Agent", self.user_agent)
-        reliable = transport != "udp"
-        key, actions = self.layer.new_client(request, reliable=reliable, now=loop.time())
+        flow = dest if isinstance(dest, Flow) else None
+        reliable = (flow.transport if flow is not None else dest[0]) != "udp"  # type: ignore[index]
+        key, events = self.core.send_request(
+            request, flow, reliable=reliable, now=loop.time(), timeout=timeout
+        )
         waiter: asyncio.Future[Response] = loop.create_future()
         self._waiters[key] = waiter
-        if timeout is not None:
-            self._add_deadline(loop.time() + timeout, key)
-        first: list[LayerAction] = []
-        rest: list[LayerAction] = []
-        for item in actions:
-            (first if isinstance(item[1], Transmit) and not first else rest).append(item)
-        if first:
-            _, transmit = first[0]
-            assert isinstance(transmit, Transmit)
+        first = next((e for e in events if isinstance(e, Transmit) and e.key == key), None)
+        if first is not None:  # sent here: a new connection is awaited, a failure known
+            events = [e for e in events if e is not first]
             try:
-                if isinstance(dest, Flow):
-                    self.transport.send(transmit.message, dest, transmit.data)
-                    self._flows[key] = dest
+                if flow is not None:
+                    self.transport.send(first.message, flow, first.data)
                 else:
-                    self._flows[key] = await self.transport.send_to(transmit.message, *dest)
+                    assert not isinstance(dest, Flow)
+                    flow = await self.transport.send_to(first.message, *dest)
+                    self.core.connected(key, flow)
+                pending.flow = flow
                 if self.tracer is not None:
-                    self.tracer("out", transmit.message, self._flows[key])
+                    self.tracer("out", first.message, flow)
             except (TransportError, OSError, ssl.SSLError) as exc:
                 log.info("sending %s to %s failed: %s", request.method, dest, exc)
-                self._dispatch(self.layer.transport_error(key, loop.time()))
-        pending.flow = self._flows.get(key)
-        self._dispatch(rest)
+                events = [*self.core.send_failed(first, loop.time()), *events]
+        self._handle(events)
         try:
             return await waiter
         finally:
@@ -403,39 +402,19 @@ class UserAgent:
     def _send_then(
         self, request: Request, flow: Flow, done: ResponseCallback, timeout: float | None
     ) -> None:
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        if not request.has_header("User-Agent"):
-            request = request.with_header("User-Agent", self.user_agent)
-        key, actions = self.layer.new_client(
-            request, reliable=flow.transport != "udp", now=loop.time()
+        key, events = self.core.send_request(
+            request, flow, reliable=flow.transport != "udp", now=self._now(), timeout=timeout
         )
         self._callbacks[key] = (done, contextvars.copy_context())
-        if timeout is not None:
-            self._add_deadline(loop.time() + timeout, key)
-        self._flows[key] = flow
-        self._dispatch(actions)  # the first Transmit goes out over ``flow`` (_transmit)
-
-    def send_ack(self, ack: Request, flow: Flow) -> None:
-        """ACK for a 2xx goes outside any transaction (§13.2.2.4)."""
-        try:
-            self.transport.send(ack, flow)
-            if self.tracer is not None:
-                self.tracer("out", ack, flow)
-        except TransportError as exc:
-            log.info("ACK to %s failed: %s", flow, exc)
+        self._handle(events)
 
     # ------------------------------------------------------------------ dialogs
     def add_usage(self, usage: DialogUsage) -> None:
         """Register a dialog; from now on only ``usage.flow`` may send requests in it."""
-        usage.dialog.peer = flow_peer(usage.flow)
-        self.dialogs.add(usage.dialog)
-        self.usages[usage.dialog.id] = usage
+        self.core.add_dialog(usage.dialog, usage, usage.flow)
 
     def remove_usage(self, usage: DialogUsage) -> None:
-        usage.dialog.terminate()
-        self.dialogs.remove(usage.dialog.id)
-        self.usages.pop(usage.dialog.id, None)
+        self.core.remove_dialog(usage.dialog)
 
     async def dialog_request(
         self,
@@ -501,168 +480,61 @@ class UserAgent:
         return via
 
     def ack_2xx(self, usage: DialogUsage, response: Response) -> None:
-        ack = usage.dialog.create_ack(
-            response, branch=generate_branch(), via=self._usage_via(usage)
-        )
-        usage.last_ack = ack
-        self.send_ack(ack, usage.flow)
+        """ACK a 2xx to our INVITE in ``usage`` (the core re-sends it if the 2xx comes again)."""
+        self._handle([self.core.ack_2xx(usage.dialog, response, via=self._usage_via(usage))])
 
-    # ------------------------------------------------------------------ plumbing
-    def _send_response(self, key: TransactionKey, response: Response) -> None:
-        if not response.has_header("Server"):
-            response = response.with_header("Server", self.user_agent)
-        loop = asyncio.get_running_loop()
-        self._dispatch(self.layer.send_response(key, response, loop.time()))
+    # ------------------------------------------------------------------ driving the core
+    def _now(self) -> float:
+        loop = self._loop = asyncio.get_running_loop()
+        return loop.time()
 
     def _on_message(self, message: Message, flow: Flow) -> None:
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        now = loop.time()
         if self.tracer is not None:
             self.tracer("in", message, flow)
-        if isinstance(message, Response):
-            self._dispatch(self.layer.receive_response(message, now), flow)
-            return
-        peer = flow.remote[0]
-        if (
-            message.method != "ACK"
-            and self._per_peer[peer] >= self.max_transactions_per_peer
-            and server_key(message) not in self.layer
-        ):
-            # One peer may not use up the transaction table of everyone (a request storm).
-            busy_log.warning(
-                ("busy", peer), "%s has %d open transactions: 503", peer, self._per_peer[peer]
-            )
-            busy = build_response(message, 503, headers=(("Retry-After", "5"),))
-            with contextlib.suppress(TransportError):
-                self.transport.send(busy, flow)
-            return
-        self._dispatch(self.layer.receive_request(message, reliable=flow.is_stream, now=now), flow)
+        self._handle(self.core.receive(message, flow, self._now()))
 
-    def _on_closed(self, flow: Flow) -> None:
-        if self._on_closed_cb is not None:
-            self._on_closed_cb(flow)
-
-    def _dispatch(self, actions: list[LayerAction], source: Flow | None = None) -> None:
-        for key, action in actions:
-            match action:
+    def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            match event:
                 case Transmit():
-                    self._transmit(key, action, source)
+                    self._transmit(event)
                 case DeliverRequest():
-                    if key is not None and source is not None:
-                        self._flows[key] = source
-                        if key[3] and key not in self._peer_of:  # a server transaction
-                            self._peer_of[key] = source.remote[0]
-                            self._per_peer[source.remote[0]] += 1
-                    self._deliver_request(key, action.request, source)
-                case DeliverResponse():
-                    self._deliver_response(key, action.response, source)
-                case TransactionTimeout() | TransportFailed():
-                    if action.response is not None and key is not None:
-                        self._resolve(key, action.response)
-                case Terminated():
-                    if key is not None:
-                        self._flows.pop(key, None)
-                        peer = self._peer_of.pop(key, None)
-                        if peer is not None:
-                            self._per_peer[peer] -= 1
-                            if self._per_peer[peer] <= 0:
-                                del self._per_peer[peer]
+                    self._deliver(event)
+                case FinalResponse():
+                    self._resolve(event.key, event.response)
+                case Timeout():
+                    self._resolve(event.key, TimeoutError())
+                case Busy():
+                    busy_log.warning(
+                        ("busy", event.peer),
+                        "%s has %d open transactions: 503",
+                        event.peer,
+                        event.open,
+                    )
+                case BindingsExpired():
+                    if self._on_expired is not None:
+                        self._on_expired(event.bindings)
         self._rearm()
 
-    def _transmit(self, key: TransactionKey | None, action: Transmit, source: Flow | None) -> None:
-        flow = self._flows.get(key) if key is not None else source
+    def _transmit(self, event: Transmit[Flow]) -> None:
+        flow = event.flow
         if flow is None:
-            flow = source
-        if flow is None:
-            log.debug("no flow to transmit %s", action.message.start_line())
+            log.debug("no flow to transmit %s", event.message.start_line())
             return
         try:
-            self.transport.send(action.message, flow, action.data)
+            self.transport.send(event.message, flow, event.data)
             if self.tracer is not None:
-                self.tracer("out", action.message, flow)
+                self.tracer("out", event.message, flow)
         except TransportError as exc:
             log.info("transmit on %s failed: %s", flow, exc)
-            if key is not None and self._loop is not None:
-                self._dispatch(self.layer.transport_error(key, self._loop.time()))
+            self._handle(self.core.send_failed(event, self._now()))
 
-    def _resolve(self, key: TransactionKey, response: Response) -> None:
-        waiter = self._waiters.get(key)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(response)
-        elif key in self._callbacks:
-            self._call_back(key, response)
-
-    def _call_back(self, key: TransactionKey, result: Response | BaseException) -> None:
-        """Hand a :meth:`request_then` caller its result, once; its failure is its own."""
-        done, context = self._callbacks.pop(key)
-        try:
-            context.run(done, result)
-        except Exception:
-            log.exception("response handler failed for %s", type(result).__name__)
-
-    def _deliver_response(
-        self, key: TransactionKey | None, response: Response, source: Flow | None
-    ) -> None:
-        if key is None:
-            # A retransmitted 2xx to an INVITE whose transaction is gone: re-send our ACK.
-            dialog = self.dialogs.find_for_response(response)
-            usage = self.usages.get(dialog.id) if dialog is not None else None
-            if usage is not None and usage.last_ack is not None:
-                self.send_ack(usage.last_ack, usage.flow)
+    def _deliver(self, event: DeliverRequest[Flow, DialogUsage]) -> None:
+        server = ServerRequest(event.request, event.flow, self, event.key)
+        handler = self._on_request if event.owner is None else event.owner.on_request
+        if handler is None:
+            server.reply(200)
             return
-        if response.status_code >= 200:
-            self._resolve(key, response)
-
-    def _retransmit_2xx(
-        self, response: Response, flow: Flow, interval: float = 0.0, elapsed: float = 0.0
-    ) -> None:
-        """Re-send a 2xx at T1, 2T1... (capped at T2) until ACK, for at most 64*T1."""
-        timers = self.layer.timers
-        key = (response.call_id, response.cseq.seq)
-        if interval:
-            if elapsed >= 64 * timers.t1:
-                self._unacked.pop(key, None)
-                log.info("no ACK for the 2xx to INVITE %s", response.call_id)
-                return
-            try:
-                self.transport.send(response, flow)
-            except TransportError:
-                self._unacked.pop(key, None)
-                return
-        delay = min(interval * 2, timers.t2) if interval else timers.t1
-        loop = self._loop or asyncio.get_running_loop()
-        self._unacked[key] = loop.call_later(
-            delay, self._retransmit_2xx, response, flow, delay, elapsed + delay
-        )
-
-    def _deliver_request(
-        self, key: TransactionKey | None, request: Request, source: Flow | None
-    ) -> None:
-        assert source is not None
-        server = ServerRequest(request, source, self, key)
-        if request.to.tag is None:
-            if request.method == "ACK":
-                return
-            self._call(self._on_request, server)
-            return
-        dialog, check = self.dialogs.check_request(request, peer=flow_peer(source))
-        if check is not DialogCheck.ACCEPT or dialog is None:
-            if request.method != "ACK":
-                server.reply(check.status_code or 481)
-            return
-        if request.method == "ACK":  # only the peer's ACK ends the 2xx retransmissions
-            pending = self._unacked.pop((request.call_id, request.cseq.seq), None)
-            if pending is not None:
-                pending.cancel()
-        usage = self.usages.get(dialog.id)
-        if request.method == "ACK" or usage is None or usage.on_request is None:
-            if request.method != "ACK":
-                server.reply(200)
-            return
-        self._call(usage.on_request, server)
-
-    def _call(self, handler: RequestHandler, server: ServerRequest) -> None:
         try:
             handler(server)
         except Exception:
@@ -670,33 +542,30 @@ class UserAgent:
             if not server.answered:
                 server.reply(500)
 
-    def _add_deadline(self, deadline: float, key: TransactionKey) -> None:
-        heap = self._deadlines
-        if len(heap) > 1024 and len(heap) > 4 * (len(self._waiters) + len(self._callbacks)):
-            # Most entries belong to requests answered long ago: keep the heap small.
-            heap[:] = [
-                entry for entry in heap if entry[2] in self._waiters or entry[2] in self._callbacks
-            ]
-            heapq.heapify(heap)
-        heapq.heappush(heap, (deadline, next(self._seq), key))
+    def _resolve(self, key: TransactionKey, result: Response | BaseException) -> None:
+        waiter = self._waiters.get(key)
+        if waiter is not None:
+            if not waiter.done():
+                if isinstance(result, Response):
+                    waiter.set_result(result)
+                else:
+                    waiter.set_exception(result)
+        elif key in self._callbacks:
+            self._call_back(key, result)
 
-    def _expire_deadlines(self, now: float) -> None:
-        heap = self._deadlines
-        while heap and heap[0][0] <= now:
-            _, _, key = heapq.heappop(heap)
-            waiter = self._waiters.get(key)
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(TimeoutError())
-            elif key in self._callbacks:
-                self._call_back(key, TimeoutError())
+    def _call_back(self, key: TransactionKey, result: Response | BaseException) -> None:
+        """Hand a ``then=`` caller its result, once; its failure is its own."""
+        done, context = self._callbacks.pop(key)
+        try:
+            context.run(done, result)
+        except Exception:
+            log.exception("response handler failed for %s", type(result).__name__)
 
     def _rearm(self) -> None:
-        """Keep the one loop timer at or before the earliest deadline. A timer armed for an
-        earlier moment is left alone (it fires, finds nothing due, re-arms): moving it on
-        every answered request would cost a timer cancel and create per message."""
-        deadline = self.layer.get_timer()
-        if self._deadlines and (deadline is None or self._deadlines[0][0] < deadline):
-            deadline = self._deadlines[0][0]
+        """Keep the one loop timer at or before the core's earliest deadline. A timer armed
+        for an earlier moment is left alone (it fires, finds nothing due, re-arms): moving it
+        on every answered request would cost a timer cancel and create per message."""
+        deadline = self.core.get_timer()
         if deadline is None:
             return
         slot = math.ceil(deadline / TIMER_GRANULARITY) * TIMER_GRANULARITY
@@ -712,14 +581,11 @@ class UserAgent:
     def _fire(self) -> None:
         self._timer = None
         self._timer_at = None
-        loop = self._loop or asyncio.get_running_loop()
-        now = loop.time()
-        self._expire_deadlines(now)
-        self._dispatch(self.layer.handle_timer(now))
+        self._handle(self.core.handle_timer(self._now()))
 
 
 def _settle(waiter: asyncio.Future[Response], result: Response | BaseException) -> None:
-    """Resolve a :meth:`UserAgent.request_nowait` future with a :data:`ResponseCallback` result."""
+    """Resolve a future with a :data:`ResponseCallback` result."""
     if waiter.done():
         return
     if isinstance(result, asyncio.CancelledError):
@@ -728,15 +594,6 @@ def _settle(waiter: asyncio.Future[Response], result: Response | BaseException) 
         waiter.set_exception(result)
     else:
         waiter.set_result(result)
-
-
-def flow_peer(flow: Flow) -> tuple[str, object]:
-    """Who is at the other end of ``flow``, for tying a dialog to it: the TCP/TLS connection,
-    or for UDP the source address and port (a phone behind NAT whose mapping changes is a new
-    peer: its dialog answers 481 and the link is set up again)."""
-    if flow.connection_id is not None:
-        return (flow.transport, flow.connection_id)
-    return (flow.transport, flow.remote)
 
 
 def _advertised(host: str) -> str:

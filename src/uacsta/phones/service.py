@@ -42,8 +42,8 @@ from uacsta.sip.digest import (
 from uacsta.sip.errors import SipParseError
 from uacsta.sip.helpers import generate_tag
 from uacsta.sip.message import Message, Request
-from uacsta.sip.registrar import Registrar, RegistrarPolicy
-from uacsta.sip.uri import SipUri
+from uacsta.sip.registrar import Binding, Registrar, RegistrarPolicy
+from uacsta.sip.uri import SipUri, parse_uri
 from uacsta.store.db import utcnow
 from uacsta.throttle import AuthThrottle
 
@@ -92,7 +92,6 @@ class PhoneService:
         size = max(0, settings.log.trace_messages)
         self.traces: dict[str, TraceBuffer] = defaultdict(lambda: TraceBuffer(size))
         self._flow_mac: dict[tuple[str, tuple[str, int]], str] = {}
-        self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._relink: dict[str, asyncio.TimerHandle] = {}
         #: Per phone: the last link failure's reason, its repeats in a row, when.
         self._relink_failures: dict[str, tuple[str, int, float]] = {}
@@ -123,6 +122,8 @@ class PhoneService:
             user_agent="uacsta",
             tracer=self._trace_sip,
             limits=limits,
+            registrar=self.registrar,
+            on_expired=self._bindings_expired,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -174,7 +175,7 @@ class PhoneService:
     async def close(self) -> None:
         """Shutdown: BYE to every linked phone, then close the listeners."""
         self._closing = True
-        for handle in [*self._expiry.values(), *self._relink.values()]:
+        for handle in self._relink.values():
             handle.cancel()
         await asyncio.gather(
             *(link.stop("server shutdown") for link in list(self.links.values())),
@@ -326,7 +327,6 @@ class PhoneService:
         record.transport = flow.transport
         if not bindings:
             log.info("phone %s un-registered", mac)
-            self._cancel_expiry(mac)
             self._forget_target(mac)
             self.inventory.touch(record)
             self._unlink(mac, "un-registered", state="offline")
@@ -343,7 +343,6 @@ class PhoneService:
         self._forget_target(mac)
         self.targets[mac] = target
         self._flow_mac[(flow.transport, flow.remote)] = mac
-        self._schedule_expiry(mac, max(b.expires_at for b in bindings))
         link = self.links.get(mac)
         if not record.enabled:
             self.inventory.set_state(record, "disabled", "disabled by the administrator")
@@ -365,25 +364,18 @@ class PhoneService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _schedule_expiry(self, mac: str, expires_at: float) -> None:
-        self._cancel_expiry(mac)
-        loop = asyncio.get_running_loop()
-        self._expiry[mac] = loop.call_at(expires_at + 1.0, self._expired, mac)
-
-    def _cancel_expiry(self, mac: str) -> None:
-        handle = self._expiry.pop(mac, None)
-        if handle is not None:
-            handle.cancel()
-
-    def _expired(self, mac: str) -> None:
-        self._expiry.pop(mac, None)
-        now = asyncio.get_running_loop().time()
-        target = self.targets.get(mac)
-        if target is not None:
-            self.registrar.expire_aor(target.aor, now)
-        log.info("registration of %s expired", mac)
-        self._forget_target(mac)
-        self._unlink(mac, "registration expired", state="offline")
+    def _bindings_expired(self, bindings: tuple[Binding, ...]) -> None:
+        """The user agent's timer expired bindings: a phone whose last one ran out is
+        offline (a phone's address of record is its MAC)."""
+        for aor in dict.fromkeys(b.aor for b in bindings):
+            if self.registrar.bound(aor):
+                continue  # another contact of it is still registered
+            mac = _aor_mac(aor)
+            if mac is None:
+                continue
+            log.info("registration of %s expired", mac)
+            self._forget_target(mac)
+            self._unlink(mac, "registration expired", state="offline")
 
     def _forget_target(self, mac: str) -> None:
         target = self.targets.pop(mac, None)
@@ -401,7 +393,6 @@ class PhoneService:
             return
         log.info("connection of phone %s closed", mac)
         self.registrar.remove_flow_of(target.aor, flow)
-        self._cancel_expiry(mac)
         self._forget_target(mac)
         self._unlink(mac, "connection closed", state="offline")
 
@@ -521,6 +512,15 @@ class PhoneService:
     def observe_latency(self, service: str, seconds: float) -> None:
         if self._observe is not None:
             self._observe(service, seconds)
+
+
+def _aor_mac(aor: str) -> str | None:
+    """The MAC an address of record names (its user part), or None."""
+    try:
+        uri = parse_uri(aor)
+    except SipParseError:
+        return None
+    return normalize_mac(uri.user or "") if isinstance(uri, SipUri) else None
 
 
 def _aor_user(request: Request) -> str | None:

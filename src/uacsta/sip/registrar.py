@@ -13,6 +13,8 @@ always an argument (``now``, seconds on any monotonic clock); nothing here reads
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -155,6 +157,10 @@ class Registrar:
 
     policy: RegistrarPolicy = field(default_factory=RegistrarPolicy)
     _aors: dict[str, dict[str, Binding]] = field(default_factory=dict)
+    #: (expires_at, seq, aor, contact key) per binding written; entries whose binding has
+    #: gone or been refreshed are skipped when they come up (lazy deletion).
+    _expiry: list[tuple[float, int, str, str]] = field(default_factory=list)
+    _seq: itertools.count[int] = field(default_factory=itertools.count)
 
     # --- queries -------------------------------------------------------------------------
     def lookup(self, aor: str, now: float) -> list[Binding]:
@@ -172,11 +178,45 @@ class Registrar:
     def __len__(self) -> int:
         return sum(len(c) for c in self._aors.values())
 
+    def bound(self, aor: str) -> bool:
+        """Whether ``aor`` has bindings still in the store (expired ones not yet removed
+        count: :meth:`handle_timer` removes them)."""
+        return aor in self._aors
+
     # --- timers --------------------------------------------------------------------------
     def get_timer(self) -> float | None:
-        """When the next binding expires (call :meth:`expire` then), or None."""
-        times = [b.expires_at for b in self.all_bindings()]
-        return min(times) if times else None
+        """When the next binding expires (call :meth:`handle_timer` then), or None."""
+        heap = self._expiry
+        while heap:
+            expires_at, _, aor, key = heap[0]
+            binding = self._aors.get(aor, {}).get(key)
+            if binding is not None and binding.expires_at == expires_at:
+                return expires_at
+            heapq.heappop(heap)
+        return None
+
+    def handle_timer(self, now: float) -> list[Binding]:
+        """Remove and return the bindings whose expiry time has passed (O(log n) each)."""
+        expired: list[Binding] = []
+        heap = self._expiry
+        while heap and heap[0][0] <= now:
+            expires_at, _, aor, key = heapq.heappop(heap)
+            contacts = self._aors.get(aor)
+            binding = contacts.get(key) if contacts is not None else None
+            if binding is None or binding.expires_at != expires_at:
+                continue
+            assert contacts is not None
+            expired.append(contacts.pop(key))
+            if not contacts:
+                del self._aors[aor]
+        if len(heap) > 2 * len(self) + 64:
+            self._expiry = [
+                (b.expires_at, next(self._seq), aor, key)
+                for aor, contacts in self._aors.items()
+                for key, b in contacts.items()
+            ]
+            heapq.heapify(self._expiry)
+        return expired
 
     def expire(self, now: float) -> list[Binding]:
         """Remove and return every binding whose expiry time has passed."""
@@ -321,6 +361,7 @@ class Registrar:
                 user_agent=user_agent,
             )
             current[change.key] = binding
+            heapq.heappush(self._expiry, (binding.expires_at, next(self._seq), aor, change.key))
             (refreshed if change.existing is not None else added).append(binding)
         if current:
             self._aors[aor] = current
