@@ -1,17 +1,17 @@
-"""The asyncio adapter around the switching function: gateways on one side, phone links on the
-other. It runs the pure :class:`SwitchingFunction` and carries out its actions: ``ToClient`` to
-the client's gateway sink, ``FanOut`` to every monitoring client's sink (``deliver_event``
-when the sink has it), ``ToPhone`` to the phone's link as an awaited CSTA request whose
+"""The adapter around the switching function: gateways on one side, phone links on the other.
+
+It runs the pure :class:`SwitchingFunction` and carries out its actions: ``ToClient`` to the
+client's gateway sink, ``FanOut`` to every monitoring client's sink (``deliver_event``: the
+event object shared by all, each with its cross-ref), ``ToPhone`` to the phone's channel, whose
 answer (or failure) is fed back. Adding a gateway never touches this module or the switch.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-from collections.abc import Iterable, Mapping
-from typing import Protocol
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Protocol, cast
 
 from uacsta.csta import messages as m
 from uacsta.ratelog import RateLimitedLog
@@ -23,34 +23,31 @@ log = logging.getLogger("uacsta.hub")
 conflict_log = RateLimitedLog(log)
 
 
-class ClientSink(Protocol):
-    """What a gateway gives the hub for each connected client (hashable: it is the client ID).
+class ClientSink(Hashable, Protocol):
+    """What a gateway gives the hub for each connected client (hashable: it is the client ID)."""
 
-    A sink may also offer ``deliver_event(event, xref)``: a fanned-out phone event and the
-    client's monitorCrossRefID for it, with ``event`` the same object for every client of
-    the fan-out (encode it once, put in each cross-ref). Sinks without it get ``deliver``
-    with the event copied for them."""
+    def deliver(self, action: ToClient) -> None:
+        """An answer to the client's invoke, or a message of the switch (events included)."""
 
-    def deliver(self, action: ToClient) -> None: ...
-
-    def __hash__(self) -> int: ...
+    def deliver_event(self, event: m.CstaEvent, xref: str) -> None:
+        """A fanned-out phone event and the client's monitorCrossRefID for it: ``event`` is the
+        same object for every client of the fan-out (encode it once, put in each cross-ref).
+        A sink that wants whole actions delivers ``event_to_client(self, event, xref)``."""
 
 
 class PhoneChannel(Protocol):
-    """A ready phone link: sends one CSTA request and returns the phone's answer.
+    """A ready phone link, as the hub relays requests through it."""
 
-    Returns a ``CSTAErrorCode`` for a negative answer or a timeout; raises only on bugs.
-    A channel may also offer ``csta_request_then(request, done)``, calling ``done(answer)``
-    once, as soon as the phone's answer is read (before the phone's later events); the hub
-    then relays without a task per request, and clients get the answer before the events
-    the phone sent after it (a future's callback would run a loop iteration late).
-    """
+    def refusal(self, request: m.CstaRequest) -> tuple[m.CSTAErrorCode, str] | None:
+        """The error and its reason (the client's detail) for a request answered without
+        sending it (a service the phone lacks, a request its vendor leaves unanswered)."""
 
-    async def csta_request(self, request: m.CstaRequest) -> m.CstaMessage: ...
-
-
-# A channel may also offer ``refusal(request) -> (CSTAErrorCode, reason) | None``: requests it
-# answers itself without sending (the reason reaches the client as the error's detail).
+    def csta_request_then(
+        self, request: m.CstaRequest, done: Callable[[m.CstaMessage], None]
+    ) -> None:
+        """Send ``request``; call ``done`` once with the answer or a ``CSTAErrorCode`` (also
+        for a timeout), as soon as the phone's answer is read, before the phone's later
+        events: clients get the answer first, and no task is needed per request."""
 
 
 class SwitchHub:
@@ -58,7 +55,6 @@ class SwitchHub:
         self.switch = switch if switch is not None else SwitchingFunction()
         self.switch.on_conflict = self._line_conflict
         self.channels: dict[str, PhoneChannel] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self.requests_relayed = 0
         self.events_relayed = 0
 
@@ -137,11 +133,11 @@ class SwitchHub:
                 case FanOut():
                     self._fan_out(action)
                 case ToClient():
-                    sink = action.client
+                    sink = cast(ClientSink, action.client)  # the switch keeps clients as IDs
                     if isinstance(action.message, m.CstaEvent):
                         self.events_relayed += 1
                     try:
-                        sink.deliver(action)  # type: ignore[attr-defined]
+                        sink.deliver(action)
                     except Exception:  # a broken client must not stop the fan-out to others
                         log.exception(
                             "delivering %s to a client failed", type(action.message).__name__
@@ -157,56 +153,37 @@ class SwitchHub:
                             )
                         )
                         continue
-                    # A channel may refuse at once, with its reason (a service the phone
-                    # lacks, a request its vendor leaves unanswered): no wait for a timeout.
-                    refusal = getattr(channel, "refusal", None)
-                    refused = refusal(action.request) if refusal is not None else None
+                    refused = channel.refusal(action.request)
                     if refused is not None:
                         self._run(self.switch.phone_failed(action.token, *refused))
                         continue
                     self.requests_relayed += 1
-                    then = getattr(channel, "csta_request_then", None)
-                    if then is not None:
-                        # A callback, no task per relayed request, run in the phone's order.
-                        then(action.request, functools.partial(self._answered, action))
-                        continue
-                    task = asyncio.get_running_loop().create_task(self._ask(channel, action))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    try:
+                        channel.csta_request_then(
+                            action.request, functools.partial(self._answered, action)
+                        )
+                    except Exception as exc:
+                        # A bug in the channel: the client still gets an answer.
+                        log.exception("CSTA request to %s failed", action.phone)
+                        self._run(
+                            self.switch.phone_failed(
+                                action.token,
+                                m.CSTAErrorCode.system_resource_availability("generic"),
+                                str(exc),
+                            )
+                        )
 
     def _fan_out(self, action: FanOut) -> None:
         event = action.event
         self.events_relayed += len(action.targets)
         for sink, xref in action.targets:
             try:
-                deliver_event = getattr(sink, "deliver_event", None)
-                if deliver_event is not None:
-                    deliver_event(event, xref)
-                else:
-                    sink.deliver(action.to_client(sink, xref))  # type: ignore[attr-defined]
+                cast(ClientSink, sink).deliver_event(event, xref)
             except Exception:  # a broken client must not stop the fan-out to others
                 log.exception("delivering %s to a client failed", type(event).__name__)
 
     def _answered(self, action: ToPhone, answer: m.CstaMessage) -> None:
         self._run(self.switch.phone_response(action.token, answer))
 
-    async def _ask(self, channel: PhoneChannel, action: ToPhone) -> None:
-        try:
-            answer = await channel.csta_request(action.request)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.exception("CSTA request to %s failed", action.phone)
-            self._run(
-                self.switch.phone_failed(
-                    action.token, m.CSTAErrorCode.system_resource_availability("generic"), str(exc)
-                )
-            )
-            return
-        self._run(self.switch.phone_response(action.token, answer))
-
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Nothing to wait for: relayed requests are callbacks the channels settle."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -29,7 +30,18 @@ class ScriptedPhone:
     def __init__(self) -> None:
         self.requests: list[m.CstaRequest] = []
 
-    async def csta_request(self, request: m.CstaRequest) -> m.CstaMessage:
+    def refusal(self, request: m.CstaRequest) -> tuple[m.CSTAErrorCode, str] | None:
+        return None
+
+    def csta_request_then(
+        self, request: m.CstaRequest, done: Callable[[m.CstaMessage], None]
+    ) -> None:
+        """Answers a loop iteration later, as a phone's answer comes from the network."""
+        answer = self.answer(request)
+        if answer is not None:
+            asyncio.get_running_loop().call_soon(done, answer)
+
+    def answer(self, request: m.CstaRequest) -> m.CstaMessage | None:
         self.requests.append(request)
         match request:
             case m.MonitorStart():

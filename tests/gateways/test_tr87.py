@@ -39,9 +39,19 @@ class ScriptedPhone:
         self.requests: list[m.CstaRequest] = []
         self.monitor_stopped = asyncio.Event()
         self.hang = False
-        self._never = asyncio.Event()
 
-    async def csta_request(self, request: m.CstaRequest) -> m.CstaMessage:
+    def refusal(self, request: m.CstaRequest) -> tuple[m.CSTAErrorCode, str] | None:
+        return None
+
+    def csta_request_then(
+        self, request: m.CstaRequest, done: Callable[[m.CstaMessage], None]
+    ) -> None:
+        """Answers a loop iteration later, as a phone's answer comes from the network."""
+        answer = self.answer(request)
+        if answer is not None:
+            asyncio.get_running_loop().call_soon(done, answer)
+
+    def answer(self, request: m.CstaRequest) -> m.CstaMessage | None:
         self.requests.append(request)
         match request:
             case m.MonitorStart():
@@ -53,7 +63,7 @@ class ScriptedPhone:
                 return m.MonitorStopResponse()
             case m.MakeCall():
                 if self.hang:
-                    await self._never.wait()
+                    return None  # never answered
                 return m.MakeCallResponse(calling_device=ConnectionID(call_id="1", device_id=LINE))
         return m.CSTAErrorCode.operation("invalidFeature")
 

@@ -4,19 +4,27 @@ the client's cross-ref for the others, and a failing sink stops no one."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from uacsta.csta import messages as m
 from uacsta.hub import SwitchHub
-from uacsta.switch.function import ToClient
+from uacsta.switch.function import ToClient, event_to_client
 
 LINE = "sip:100@pbx.example"
 MAC = "001565000001"
 
 
 class Phone:
-    async def csta_request(self, request: m.CstaRequest) -> m.CstaMessage:
+    def refusal(self, request: m.CstaRequest) -> tuple[m.CSTAErrorCode, str] | None:
+        return None
+
+    def csta_request_then(
+        self, request: m.CstaRequest, done: Callable[[m.CstaMessage], None]
+    ) -> None:
         assert isinstance(request, m.MonitorStart)
-        return m.MonitorStartResponse(monitor_cross_ref_id="p1")
+        asyncio.get_running_loop().call_soon(
+            done, m.MonitorStartResponse(monitor_cross_ref_id="p1")
+        )
 
 
 class Sink:
@@ -29,6 +37,9 @@ class Sink:
     def deliver(self, action: ToClient) -> None:
         self.actions.append(action)
         self.answered.set()
+
+    def deliver_event(self, event: m.CstaEvent, xref: str) -> None:
+        self.deliver(event_to_client(self, event, xref))
 
     def xref(self) -> str:
         (started,) = [a.message for a in self.actions if a.invoke is not None]

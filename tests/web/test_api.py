@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -340,8 +341,13 @@ class _Answers:
     def __init__(self, answer: m.CstaMessage) -> None:
         self.answer = answer
 
-    async def csta_request(self, request: m.CstaRequest) -> m.CstaMessage:
-        return self.answer
+    def refusal(self, request: m.CstaRequest) -> tuple[m.CSTAErrorCode, str] | None:
+        return None
+
+    def csta_request_then(
+        self, request: m.CstaRequest, done: Callable[[m.CstaMessage], None]
+    ) -> None:
+        asyncio.get_running_loop().call_soon(done, self.answer)
 
 
 async def test_phone_timeout_is_504_and_lost_phone_503(
@@ -368,9 +374,13 @@ async def test_phone_timeout_is_504_and_lost_phone_503(
 
 
 class _NeverAnswers:
-    async def csta_request(self, request: m.CstaRequest) -> m.CstaMessage:
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
+    def refusal(self, request: m.CstaRequest) -> tuple[m.CSTAErrorCode, str] | None:
+        return None
+
+    def csta_request_then(
+        self, request: m.CstaRequest, done: Callable[[m.CstaMessage], None]
+    ) -> None:
+        pass  # the phone never answers
 
 
 async def test_request_timeout_of_the_api(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:

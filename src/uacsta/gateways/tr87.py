@@ -65,7 +65,7 @@ from uacsta.sip.errors import SipError
 from uacsta.sip.helpers import generate_tag
 from uacsta.sip.message import Request, Response
 from uacsta.sip.uri import AbsoluteUri, SipUri
-from uacsta.switch.function import ToClient
+from uacsta.switch.function import ToClient, event_to_client
 from uacsta.switch.router import SUBJECT_FIELDS
 from uacsta.throttle import AuthThrottle
 
@@ -188,6 +188,9 @@ class Tr87Session:
             self.gateway.end_session(self, send_bye=True, reason="event queue overflow")
             return
         self._queue.put_nowait(action.message)
+
+    def deliver_event(self, event: m.CstaEvent, xref: str) -> None:
+        self.deliver(event_to_client(self, event, xref))
 
     # --- answering client requests ------------------------------------------------------
     def answer(

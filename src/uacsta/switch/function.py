@@ -86,10 +86,15 @@ class FanOut(SwitchAction):
     targets: tuple[tuple[ClientId, str], ...]
 
     def to_client(self, client: ClientId, xref: str) -> ToClient:
-        return ToClient(client=client, message=replace(self.event, monitor_cross_ref_id=xref))
+        return event_to_client(client, self.event, xref)
 
     def to_clients(self) -> list[ToClient]:
         return [self.to_client(client, xref) for client, xref in self.targets]
+
+
+def event_to_client(client: ClientId, event: m.CstaEvent, xref: str) -> ToClient:
+    """A fanned-out event as one client's own action: a copy with its monitorCrossRefID."""
+    return ToClient(client=client, message=replace(event, monitor_cross_ref_id=xref))
 
 
 @dataclass(slots=True)

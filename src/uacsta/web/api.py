@@ -40,7 +40,7 @@ from uacsta.csta import messages as m
 from uacsta.csta.types import ConnectionID
 from uacsta.phones.mac import normalize_mac
 from uacsta.switch.devices import Device, extension_of
-from uacsta.switch.function import ToClient
+from uacsta.switch.function import ToClient, event_to_client
 from uacsta.web import apimodels as am
 from uacsta.web.auth import SCOPES, Auth, Principal, Refusal, check_csrf
 from uacsta.web.jsoncsta import error_json, event_data, to_json
@@ -298,6 +298,9 @@ class _RequestClient:
         future = self.futures.pop(action.invoke, None)
         if future is not None and not future.done():
             future.set_result(action)
+
+    def deliver_event(self, event: m.CstaEvent, xref: str) -> None:
+        self.deliver(event_to_client(self, event, xref))
 
 
 async def ask(
@@ -825,6 +828,9 @@ class EventSocket:
                 "data": event_data(message),
             }
         )
+
+    def deliver_event(self, event: m.CstaEvent, xref: str) -> None:
+        self.deliver(event_to_client(self, event, xref))
 
     def _subscribed(
         self, device: str, message: m.CstaMessage, detail: str | None
