@@ -371,7 +371,7 @@ def instrumented_server(config: str, out: str) -> None:
     waiting: dict[int, list[tuple[float, float]]] = {}
     received = udp.UdpProtocol.datagram_received
     handle_frame = cstatcp.CstaTcpClient._handle_frame
-    dialog_request_then = UserAgent.dialog_request_then
+    ua_request = UserAgent.request
     send_frame = cstatcp.CstaTcpClient.send_frame
     client_flush = cstatcp.CstaTcpClient.flush
     flush_soon = cstatcp.CstaTcpGateway._flush_soon
@@ -388,17 +388,18 @@ def instrumented_server(config: str, out: str) -> None:
         finally:
             started.reset(token)
 
-    def timed_dialog_request(self: Any, usage: Any, method: str, done: Any, **kwargs: Any) -> None:
+    def timed_request(self: Any, request: Any, dest: Any, **kwargs: Any) -> Any:
         box = started.get()
-        if box is not None:
+        inner = kwargs.get("then")
+        if box is not None and inner is not None:
             t0 = time.perf_counter()
-            inner = done
 
             def done(result: Any) -> None:  # before the link's and the hub's handling
                 box[1] += time.perf_counter() - t0
                 inner(result)
 
-        dialog_request_then(self, usage, method, done, **kwargs)
+            kwargs["then"] = done
+        return ua_request(self, request, dest, **kwargs)
 
     def counted_frame(self: Any, invoke: str, xml: bytes) -> None:
         send_frame(self, invoke, xml)
@@ -423,7 +424,7 @@ def instrumented_server(config: str, out: str) -> None:
 
     udp.UdpProtocol.datagram_received = timed_datagram  # type: ignore[method-assign]
     cstatcp.CstaTcpClient._handle_frame = timed_handle_frame  # type: ignore[method-assign]
-    UserAgent.dialog_request_then = timed_dialog_request  # type: ignore[method-assign]
+    UserAgent.request = timed_request  # type: ignore[method-assign]
     cstatcp.CstaTcpClient.send_frame = counted_frame  # type: ignore[method-assign]
     cstatcp.CstaTcpClient.flush = timed_client_flush  # type: ignore[method-assign]
     cstatcp.CstaTcpGateway._flush_soon = timed_flush  # type: ignore[method-assign]

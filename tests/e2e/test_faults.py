@@ -180,7 +180,7 @@ async def test_phone_fault_is_reported_restored_and_leaves_nothing(
             await faulty.go_offline()
         case "bye-from-phone":
             assert faulty.usage is not None
-            assert (await faulty.ua.dialog_request(faulty.usage, "BYE")).status_code == 200
+            assert (await faulty.ua.request("BYE", faulty.usage)).status_code == 200
     await expect(c1, m.OutOfServiceEvent, x1)
     await expect(c2, m.OutOfServiceEvent, x2)
     detected = loop.time() - started

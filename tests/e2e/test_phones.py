@@ -179,7 +179,7 @@ async def test_bye_from_the_phone_relinks_after_backoff(harness: Harness) -> Non
     await harness.wait_state(agent.mac, "ready")
     usage = agent.usage
     assert usage is not None
-    bye = await agent.ua.dialog_request(usage, "BYE")
+    bye = await agent.ua.request("BYE", usage)
     assert bye.status_code == 200
     await wait_until(lambda: harness.state(agent.mac) != "ready", what="link dropped")
     assert server.hub.switch.phones[agent.mac].ready is False

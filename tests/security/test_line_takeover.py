@@ -39,7 +39,7 @@ async def _forge(thief: PhoneAgent, xref: str) -> None:
     )
     assert thief.usage is not None
     body = codec.encode(event, codec.Edition.ED3)
-    await thief.ua.dialog_request(thief.usage, "INFO", body=body, content_type=CSTA_TYPE)
+    await thief.ua.request("INFO", thief.usage, body=body, content_type=CSTA_TYPE)
 
 
 async def _events(client: CstaTcpClient, until: type, timeout: float = 5.0) -> list[m.CstaEvent]:
