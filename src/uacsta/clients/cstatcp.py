@@ -101,11 +101,12 @@ class CstaTcpClient:
                     future.set_exception(CstaClientError("connection closed"))
 
     def _unsolicited(self, invoke: str, xml: bytes) -> None:
-        app = ecma354.decode_appsession(xml) if b"appl_session" in xml else None
+        root = codec.parse(xml)  # once: the root tells ECMA-354 from ECMA-323
+        app = ecma354.decode_appsession_element(root)
         if app is not None:
             self.events.put_nowait(m.UnknownMessage(name=type(app).__name__, xml=xml))
             return
-        message = codec.decode(xml)
+        message, _edition = codec.decode_element(root, xml)
         self.events.put_nowait(message)
         if isinstance(message, m.CstaRequest) and self._writer is not None:
             # Requests from the switching function (SwitchingFunctionDevices...) get answered.

@@ -403,7 +403,8 @@ def decode_appsession(data: bytes) -> AppSessionMessage | None:
     """Parse (hardened) and decode; ``None`` lets the caller hand the document to the CSTA codec.
 
     Bad or hostile XML raises :class:`CstaDecodeError`. A gateway that also needs the CSTA
-    codec can parse once with ``parse_document`` and call :func:`decode_appsession_element`.
+    codec parses once with :func:`uacsta.csta.codec.parse`, then calls
+    :func:`decode_appsession_element` and, for ``None``, :func:`uacsta.csta.codec.decode_element`.
     """
     return decode_appsession_element(parse_document(data))
 

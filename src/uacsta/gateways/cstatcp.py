@@ -31,7 +31,6 @@ from uacsta.csta.framing import (
     encode_echo_frame,
     encode_frame,
 )
-from uacsta.csta.xmlparse import local_name
 from uacsta.hub import SwitchHub
 from uacsta.net.guard import AcceptLoop, ConnectionGate, GateLimits, listening_socket
 from uacsta.ratelog import RateLimitedLog, RateLimitFilter
@@ -256,15 +255,15 @@ class CstaTcpClient:
         try:
             # Parsed once: the root tells ECMA-354 from ECMA-323, then that element is decoded.
             root = codec.parse(xml)
-            if ecma354.is_appsession_document(local_name(root)):
-                session_message = ecma354.decode_appsession_element(root)
-                if session_message is not None:
-                    self._handle_appsession(invoke, session_message)
-                return
-            message, edition = codec.decode_element(root, xml)
+            session_message = ecma354.decode_appsession_element(root)
+            if session_message is None:
+                message, edition = codec.decode_element(root, xml)
         except CstaDecodeError as exc:
             log.warning("%r: bad document under invoke %s: %s", self, invoke, exc)
             self._answer_error(invoke, error_code(exc))
+            return
+        if session_message is not None:
+            self._handle_appsession(invoke, session_message)
             return
         if self.session.protocol_version is None and edition is not codec.Edition.NONE:
             self.edition = edition
