@@ -11,21 +11,18 @@ import contextlib
 import json
 import logging
 import os
-from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from uacsta.operations import OperationError, Operations, phone_dict
 from uacsta.phones.mac import normalize_mac
-
-if TYPE_CHECKING:
-    from uacsta.server import Server
 
 log = logging.getLogger("uacsta.control")
 
 
 class ControlServer:
-    def __init__(self, server: Server) -> None:
-        self.server = server
+    def __init__(self, ops: Operations) -> None:
+        self.ops = ops
         self._server: asyncio.AbstractServer | None = None
         self.path: Path | None = None
 
@@ -62,23 +59,24 @@ class ControlServer:
             writer.close()
 
     async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        server = self.server
+        ops = self.ops
         command = request.get("cmd")
         if command == "status":
-            return {"ok": True, "status": server.status()}
+            return {"ok": True, "status": ops.status()}
         if command == "phones":
-            assert server.inventory is not None
-            return {"ok": True, "phones": [asdict(r) for r in server.inventory.all()]}
+            return {"ok": True, "phones": [phone_dict(r) for r in ops.phones()]}
         if command in ("enable", "disable", "delete"):
             mac = normalize_mac(str(request.get("mac", "")))
             if mac is None:
                 return {"ok": False, "error": "not a MAC address"}
-            assert server.phones is not None
-            if command == "delete":
-                done = await server.phones.delete(mac)
-            else:
-                done = await server.phones.set_enabled(mac, command == "enable")
-            return {"ok": done, "error": None if done else f"no phone {mac}"}
+            try:
+                if command == "delete":
+                    await ops.delete_phone(mac)
+                else:
+                    await ops.set_enabled(mac, command == "enable")
+            except OperationError as exc:
+                return {"ok": False, "error": str(exc)}
+            return {"ok": True, "error": None}
         return {"ok": False, "error": f"unknown command {command!r}"}
 
 

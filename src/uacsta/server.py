@@ -21,7 +21,7 @@ import uvicorn
 
 from uacsta import ratelog
 from uacsta.accounts import ClientAccounts
-from uacsta.config import ConfigError, Settings, apply_changes, merge
+from uacsta.config import ConfigError, Settings, apply_changes
 from uacsta.control import ControlServer
 from uacsta.gateways.cstatcp import CstaTcpGateway
 from uacsta.hub import SwitchHub
@@ -36,6 +36,7 @@ from uacsta.net.guard import (
     raise_open_files_limit,
 )
 from uacsta.net.tls import ensure_self_signed_cert, server_context
+from uacsta.operations import ADMIN_CHANGES, Operations
 from uacsta.phones.inventory import Inventory
 from uacsta.phones.service import PhoneService
 from uacsta.sip.digest import Algorithm
@@ -46,21 +47,11 @@ from uacsta.web.metrics import Metrics
 
 log = logging.getLogger("uacsta.server")
 
-#: Store key of the settings changed in the web admin (they override the file).
-ADMIN_CHANGES = "admin_changes"
 #: Allocations between young-generation collections (CPython default: 700); see settle_gc.
 GC_YOUNG_THRESHOLD = 5000
 #: Seconds between young-generation collections on the clock (and ten of them between
 #: middle-generation ones); see YoungCollections.
 YOUNG_COLLECTION_INTERVAL = 0.1
-
-
-def _keys(changes: dict[str, Any], prefix: str = "") -> list[str]:
-    out: list[str] = []
-    for key, value in changes.items():
-        name = f"{prefix}{key}"
-        out += _keys(value, name + ".") if isinstance(value, dict) else [name]
-    return out
 
 
 class Server:
@@ -95,6 +86,8 @@ class Server:
         self.initial_admin_password: str | None = None
         self._http_restart: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        #: What the control socket, the admin and the API may do (uacsta.operations).
+        self.ops = Operations(self, log_source=logbuffer.current)
 
     # ------------------------------------------------------------------ start / stop
     async def start(self) -> None:
@@ -154,7 +147,7 @@ class Server:
         await self._start_tr87()
         await self._start_http()
         self._apply_connection_budget()
-        self.control = ControlServer(self)
+        self.control = ControlServer(self.ops)
         await self.control.start(self.data_dir / "uacsta.sock")
         log.info("uacsta started: %s", "; ".join(self.listening))
 
@@ -357,18 +350,13 @@ class Server:
         log.info("uacsta stopped")
         logbuffer.uninstall()
 
-    async def update_settings(self, changes: dict[str, Any]) -> list[str]:
-        """Validate, persist and apply settings changed in the web admin.
+    def gates(self) -> dict[str, ConnectionGate]:
+        return {kind: gate for kind, (gate, _) in self._gates().items()}
 
-        Returns what was restarted. Listeners restart only when their addresses (or the TLS
-        certificate) changed; everything else applies in place, for new links and logins.
-        """
-        assert self.store is not None
-        stored = (await asyncio.to_thread(self.store.get_settings)).get(ADMIN_CHANGES, {})
-        merged = merge(stored, changes)
-        new = apply_changes(self.settings, changes)  # raises ConfigError with the key
-        await asyncio.to_thread(self.store.set_setting, ADMIN_CHANGES, merged)
-        old, self.settings = self.settings, new
+    async def reconfigure(self, old: Settings, new: Settings) -> list[str]:
+        """Hand new settings to the components. Listeners restart only when their addresses
+        (or the TLS certificate) changed; everything else applies in place, for new links
+        and logins. Returns what was restarted."""
         restarted: list[str] = []
         # Objects holding settings see the new values.
         for holder in (self.phones, self.tr87, self.cstatcp):
@@ -431,7 +419,6 @@ class Server:
                 holder.ua.transport.gate.limits = holder.ua.transport._gate_limits()
         self.web_gate.limits = self._web_gate_limits()
         self._apply_connection_budget()
-        log.info("settings changed in the admin: %s", ", ".join(sorted(_keys(changes))))
         return restarted
 
     def _restart_http_soon(self) -> None:
@@ -467,27 +454,7 @@ class Server:
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict[str, Any]:
-        inventory = self.inventory
-        sf = self.hub.switch
-        return {
-            "uptime": round(time.time() - self.started_at, 1),
-            "listening": self.listening,
-            "phones": inventory.counts() if inventory else {},
-            "devices": len(sf.devices),
-            "clients": len(sf.clients),
-            "monitors": len(sf.monitors.client_monitors),
-            "phone_monitors": len(sf.monitors.points),
-            "requests_relayed": self.hub.requests_relayed,
-            "events_relayed": self.hub.events_relayed,
-            "connections": {
-                kind: {"open": gate.open, "refused": gate.refused, "timed_out": gate.timed_out}
-                for kind, (gate, _) in self._gates().items()
-            },
-            "sip_flood": {
-                "dropped": self.phones.ua.transport.flood_dropped if self.phones else 0,
-                "paused": self.phones.ua.transport.flood_pauses if self.phones else 0,
-            },
-        }
+        return self.ops.status()
 
 
 def settle_gc() -> None:

@@ -211,12 +211,12 @@ async def test_settings_changed_at_runtime_apply_and_persist(harness: Harness) -
 
     server = await harness.start_server()
     try:
-        await server.update_settings({"phones": {"registration_expires": 5}})
+        await server.ops.update_settings({"phones": {"registration_expires": 5}})
     except ConfigError as exc:
         assert "registration_expires" in str(exc)  # below the documented minimum of 30 s
     else:
         raise AssertionError("an invalid value was accepted")
-    restarted = await server.update_settings(
+    restarted = await server.ops.update_settings(
         {"phones": {"password": "new-secret", "listen": ["udp:127.0.0.1:0"]}}
     )
     assert restarted == ["phone listeners"]

@@ -22,7 +22,7 @@ async def test_client_and_web_listeners_move_and_sessions_survive(harness: Harne
     client = await harness.csta_client()
     old_port = csta_port(server)
     new_csta, new_sip, new_http = free_port(), free_port(), free_port()
-    restarted = await server.update_settings(
+    restarted = await server.ops.update_settings(
         {
             "clients": {
                 "csta_listen": [f"tcp:127.0.0.1:{new_csta}"],

@@ -1,7 +1,8 @@
 """The HTTP application: one Starlette/FastAPI app for the API, pages, provisioning, metrics.
 
 Routers live in their own modules and are included here; this module wires shared state
-(the running :class:`uacsta.server.Server`, auth, templates) and the middleware.
+(the running parts as :class:`WebParts`, the operations, auth, templates) and the middleware.
+Nothing here imports the server: it passes itself in.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
@@ -21,11 +22,24 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from uacsta import __version__
+from uacsta.operations import OperationError
 from uacsta.web.auth import Auth
 from uacsta.web.bodyguard import BodyGuard
 
 if TYPE_CHECKING:
-    from uacsta.server import Server
+    from uacsta.config import Settings
+    from uacsta.operations import Operations
+    from uacsta.store.db import Store
+
+
+class WebParts(Protocol):
+    """What the web application needs of the running server."""
+
+    settings: Settings
+    store: Store | None
+    data_dir: Path
+    ops: Operations
+
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -94,7 +108,7 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(server: Server, *, https: bool = False) -> FastAPI:
+def create_app(server: WebParts, *, https: bool = False) -> FastAPI:
     assert server.store is not None
     app = FastAPI(
         title="uacsta",
@@ -104,7 +118,9 @@ def create_app(server: Server, *, https: bool = False) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
+    #: The running parts, for the routers not yet moved to operations (API, provisioning).
     app.state.server = server
+    app.state.ops = server.ops
     http = server.settings.http
     app.state.auth = Auth(
         server.store,
@@ -131,7 +147,7 @@ def create_app(server: Server, *, https: bool = False) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
-        status = server.status()
+        status = server.ops.status()
         return JSONResponse(
             {"status": "ok", "phones": status["phones"], "uptime": status["uptime"]}
         )
@@ -149,6 +165,15 @@ def create_app(server: Server, *, https: bool = False) -> FastAPI:
                 {"error": exc.detail}, status_code=exc.status_code, headers=exc.headers
             )
         return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(OperationError)
+    async def operation_error(
+        request: Request, exc: OperationError
+    ) -> JSONResponse | PlainTextResponse:
+        """An operation refused: its message, with its status (the API as JSON)."""
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        return PlainTextResponse(str(exc), status_code=exc.status)
 
     from uacsta.web import metrics
 

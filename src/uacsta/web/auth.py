@@ -9,11 +9,13 @@ user and the expiry, so logout, a password change and a user's deletion end it o
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +24,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request
 
+from uacsta.ratelog import RateLimitedLog
 from uacsta.store.db import Store
+from uacsta.throttle import AuthThrottle
 
 log = logging.getLogger("uacsta.web.auth")
 
@@ -241,3 +245,108 @@ def check_csrf(request: Request, submitted: str | None) -> None:
     expected = request.session.get("csrf")
     if not expected or not submitted or not hmac.compare_digest(str(expected), submitted):
         raise HTTPException(status_code=403, detail="missing or wrong CSRF token; reload the page")
+
+
+def blocked_message(wait: float) -> str:
+    """What a blocked login form says: how long to wait, in seconds or minutes."""
+    if wait < 60:
+        amount, unit = max(1, int(wait + 0.5)), "second"
+    else:
+        amount, unit = int(wait + 59) // 60, "minute"
+    return f"Too many failed logins. Try again in {amount} {unit}{'s' if amount != 1 else ''}."
+
+
+class LoginGuard:
+    """The throttle and the failure log of one web login form (admin, web client).
+
+    Every web login goes through one of these: a blocked source/name pair is refused before
+    its password is hashed, an attempt whose hash is still running counts as a failure for
+    concurrent guesses (:meth:`AuthThrottle.begin`), failures and refusals are logged
+    rate-limited with the source address (a stranger can trigger them), and repeated failures
+    block per address and name, per address, and per name for addresses it never logged in
+    from. The limits are read from the settings at each attempt, so admin changes apply at once.
+    """
+
+    def __init__(self, what: str, logger: logging.Logger) -> None:
+        self.what = what
+        self.throttle = AuthThrottle()
+        self.log = RateLimitedLog(logger)
+
+    def configure(
+        self,
+        *,
+        max_failures: int,
+        block_time: float,
+        max_source_failures: int,
+        max_account_failures: int,
+    ) -> LoginGuard:
+        self.throttle.configure(
+            max_failures=max_failures,
+            block_time=block_time,
+            max_source_failures=max_source_failures,
+            max_account_failures=max_account_failures,
+        )
+        return self
+
+    def blocked(self, source: str, name: str) -> float:
+        """Seconds this attempt must wait (0: it may go on); a refusal is logged."""
+        wait = self.throttle.blocked_for(source, name, time.monotonic())
+        if wait > 0:
+            self.log.warning(
+                ("blocked", source),
+                "%s for %r from %s refused: too many failures",
+                self.what,
+                name,
+                source,
+            )
+        return wait
+
+    async def attempt(
+        self, source: str, name: str, check: Callable[[], Principal | None]
+    ) -> Principal | None:
+        """Run the password check (in a thread) as an attempt in flight."""
+        self.throttle.begin(source, name)  # concurrent guesses wait for this one's outcome
+        try:
+            return await asyncio.to_thread(check)
+        finally:
+            self.throttle.end(source, name)
+
+    def failed(self, source: str, name: str) -> None:
+        blocked = self.throttle.failure(source, name, time.monotonic())
+        self.log.warning(("failed", source), "%s failed for %r from %s", self.what, name, source)
+        if blocked:
+            self.log.warning(
+                ("blocking", source),
+                "blocking %s for %.0f s after repeated %s failures",
+                self.throttle.describe_block(source, name),
+                blocked,
+                self.what,
+            )
+
+    def succeeded(self, source: str, name: str) -> None:
+        self.throttle.success(source, name, time.monotonic())
+
+
+def login_guard(request: Request, form: str, what: str, logger: logging.Logger) -> LoginGuard:
+    """The application's guard for one login form (``admin``, ``client``), made at its first
+    use (one per app, so each server counts its own) and set to the current
+    ``http.<form>_login_*`` settings."""
+    state = request.app.state
+    guards: dict[str, LoginGuard] | None = getattr(state, "login_guards", None)
+    if guards is None:
+        guards = state.login_guards = {}
+    guard = guards.get(form)
+    if guard is None:
+        guard = guards[form] = LoginGuard(what, logger)
+    http = state.ops.settings.http
+    return guard.configure(
+        **{
+            limit: getattr(http, f"{form}_login_{limit}")
+            for limit in (
+                "max_failures",
+                "block_time",
+                "max_source_failures",
+                "max_account_failures",
+            )
+        }
+    )

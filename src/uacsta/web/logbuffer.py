@@ -21,13 +21,21 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from uacsta.config import LogSettings
 from uacsta.phones.mac import format_mac, normalize_mac
 
 if TYPE_CHECKING:
-    from uacsta.server import Server
+    from uacsta.config import Settings
+
+
+class Owner(Protocol):
+    """What the capture serves: anything with the settings in force (the running server)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
 
 LOGGER = "uacsta"
 FILE_NAME = "uacsta.log"
@@ -248,7 +256,7 @@ def current() -> LogCapture | None:
     return _state.capture
 
 
-def install(server: Server) -> LogCapture:
+def install(server: Owner) -> LogCapture:
     """Attach the capture to the ``uacsta`` logger for ``server`` (idempotent per server;
     a new server in the same process takes it over and reconfigures it)."""
     with _state.lock:
@@ -263,7 +271,7 @@ def install(server: Server) -> LogCapture:
         return capture
 
 
-def installed_for(server: Server) -> LogCapture | None:
+def installed_for(server: Owner) -> LogCapture | None:
     return _state.capture if _state.owner is server else None
 
 

@@ -56,7 +56,7 @@ from uacsta.throttle import AuthThrottle
 from uacsta.web.auth import csrf_token
 
 if TYPE_CHECKING:
-    from uacsta.server import Server
+    from uacsta.operations import Components as Server
     from uacsta.store.db import PhoneRecord
 
 log = logging.getLogger("uacsta.web.provisioning")

@@ -6,33 +6,35 @@ retrieve, transfer, conference). The page is plain JavaScript over the JSON API
 (``/api/v1``) and its event WebSocket; the session cookie authenticates both, and the API
 keeps a user to the devices of their extension.
 
-Users are created by the admin with role ``user`` and an ``extension``. Failed logins are
-logged (rate-limited) and throttled by the shared :class:`uacsta.throttle.AuthThrottle`
-(``http.client_login_*`` settings): per address and extension, per address, per extension
-for addresses it never logged in from; a blocked login answers 429. Attempts whose password
-hash is still running count as failures meanwhile.
+Users are created by the admin with role ``user`` and an ``extension``. Logins go through
+the web's one :class:`uacsta.web.auth.LoginGuard` (``http.client_login_*`` settings): failures
+logged rate-limited and throttled per address and extension, per address, per extension for
+addresses it never logged in from; a blocked login answers 429.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from uacsta.ratelog import RateLimitedLog
-from uacsta.throttle import AuthThrottle
-from uacsta.web.auth import Principal, check_csrf, csrf_token
+from uacsta.web.auth import (
+    LoginGuard,
+    Principal,
+    blocked_message,
+    check_csrf,
+    client_address,
+    csrf_token,
+    login_guard,
+)
 
 if TYPE_CHECKING:
     from uacsta.web.auth import Auth
 
 log = logging.getLogger("uacsta.web.webclient")
-#: For the lines a stranger can trigger (failed and refused logins).
-auth_log = RateLimitedLog(log)
 
 router = APIRouter(prefix="/client", include_in_schema=False)
 
@@ -52,24 +54,8 @@ def client_user(request: Request) -> Principal | None:
     return principal
 
 
-def _source(request: Request) -> str:
-    return request.client.host if request.client else "?"
-
-
-def _throttle(request: Request) -> AuthThrottle:
-    """The web client's login throttle, with the current ``http.client_login_*`` settings."""
-    state = request.app.state
-    throttle: AuthThrottle | None = getattr(state, "client_login_throttle", None)
-    if throttle is None:
-        throttle = state.client_login_throttle = AuthThrottle()
-    h = state.server.settings.http
-    throttle.configure(
-        max_failures=h.client_login_max_failures,
-        block_time=h.client_login_block_time,
-        max_source_failures=h.client_login_max_source_failures,
-        max_account_failures=h.client_login_max_account_failures,
-    )
-    return throttle
+def _guard(request: Request) -> LoginGuard:
+    return login_guard(request, "client", "web client login", log)
 
 
 def _find_user(auth: Auth, extension: str) -> str | None:
@@ -116,22 +102,11 @@ async def login(request: Request) -> Response:
     check_csrf(request, str(form.get("csrf") or "") or None)
     extension = str(form.get("extension") or "").strip()[:_MAX_FIELD]
     password = str(form.get("password") or "")[:_MAX_FIELD]
-    source = _source(request)
-    throttle = _throttle(request)
-    wait = throttle.blocked_for(source, extension, time.monotonic())
+    source = client_address(request)
+    guard = _guard(request)
+    wait = guard.blocked(source, extension)
     if wait > 0:
-        auth_log.warning(
-            ("blocked", source),
-            "web client login for %r from %s refused: too many failures",
-            extension,
-            source,
-        )
-        return _login_page(
-            request,
-            error=f"Too many failed logins. Try again in {max(int(wait + 0.5), 1)} seconds.",
-            extension=extension,
-            status=429,
-        )
+        return _login_page(request, error=blocked_message(wait), extension=extension, status=429)
     auth = _auth(request)
     principal = None
     if extension and password:
@@ -143,30 +118,13 @@ async def login(request: Request) -> Response:
                 return None
             return auth.login(name, password)
 
-        throttle.begin(source, extension)  # concurrent guesses wait for this one's outcome
-        try:
-            principal = await asyncio.to_thread(attempt)
-        finally:
-            throttle.end(source, extension)
+        principal = await guard.attempt(source, extension, attempt)
     if principal is None or principal.role != "user" or not principal.extension:
-        blocked = throttle.failure(source, extension, time.monotonic())
-        auth_log.warning(
-            ("failed", source),
-            "web client login failed for extension %r from %s",
-            extension,
-            source,
-        )
-        if blocked:
-            auth_log.warning(
-                ("blocking", source),
-                "blocking %s for %.0f s after repeated web client login failures",
-                throttle.describe_block(source, extension),
-                blocked,
-            )
+        guard.failed(source, extension)
         return _login_page(
             request, error="Wrong extension or password.", extension=extension, status=401
         )
-    throttle.success(source, extension, time.monotonic())
+    guard.succeeded(source, extension)
     # A fresh server-side session (and CSRF token) per login.
     await asyncio.to_thread(auth.start_session, request, principal)
     log.info(
