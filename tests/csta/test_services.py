@@ -8,7 +8,7 @@ from tests.csta.asn1schema import Schema
 from tests.csta.test_asn1_conformance import root_type, schema  # noqa: F401 (fixture)
 from uacsta.csta import codec, services
 from uacsta.csta import messages as m
-from uacsta.csta.services import SERVICES, AnsweredBy
+from uacsta.csta.services import EVENTS, SERVICES, AnsweredBy
 
 
 def _request_classes() -> list[type[m.CstaRequest]]:
@@ -16,12 +16,12 @@ def _request_classes() -> list[type[m.CstaRequest]]:
 
 
 def test_every_request_class_is_registered_exactly_once() -> None:
-    registered = [s.request for s in services._SERVICES]
+    registered = [s.request for s in services._SERVICES]  # as written, before the dict
     assert len(registered) == len(set(registered)) == len(SERVICES)
     assert sorted(c.__name__ for c in registered) == sorted(c.__name__ for c in _request_classes())
 
 
-@pytest.mark.parametrize("service", services._SERVICES, ids=lambda s: s.name)
+@pytest.mark.parametrize("service", SERVICES.values(), ids=lambda s: s.name)
 def test_request_and_response_exist_in_the_asn1(
     service: services.Service,
     schema: Schema,  # noqa: F811
@@ -32,7 +32,7 @@ def test_request_and_response_exist_in_the_asn1(
         root_type(service.response, schema)
 
 
-@pytest.mark.parametrize("event", services._EVENTS, ids=lambda e: e.name)
+@pytest.mark.parametrize("event", EVENTS.values(), ids=lambda e: e.name)
 def test_events_exist_in_the_asn1(event: services.Event, schema: Schema) -> None:  # noqa: F811
     if event.event.ON_THE_WIRE:
         root_type(event.event, schema)
@@ -41,15 +41,15 @@ def test_events_exist_in_the_asn1(event: services.Event, schema: Schema) -> None
 
 
 def test_feature_names_are_those_the_codec_writes() -> None:
-    for service in services._SERVICES:
+    for service in SERVICES.values():
         if service.answered_by is not AnsweredBy.CLIENT:
             assert service.feature_name in codec.FEATURE_SERVICES, service.name
-    for event in services._EVENTS:
+    for event in EVENTS.values():
         if event.relayed and event.event.ON_THE_WIRE:
             assert event.feature_name in codec.FEATURE_EVENTS, event.name
 
 
-@pytest.mark.parametrize("service", services._SERVICES, ids=lambda s: s.name)
+@pytest.mark.parametrize("service", SERVICES.values(), ids=lambda s: s.name)
 def test_group_is_the_list_the_codec_writes_the_service_in(service: services.Service) -> None:
     lists = {
         flag_name: group
@@ -61,7 +61,7 @@ def test_group_is_the_list_the_codec_writes_the_service_in(service: services.Ser
 
 
 def test_subject_fields_name_fields_of_the_request() -> None:
-    for service in services._SERVICES:
+    for service in SERVICES.values():
         assert bool(service.subject) == (service.answered_by is AnsweredBy.PHONE), service.name
         fields = service.request.__dataclass_fields__
         for name, _kind in service.subject:

@@ -218,8 +218,3 @@ RELAYED_SERVICES: tuple[str, ...] = tuple(c.xml_name() for c in SUBJECT_FIELDS)
 PHONE_SERVICES: tuple[str, ...] = tuple(s.name for s in _SERVICES if s.phone_may_offer)
 #: Names of the events relayed from phones to monitoring clients.
 RELAYED_EVENTS: tuple[str, ...] = tuple(e.name for e in _EVENTS if e.relayed)
-
-
-def service_of(request: m.CstaMessage) -> Service | None:
-    """The registered service of a request (None for anything else)."""
-    return SERVICES.get(type(request))  # type: ignore[arg-type]
