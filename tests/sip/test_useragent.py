@@ -316,3 +316,51 @@ def test_the_client_key_is_the_token() -> None:
     req = request()
     key, _ = ua.send_request(req, UDP, reliable=False, now=0.0)
     assert key == client_key(req)
+
+
+# --- requests in a dialog ---------------------------------------------------------------------
+def _uac_dialog(ua: Core) -> Dialog:
+    invite = request("INVITE", from_tag="us")
+    ok = build_response(invite, 200, to_tag="phone").with_header(
+        "Contact", "<sip:phone@10.0.0.2:5060>"
+    )
+    dialog = Dialog.from_uac(invite, ok)
+    ua.add_dialog(dialog, "link", UDP)
+    return dialog
+
+
+def test_an_in_dialog_request_is_built_in_the_dialog_and_it_sees_the_answer_first() -> None:
+    ua = core()
+    dialog = _uac_dialog(ua)
+    cseq = dialog.local_cseq
+    key, events = ua.send_in_dialog(dialog, "INFO", now=0.0, body=b"<x/>", content_type="a/b")
+    [info] = sent(events)
+    assert info.method == "INFO" and info.cseq.seq == cseq + 1  # type: ignore[union-attr]
+    assert info.header("User-Agent") == "uacsta" and of(events, Transmit)[0].flow == UDP
+    [final] = of(ua.receive(build_response(info, 200), UDP, now=0.1), FinalResponse)  # type: ignore[arg-type]
+    assert final.key == key
+
+
+def test_a_2xx_to_our_re_invite_is_acked_by_the_core_before_the_caller_hears() -> None:
+    ua = core()
+    dialog = _uac_dialog(ua)
+    _, events = ua.send_in_dialog(dialog, "INVITE", now=0.0)
+    [reinvite] = sent(events)
+    ok = build_response(reinvite, 200).with_header("Contact", "<sip:phone@10.0.0.9:5060>")  # type: ignore[arg-type]
+    events = ua.receive(ok, UDP, now=0.1)
+    assert [type(e) for e in events] == [Transmit, FinalResponse]
+    ack = of(events, Transmit)[0].message
+    assert ack.method == "ACK" and ack.cseq.seq == reinvite.cseq.seq
+    assert ua.last_ack(dialog) is ack
+    assert str(dialog.remote_target) == "sip:phone@10.0.0.9:5060"  # the dialog saw the 2xx
+
+
+def test_an_in_dialog_answer_after_the_callers_deadline_is_not_applied() -> None:
+    ua = core()
+    dialog = _uac_dialog(ua)
+    key, events = ua.send_in_dialog(dialog, "INVITE", now=0.0, timeout=1.0)
+    [reinvite] = sent(events)
+    assert of(ua.handle_timer(1.0), Timeout) == [Timeout(key=key)]  # timer A re-sent it too
+    ok = build_response(reinvite, 200).with_header("Contact", "<sip:phone@10.0.0.9:5060>")  # type: ignore[arg-type]
+    assert not of(ua.receive(ok, UDP, now=1.5), FinalResponse)
+    assert ua.last_ack(dialog) is None

@@ -25,7 +25,7 @@ from uacsta.net.flow import Flow, TransportLimits
 from uacsta.net.transport import SipTransport
 from uacsta.ratelog import RateLimitedLog
 from uacsta.sip.dialog import Dialog, DialogSet
-from uacsta.sip.helpers import build_response, generate_branch
+from uacsta.sip.helpers import build_response
 from uacsta.sip.message import Message, Request, Response
 from uacsta.sip.registrar import Binding, Registrar
 from uacsta.sip.transaction import TimerSettings, TransactionKey, TransactionLayer
@@ -64,25 +64,21 @@ class PendingRequest(Coroutine[Any, Any, Response]):
 
     __slots__ = ("_coro", "flow")
 
-    def __init__(self) -> None:
+    def __init__(self, run: Callable[[PendingRequest], Coroutine[Any, Any, Response]]) -> None:
         self.flow: Flow | None = None
-        self._coro: Coroutine[Any, Any, Response] | None = None
+        self._coro = run(self)
 
     def __await__(self) -> Generator[Any, None, Response]:
-        assert self._coro is not None
         return self._coro.__await__()
 
     def send(self, value: Any) -> Any:
-        assert self._coro is not None
         return self._coro.send(value)
 
     def throw(self, *args: Any) -> Any:
-        assert self._coro is not None
         return self._coro.throw(*args)
 
     def close(self) -> None:
-        if self._coro is not None:
-            self._coro.close()
+        self._coro.close()
 
 
 @dataclass(eq=False)
@@ -280,88 +276,70 @@ class UserAgent:
         once while the message carrying it is handled, in the caller's context: no task or
         future per request, and the answer is acted on before what the peer sent after it.
         ``then`` may run before this returns (the flow failed)."""
+        start: Callable[..., tuple[TransactionKey, list[Event]]]
         if isinstance(dest, DialogUsage):
             if not isinstance(request, str):
                 raise TypeError("in a dialog, pass the method name: the dialog builds the request")
-            usage = dest
-            message = usage.dialog.create_request(
+            start = functools.partial(
+                self.core.send_in_dialog,
+                dest.dialog,
                 request,
-                branch=generate_branch(),
+                via=self._usage_via(dest),
                 body=body,
                 content_type=content_type,
-                extra_headers=(*extra_headers, ("User-Agent", self.user_agent)),
-                via=self._usage_via(usage),
+                extra_headers=extra_headers,
+                timeout=timeout,
             )
-            if then is not None:
-                self._send_then(message, usage.flow, self._seen_in(usage, then), timeout)
-                return None
-            pending = PendingRequest()
-            pending._coro = self._in_dialog(usage, message, pending, timeout)
-            return pending
-        if isinstance(request, str) or body or content_type is not None or extra_headers:
-            raise TypeError("outside a dialog, pass a ready Request")
-        if then is not None:
-            if not isinstance(dest, Flow):
-                raise TypeError("then= needs an existing flow or a dialog usage")
-            self._send_then(request, dest, then, timeout)
-            return None
-        pending = PendingRequest()
-        pending._coro = self._send_awaited(request, dest, pending, timeout)
-        return pending
+            flow: Destination = dest.flow
+        else:
+            if isinstance(request, str) or body or content_type is not None or extra_headers:
+                raise TypeError("outside a dialog, pass a ready Request")
+            flow = dest
+            transport = dest.transport if isinstance(dest, Flow) else dest[0]
+            start = functools.partial(
+                self.core.send_request,
+                request,
+                dest if isinstance(dest, Flow) else None,
+                reliable=transport != "udp",
+                timeout=timeout,
+            )
+        if then is None:
+            return PendingRequest(functools.partial(self._awaited, start, flow))
+        if not isinstance(flow, Flow):
+            raise TypeError("then= needs an existing flow or a dialog usage")
+        key, events = start(now=self._now())
+        self._callbacks[key] = (then, contextvars.copy_context())
+        self._handle(events)
+        return None
 
-    async def _in_dialog(
-        self, usage: DialogUsage, request: Request, pending: PendingRequest, timeout: float | None
-    ) -> Response:
-        response = await self._send_awaited(request, usage.flow, pending, timeout)
-        usage.dialog.receive_response(response)
-        if request.method == "INVITE" and response.is_success:
-            self.ack_2xx(usage, response)
-        return response
-
-    def _seen_in(self, usage: DialogUsage, done: ResponseCallback) -> ResponseCallback:
-        """``done`` behind the dialog: the dialog sees the response first (and ACKs a 2xx
-        to a re-INVITE)."""
-
-        def seen(result: Response | BaseException) -> None:
-            if isinstance(result, Response):
-                usage.dialog.receive_response(result)
-                if result.cseq.method == "INVITE" and result.is_success:
-                    self.ack_2xx(usage, result)
-            done(result)
-
-        return seen
-
-    async def _send_awaited(
+    async def _awaited(
         self,
-        request: Request,
+        start: Callable[..., tuple[TransactionKey, list[Event]]],
         dest: Destination,
         pending: PendingRequest,
-        timeout: float | None,
     ) -> Response:
+        """Start the request; a new connection is awaited and a failed first send known
+        here, so ``pending.flow`` says where it went."""
         loop = asyncio.get_running_loop()
         self._loop = loop
-        flow = dest if isinstance(dest, Flow) else None
-        reliable = (flow.transport if flow is not None else dest[0]) != "udp"  # type: ignore[index]
-        key, events = self.core.send_request(
-            request, flow, reliable=reliable, now=loop.time(), timeout=timeout
-        )
+        key, events = start(now=loop.time())
         waiter: asyncio.Future[Response] = loop.create_future()
         self._waiters[key] = waiter
         first = next((e for e in events if isinstance(e, Transmit) and e.key == key), None)
-        if first is not None:  # sent here: a new connection is awaited, a failure known
+        if first is not None:
             events = [e for e in events if e is not first]
             try:
-                if flow is not None:
-                    self.transport.send(first.message, flow, first.data)
+                if isinstance(dest, Flow):
+                    self.transport.send(first.message, dest, first.data)
+                    flow = dest
                 else:
-                    assert not isinstance(dest, Flow)
                     flow = await self.transport.send_to(first.message, *dest)
                     self.core.connected(key, flow)
                 pending.flow = flow
                 if self.tracer is not None:
                     self.tracer("out", first.message, flow)
             except (TransportError, OSError, ssl.SSLError) as exc:
-                log.info("sending %s to %s failed: %s", request.method, dest, exc)
+                log.info("sending %s to %s failed: %s", first.message.start_line(), dest, exc)
                 events = [*self.core.send_failed(first, loop.time()), *events]
         self._handle(events)
         try:
@@ -376,37 +354,6 @@ class UserAgent:
         pending = self.request(request, dest, timeout=timeout)
         response = await pending
         return response, pending.flow
-
-    def request_nowait(
-        self, request: Request, flow: Flow, *, timeout: float | None = None
-    ) -> asyncio.Future[Response]:
-        """:meth:`request` over an existing flow, without a coroutine: the future of the final
-        response (or :class:`TimeoutError`). Its callbacks run on a later loop iteration,
-        after whatever else the peer sent in the meantime: where order matters, use
-        ``ua.request(request, flow, then=...)``."""
-        waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self.request(request, flow, then=functools.partial(_settle, waiter), timeout=timeout)
-        return waiter
-
-    def request_then(
-        self,
-        request: Request,
-        flow: Flow,
-        done: ResponseCallback,
-        *,
-        timeout: float | None = None,
-    ) -> None:
-        """Deprecated: ``ua.request(request, flow, then=done)``."""
-        self.request(request, flow, then=done, timeout=timeout)
-
-    def _send_then(
-        self, request: Request, flow: Flow, done: ResponseCallback, timeout: float | None
-    ) -> None:
-        key, events = self.core.send_request(
-            request, flow, reliable=flow.transport != "udp", now=self._now(), timeout=timeout
-        )
-        self._callbacks[key] = (done, contextvars.copy_context())
-        self._handle(events)
 
     # ------------------------------------------------------------------ dialogs
     def add_usage(self, usage: DialogUsage) -> None:
@@ -435,27 +382,6 @@ class UserAgent:
             extra_headers=extra_headers,
             timeout=timeout,
         )
-
-    def dialog_request_nowait(
-        self,
-        usage: DialogUsage,
-        method: str,
-        *,
-        body: bytes = b"",
-        content_type: str | None = None,
-        timeout: float | None = None,
-    ) -> asyncio.Future[Response]:
-        """Deprecated: ``ua.request(method, usage, then=...)`` (or await it)."""
-        waiter: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self.request(
-            method,
-            usage,
-            then=functools.partial(_settle, waiter),
-            body=body,
-            content_type=content_type,
-            timeout=timeout,
-        )
-        return waiter
 
     def dialog_request_then(
         self,
@@ -582,18 +508,6 @@ class UserAgent:
         self._timer = None
         self._timer_at = None
         self._handle(self.core.handle_timer(self._now()))
-
-
-def _settle(waiter: asyncio.Future[Response], result: Response | BaseException) -> None:
-    """Resolve a future with a :data:`ResponseCallback` result."""
-    if waiter.done():
-        return
-    if isinstance(result, asyncio.CancelledError):
-        waiter.cancel()
-    elif isinstance(result, BaseException):
-        waiter.set_exception(result)
-    else:
-        waiter.set_result(result)
 
 
 def _advertised(host: str) -> str:

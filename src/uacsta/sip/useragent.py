@@ -213,6 +213,8 @@ class UserAgentCore(Generic[F, O]):
         self._peer_of: dict[TransactionKey, str] = {}
         #: Requests whose final response (or Timeout) the caller has not had yet.
         self._pending: set[TransactionKey] = set()
+        #: Pending requests sent in a dialog: the dialog and our Via for the ACK of a 2xx.
+        self._in_dialog: dict[TransactionKey, tuple[Dialog, Via | None]] = {}
         #: Callers' time limits: (deadline, seq, key), entries of answered requests skipped.
         self._deadlines: list[tuple[float, int, TransactionKey]] = []
         self._unacked: dict[tuple[str, int], _Unacked[F]] = {}
@@ -274,6 +276,39 @@ class UserAgentCore(Generic[F, O]):
             self._add_deadline(now + timeout, key)
         return key, self._absorb(actions, None, now)
 
+    def send_in_dialog(
+        self,
+        dialog: Dialog,
+        method: str,
+        *,
+        now: float,
+        via: Via | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        extra_headers: tuple[tuple[str, str], ...] = (),
+        timeout: float | None = None,
+    ) -> tuple[TransactionKey, list[Event]]:
+        """:meth:`send_request` for a request built in ``dialog`` (registered with
+        :meth:`add_dialog`), over its flow. The dialog sees the final response before the
+        :class:`FinalResponse` goes out, and a 2xx to a re-INVITE is ACKed here."""
+        entry = self._usages[dialog.id]
+        request = dialog.create_request(
+            method,
+            branch=generate_branch(),
+            body=body,
+            content_type=content_type,
+            extra_headers=(*extra_headers, ("User-Agent", self.user_agent)),
+            via=via,
+        )
+        reliable = entry.flow.transport != "udp"
+        key, actions = self.layer.new_client(request, reliable=reliable, now=now)
+        self._pending.add(key)
+        self._in_dialog[key] = (dialog, via)
+        self._flows[key] = entry.flow
+        if timeout is not None:
+            self._add_deadline(now + timeout, key)
+        return key, self._absorb(actions, None, now)
+
     def connected(self, key: TransactionKey, flow: F) -> None:
         """The first send of ``key`` (a :class:`Transmit` with no flow) went out on ``flow``."""
         if key in self.layer:
@@ -294,6 +329,7 @@ class UserAgentCore(Generic[F, O]):
         adapter); nothing is re-sent any more."""
         pending = list(self._pending)
         self._pending.clear()
+        self._in_dialog.clear()
         self._deadlines.clear()
         self._unacked.clear()
         self._unacked_heap.clear()
@@ -364,6 +400,7 @@ class UserAgentCore(Generic[F, O]):
             _, _, key = heapq.heappop(heap)
             if key in self._pending:
                 self._pending.discard(key)
+                self._in_dialog.pop(key, None)
                 events.append(Timeout(key=key))
         events.extend(self._absorb(self.layer.handle_timer(now), None, now))
         events.extend(self._resend_2xx(now))
@@ -415,7 +452,15 @@ class UserAgentCore(Generic[F, O]):
         if key not in self._pending:
             return []
         self._pending.discard(key)
-        return [FinalResponse(key=key, response=response)]
+        events: list[Event] = []
+        sent_in = self._in_dialog.pop(key, None)
+        if sent_in is not None:
+            dialog, via = sent_in
+            dialog.receive_response(response)
+            if key[1] == "INVITE" and response.is_success and dialog.id in self._usages:
+                events.append(self.ack_2xx(dialog, response, via))
+        events.append(FinalResponse(key=key, response=response))
+        return events
 
     def _forget(self, key: TransactionKey) -> None:
         self._flows.pop(key, None)
