@@ -215,6 +215,7 @@ class UserAgent:
         if self._timer is not None:
             self._timer.cancel()
         self.core.abandon()
+        self.core.registrar = None  # a successor user agent serves its expiry
         for waiter in self._waiters.values():
             if not waiter.done():
                 waiter.cancel()
