@@ -254,6 +254,7 @@ class Server:
             gate.limits.max_connections = budget[kind]
 
     async def _start_http(self) -> None:
+        from uacsta.gateways import json as json_gateway
         from uacsta.web.app import create_app
         from uacsta.web.auth import Auth
         from uacsta.web.httpproto import BoundedHttpToolsProtocol, GuardedServer
@@ -274,6 +275,7 @@ class Server:
         address = parse_listen_address(self.settings.http.listen)
         https = address.transport == "tls"
         app = create_app(self, https=https)
+        app.include_router(json_gateway.router)  # the JSON CSTA gateway, beside the management API
         sock = listening_socket(address.host, address.port, 1024)
         self.http_port = sock.getsockname()[1]
         h = self.settings.http

@@ -19,9 +19,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.e2e.conftest import wait_until
 from tests.web.conftest import A, Api, B
 from uacsta.csta import messages as m
+from uacsta.gateways.json import client as api_module
+from uacsta.gateways.json.events import EventSocket
 from uacsta.switch.function import ToClient
-from uacsta.web import api as api_module
-from uacsta.web.api import EventSocket
 
 
 def _app(api: Api) -> FastAPI:

@@ -184,10 +184,11 @@ def create_app(server: WebParts, *, https: bool = False) -> FastAPI:
 
 
 def _include_optional(app: FastAPI) -> None:
-    """Routers of the API, admin, web client and provisioning modules."""
+    """Routers of the management API, admin, web client and provisioning modules (the JSON
+    CSTA gateway, :mod:`uacsta.gateways.json`, is mounted by the server that assembles both)."""
     import importlib
 
-    for name in ("api", "admin", "webclient", "provisioning"):
+    for name in ("manage", "admin", "webclient", "provisioning"):
         try:
             module = importlib.import_module(f"uacsta.web.{name}")
         except ModuleNotFoundError as exc:

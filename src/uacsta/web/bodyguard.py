@@ -27,7 +27,7 @@ __all__ = ["PUBLIC_BODY_ROUTES", "BodyGuard"]
 
 #: Routes that take a body from a stranger (their limit is the small one).
 PUBLIC_BODY_ROUTES = ("/admin/login", "/client/login", "/provisioning/")
-#: The API's own words for a missing login (uacsta.web.api.current_principal).
+#: The API's own words for a missing login (uacsta.web.apicommon.current_principal).
 AUTH_REQUIRED = "authentication required: send 'Authorization: Bearer <API token>' or log in"
 #: Routes of logged-in administrators' forms (the larger limit).
 ADMIN_PREFIX = "/admin/"

@@ -1,4 +1,4 @@
-"""CSTA messages as JSON for the REST/WebSocket API, generically from the dataclass fields.
+"""CSTA messages as JSON for the JSON CSTA gateway (REST and WebSocket), generically from fields.
 
 No per-message code: a message (or any nested ECMA-323 value) becomes a JSON object of its
 fields. :class:`ConnectionID` is ``{"call_id", "device_id"}``, :class:`DeviceIdentifier` its
