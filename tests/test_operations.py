@@ -179,3 +179,16 @@ async def test_control_socket_answers_with_the_operations_errors(parts: Parts) -
         "ok": False,
         "error": "not a MAC address",
     }
+
+
+async def test_settings_changed_in_the_admin_override_the_file_at_start(parts: Parts) -> None:
+    ops = Operations(parts)
+    assert await ops.restore_settings() is False  # nothing stored yet
+    assert parts.store is not None
+    parts.store.set_setting(ADMIN_CHANGES, {"phones": {"auto_activate": False}})
+    assert await ops.restore_settings() is True
+    assert parts.settings.phones.auto_activate is False
+    parts.store.set_setting(ADMIN_CHANGES, {"phones": {"registration_expires": 5}})
+    before = parts.settings
+    assert await ops.restore_settings() is True  # logged and ignored
+    assert parts.settings is before

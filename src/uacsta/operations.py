@@ -311,6 +311,24 @@ class Operations:
             log.info("settings changed by %s: %s", by, describe(changed_keys(old, new)))
         return restarted
 
+    async def restore_settings(self) -> bool:
+        """At start: the settings changed in the admin earlier override the file's (a set
+        that no longer applies is logged and ignored). True when there were some."""
+        import asyncio
+
+        from uacsta.config import apply_changes
+
+        parts = self.parts
+        assert parts.store is not None
+        stored = (await asyncio.to_thread(parts.store.get_settings)).get(ADMIN_CHANGES)
+        if not stored:
+            return False
+        try:
+            parts.settings = apply_changes(parts.settings, stored)
+        except ConfigError as exc:
+            log.error("ignoring settings changed in the admin: %s", exc)
+        return True
+
     # ------------------------------------------------------------------ logs
     def logs(
         self,

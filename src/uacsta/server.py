@@ -21,7 +21,7 @@ import uvicorn
 
 from uacsta import ratelog
 from uacsta.accounts import ClientAccounts
-from uacsta.config import ConfigError, Settings, apply_changes
+from uacsta.config import Settings
 from uacsta.control import ControlServer
 from uacsta.gateways.cstatcp import CstaTcpGateway
 from uacsta.hub import SwitchHub
@@ -36,7 +36,7 @@ from uacsta.net.guard import (
     raise_open_files_limit,
 )
 from uacsta.net.tls import ensure_self_signed_cert, server_context
-from uacsta.operations import ADMIN_CHANGES, Operations
+from uacsta.operations import Operations
 from uacsta.phones.inventory import Inventory
 from uacsta.phones.service import PhoneService
 from uacsta.sip.digest import Algorithm
@@ -86,6 +86,8 @@ class Server:
         self.initial_admin_password: str | None = None
         self._http_restart: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        #: What start() brought up, closed in reverse order by stop().
+        self._running = contextlib.AsyncExitStack()
         #: What the control socket, the admin and the API may do (uacsta.operations).
         self.ops = Operations(self, log_source=logbuffer.current)
 
@@ -109,16 +111,14 @@ class Server:
             interval=self.settings.log.rate_limit_interval,
         )
         self.store = await asyncio.to_thread(Store, self.settings.store.database_url)
-        stored = await asyncio.to_thread(self.store.get_settings)
-        if stored.get(ADMIN_CHANGES):
-            try:
-                self.settings = apply_changes(self.settings, stored[ADMIN_CHANGES])
-            except ConfigError as exc:
-                log.error("ignoring settings changed in the admin: %s", exc)
+        self._running.callback(self.store.close)
+        if await self.ops.restore_settings():
             self.accounts.replace(self.settings.clients.accounts)
         self.inventory = Inventory(self.store)
         await asyncio.to_thread(self.inventory.load)
         self.inventory.start()
+        self._running.push_async_callback(self.inventory.close)
+        self._running.push_async_callback(self.hub.close)
         self.tls_context = self._tls()
         self.phones = PhoneService(
             self.settings,
@@ -127,6 +127,7 @@ class Server:
             tls_context=self.tls_context,
             observe_latency=self.metrics.observe,
         )
+        self._running.push_async_callback(self.phones.close)
         self.listening += [f"phones {a}" for a in await self.phones.start()]
         c = self.settings.clients
         self.cstatcp = CstaTcpGateway(
@@ -143,11 +144,14 @@ class Server:
             handshake_timeout=self.settings.connections.handshake_timeout,
             idle_timeout=c.idle_timeout,
         )
+        self._running.push_async_callback(self._close_gateways)
         await self._listen_csta()
         await self._start_tr87()
+        self._running.push_async_callback(self._stop_http)
         await self._start_http()
         self._apply_connection_budget()
         self.control = ControlServer(self.ops)
+        self._running.push_async_callback(self.control.close)
         await self.control.start(self.data_dir / "uacsta.sock")
         log.info("uacsta started: %s", "; ".join(self.listening))
 
@@ -331,26 +335,26 @@ class Server:
         return server_context(cert, key)
 
     async def stop(self) -> None:
+        """Close what start() brought up, last first: control socket, web, client gateways,
+        phones (BYE), hub, inventory (flushed), store, log capture."""
         log.info("uacsta stopping")
-        if self.control is not None:
-            await self.control.close()
-        if self.http is not None and self._http_task is not None:
-            self.http.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._http_task
+        try:
+            await self._running.aclose()
+        finally:
+            log.info("uacsta stopped")
+            logbuffer.uninstall()
+
+    async def _close_gateways(self) -> None:
         if self.cstatcp is not None:
             await self.cstatcp.close()
         if self.tr87 is not None:
             await self.tr87.close()
-        if self.phones is not None:
-            await self.phones.close()
-        await self.hub.close()
-        if self.inventory is not None:
-            await self.inventory.close()
-        if self.store is not None:
-            self.store.close()
-        log.info("uacsta stopped")
-        logbuffer.uninstall()
+
+    async def _stop_http(self) -> None:
+        if self.http is not None and self._http_task is not None:
+            self.http.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._http_task
 
     def gates(self) -> dict[str, ConnectionGate]:
         return {kind: gate for kind, (gate, _) in self._gates().items()}
@@ -427,10 +431,7 @@ class Server:
         self._http_restart = asyncio.get_running_loop().create_task(self._restart_http())
 
     async def _restart_http(self) -> None:
-        if self.http is not None and self._http_task is not None:
-            self.http.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._http_task
+        await self._stop_http()
         self.listening = [e for e in self.listening if not e.startswith("web ")]
         try:
             await self._start_http()
