@@ -7,8 +7,9 @@ import pytest
 
 from uacsta.csta import messages as m
 from uacsta.csta.types import ConnectionID
-from uacsta.phones.link import _account_key, client_device_id
 from uacsta.phones.vendors import ALL_SERVICES, GENERIC, PROFILES, WriteForm, detect
+from uacsta.tr87.lines import account_key as _account_key
+from uacsta.tr87.lines import client_device_id
 
 YEALINK = PROFILES["yealink"]
 LINE = "sip:100@pbx.example"

@@ -9,6 +9,7 @@ import pytest
 from uacsta.csta import codec
 from uacsta.csta import messages as m
 from uacsta.sip.message import Request, Response
+from uacsta.sip.uri import Via
 from uacsta.tr87 import (
     ACCEPTED_TYPES,
     ALLOW,
@@ -19,6 +20,7 @@ from uacsta.tr87 import (
     DialogEvent,
     Established,
     Input,
+    InviteTarget,
     LinesChanged,
     Lost,
     PeerRequest,
@@ -92,6 +94,15 @@ def info(body: bytes, content_type: str = "application/csta+xml") -> Request:
     )
 
 
+TARGET = InviteTarget(
+    uri="sip:001565aabbcc@192.0.2.7:5062",
+    to=AOR,
+    contact="<sip:uacsta@192.0.2.1:5060;transport=tcp>",
+    via=Via(transport="TCP", host="192.0.2.1", port=5060),
+    call_id="abc@uacsta",
+)
+
+
 def sends(events: list[DialogEvent]) -> list[SendRequest]:
     return [e for e in events if isinstance(e, SendRequest)]
 
@@ -122,7 +133,7 @@ def phone_dialog(**kw: object) -> CstaDialog:
 
 def ready_dialog(now: float = 0.0, sfd: bytes = YEALINK_SFD) -> CstaDialog:
     d = phone_dialog()
-    d.start(now)
+    d.start(TARGET, now)
     invite = only_send(d)
     d.receive_response(
         invite.token, ok(RSS_RESPONSE, ("Session-Expires", "1800;refresher=uac")), now
@@ -142,10 +153,14 @@ def ready_dialog(now: float = 0.0, sfd: bytes = YEALINK_SFD) -> CstaDialog:
 def test_invite_carries_request_system_status_and_session_timer() -> None:
     d = phone_dialog()
     assert d.state is State.IDLE
-    d.start(0.0)
+    d.start(TARGET, 0.0)
     assert d.state is State.INVITING
     invite = only_send(d)
-    assert invite.method == "INVITE" and invite.initial
+    assert invite.method == "INVITE" and invite.request is not None
+    assert invite.request.uri == TARGET.uri
+    assert invite.request.call_id == "abc@uacsta"
+    assert invite.request.cseq.seq == 1
+    assert invite.request.top_via.branch
     assert isinstance(decoded(invite), m.RequestSystemStatus)
     headers = dict(invite.headers)
     assert headers["Content-Disposition"] == "signal;handling=required"
@@ -156,7 +171,7 @@ def test_invite_carries_request_system_status_and_session_timer() -> None:
 
 def test_set_up_learns_yealink_lines_without_the_mac_account() -> None:
     d = phone_dialog()
-    d.start(0.0)
+    d.start(TARGET, 0.0)
     invite = only_send(d)
     d.receive_response(
         invite.token, ok(RSS_RESPONSE, ("Session-Expires", "1800;refresher=uac")), 0.0
@@ -185,7 +200,7 @@ def test_set_up_learns_yealink_lines_without_the_mac_account() -> None:
 
 def test_lines_arriving_before_the_get_answer() -> None:
     d = phone_dialog(services=frozenset())
-    d.start(0.0)
+    d.start(TARGET, 0.0)
     d.receive_response(only_send(d).token, ok(), 0.0)
     gsfd = only_send(d)  # no SystemRegister: not offered
     assert isinstance(decoded(gsfd), m.GetSwitchingFunctionDevices)
@@ -200,7 +215,7 @@ def test_lines_arriving_before_the_get_answer() -> None:
 
 def test_no_line_list_falls_back_to_the_aor() -> None:
     d = phone_dialog(services=frozenset(), own_account=None)
-    d.start(0.0)
+    d.start(TARGET, 0.0)
     d.receive_response(only_send(d).token, ok(), 0.0)
     gsfd = only_send(d)
     d.receive_response(gsfd.token, ok(GSFD_RESPONSE), 1.0)
@@ -212,7 +227,7 @@ def test_no_line_list_falls_back_to_the_aor() -> None:
 
 def test_refused_get_falls_back_to_the_aor() -> None:
     d = phone_dialog(services=frozenset())
-    d.start(0.0)
+    d.start(TARGET, 0.0)
     d.receive_response(only_send(d).token, ok(), 0.0)
     gsfd = only_send(d)
     d.receive_response(gsfd.token, ok(status=500), 1.0)
@@ -222,7 +237,7 @@ def test_refused_get_falls_back_to_the_aor() -> None:
 
 def test_unanswered_system_register_loses_the_dialog() -> None:
     d = phone_dialog()
-    d.start(0.0)
+    d.start(TARGET, 0.0)
     d.receive_response(only_send(d).token, ok(), 0.0)
     register = only_send(d)
     d.receive_timeout(register.token, 4.0)
@@ -242,7 +257,7 @@ def test_unanswered_system_register_loses_the_dialog() -> None:
 )
 def test_rejected_invite(status: int, reason: str) -> None:
     d = phone_dialog()
-    d.start(0.0)
+    d.start(TARGET, 0.0)
     d.receive_response(only_send(d).token, Response(status_code=status, reason="Busy"), 0.0)
     (lost,) = d.events()
     assert isinstance(lost, Lost) and lost.reason == reason
@@ -250,7 +265,7 @@ def test_rejected_invite(status: int, reason: str) -> None:
 
 def test_invite_timeout() -> None:
     d = phone_dialog()
-    d.start(0.0)
+    d.start(TARGET, 0.0)
     d.receive_timeout(only_send(d).token, 8.0)
     (lost,) = d.events()
     assert isinstance(lost, Lost) and lost.reason == "the phone did not answer the CSTA INVITE"
@@ -258,7 +273,7 @@ def test_invite_timeout() -> None:
 
 def test_422_retries_with_min_se_then_gives_up() -> None:
     d = phone_dialog(session_expires=90)
-    d.start(0.0)
+    d.start(TARGET, 0.0)
     for _ in range(3):
         invite = only_send(d)
         d.receive_response(
@@ -273,7 +288,7 @@ def test_422_retries_with_min_se_then_gives_up() -> None:
 
 def test_422_without_min_se() -> None:
     d = phone_dialog()
-    d.start(0.0)
+    d.start(TARGET, 0.0)
     d.receive_response(only_send(d).token, Response(status_code=422), 0.0)
     (lost,) = d.events()
     assert isinstance(lost, Lost) and lost.reason == "phone answered 422 without Min-SE"
@@ -281,7 +296,7 @@ def test_422_without_min_se() -> None:
 
 def test_challenge_is_answered_once() -> None:
     d = phone_dialog()
-    d.start(0.0)
+    d.start(TARGET, 0.0)
     challenge = Response(status_code=401, reason="Unauthorized")
     d.receive_response(only_send(d).token, challenge, 0.0)
     (auth,) = d.events()
@@ -289,6 +304,7 @@ def test_challenge_is_answered_once() -> None:
     d.authorize((("Authorization", "Digest x"),), 0.0)
     invite = only_send(d)
     assert ("Authorization", "Digest x") in invite.headers
+    assert invite.request is not None and invite.request.cseq.seq == 2
     d.receive_response(invite.token, challenge, 0.0)
     (lost,) = d.events()
     assert (
@@ -408,7 +424,7 @@ def test_refresh_by_reinvite_at_half_the_interval() -> None:
     d.handle_timer(900.0)  # the keep-alive is due too: the refresh goes first
     refresh = only_send(d)
     assert d.state is State.REFRESHING
-    assert refresh.method == "INVITE" and not refresh.initial
+    assert refresh.method == "INVITE" and refresh.request is None
     assert dict(refresh.headers)["Content-Disposition"] == "signal;handling=required"
     assert d.csta_request(m.RequestSystemStatus(), 900.0) > 0
     assert sends(d.events())  # requests flow during a refresh
@@ -443,7 +459,7 @@ def test_refresh_refused() -> None:
 
 def test_session_expires_when_the_phone_refreshes_and_does_not() -> None:
     d = phone_dialog(services=frozenset(), own_account=None)
-    d.start(0.0)
+    d.start(TARGET, 0.0)
     d.receive_response(only_send(d).token, ok(b"", ("Session-Expires", "90;refresher=uas")), 0.0)
     d.receive_response(only_send(d).token, ok(status=500), 0.0)
     d.events()
@@ -569,7 +585,7 @@ def test_reinvite_from_the_phone_sets_the_session_timer() -> None:
 
 def test_stop_asks_for_bye_only_once_established() -> None:
     d = phone_dialog()
-    d.start(0.0)
+    d.start(TARGET, 0.0)
     d.events()
     d.stop()
     (lost,) = d.events()
@@ -670,3 +686,31 @@ def test_table_pairs(state: State, inp: Input) -> None:
     assert d.state is TRANSITIONS.get((state, inp), state)
     lost = [e for e in d.events() if isinstance(e, Lost)]
     assert bool(lost) == (state is not State.LOST and d.state is State.LOST)
+
+
+def test_digest_challenge_answered_with_the_phone_credentials() -> None:
+    d = phone_dialog()
+    d.start(TARGET, 0.0)
+    challenge = Response(
+        status_code=401,
+        reason="Unauthorized",
+        headers=(("WWW-Authenticate", 'Digest realm="snom", nonce="abc", algorithm=MD5'),),
+    )
+    d.receive_response(only_send(d).token, challenge, 0.0)
+    d.events()
+    d.answer_challenge("001565aabbcc", "secret", 0.0)
+    invite = only_send(d)
+    value = dict(invite.headers)["Authorization"]
+    assert value.startswith("Digest ") and 'username="001565aabbcc"' in value
+    assert f'uri="{TARGET.uri}"' in value
+
+
+def test_challenge_without_its_header_gives_up() -> None:
+    d = phone_dialog()
+    d.start(TARGET, 0.0)
+    d.receive_response(only_send(d).token, Response(status_code=407, reason="Proxy Auth"), 0.0)
+    d.events()
+    d.answer_challenge("001565aabbcc", "secret", 0.0)
+    (lost,) = d.events()
+    assert isinstance(lost, Lost)
+    assert lost.reason == "phone answered the CSTA INVITE with 407 Proxy Auth"

@@ -113,6 +113,23 @@ class VendorProfile:
     def services(self, firmware: str | None = None) -> frozenset[str]:
         return frozenset(s for s in ALL_SERVICES if self.supports(s, firmware))
 
+    def features(self, firmware: str | None = None) -> dict[str, dict[str, object]]:
+        """Per service: offered or not, why not, and what to know about the phone's answer."""
+        general = self.notes.get("*")
+        out: dict[str, dict[str, object]] = {}
+        for service in sorted(ALL_SERVICES):
+            found = self.refusal(service, firmware)
+            emulated = service == "AlternateCall" and self.emulate_alternate_call
+            out[service] = {
+                "supported": found is None,
+                "reason": found.reason if found else None,
+                "error": f"{found.category}/{found.value}" if found else None,
+                "note": "done as HoldCall + RetrieveCall"
+                if emulated
+                else self.notes.get(service) or general,
+            }
+        return out
+
     def predict_silence(self, request: m.CstaRequest) -> Refusal | None:
         """A request this phone would leave unanswered, known from the request alone."""
         if not self.silent_errors:

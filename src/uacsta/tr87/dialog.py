@@ -36,8 +36,11 @@ from uacsta.sip.dialog import (
     session_timer_from_response,
     session_timer_request_headers,
 )
+from uacsta.sip.digest import answer_challenge
 from uacsta.sip.errors import SipParseError
+from uacsta.sip.helpers import generate_branch, generate_tag
 from uacsta.sip.message import Request, Response
+from uacsta.sip.uri import Via
 from uacsta.tr87.lines import LineForms
 
 __all__ = [
@@ -54,6 +57,7 @@ __all__ = [
     "DialogEvent",
     "Established",
     "Input",
+    "InviteTarget",
     "LinesChanged",
     "Lost",
     "PeerRequest",
@@ -157,6 +161,21 @@ TRANSITIONS: Final[Mapping[tuple[State, Input], State]] = {
 }
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InviteTarget:
+    """Where and as whom the initial INVITE goes (UAC role): the driver knows the transport."""
+
+    #: Request-URI: the phone's registered contact.
+    uri: str
+    #: The phone's address of record (To).
+    to: str
+    #: Our Contact, also our From address.
+    contact: str
+    #: Our Via, without branch (a new branch per attempt).
+    via: Via
+    call_id: str
+
+
 # --- events ------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DialogEvent:
@@ -173,9 +192,12 @@ class SendRequest(DialogEvent):
     body: bytes
     content_type: str | None
     headers: Headers
-    #: Seconds the driver waits for the final response before reporting a timeout.
-    timeout: float
-    initial: bool = False
+    #: Seconds the driver waits for the final response before reporting a timeout (None:
+    #: the transaction's own limit, whose 408 the driver feeds back as a response).
+    timeout: float | None
+    #: The initial INVITE, complete: send it out of dialog (the other requests are built in
+    #: the SIP dialog by the driver's user agent).
+    request: Request | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -328,9 +350,12 @@ class CstaDialog:
 
     __slots__ = (
         "_auth",
+        "_challenge",
         "_events",
+        "_from_tag",
         "_in_flight",
         "_interval",
+        "_invite_target",
         "_keepalive_at",
         "_keepalive_token",
         "_lines_at",
@@ -408,7 +433,10 @@ class CstaDialog:
         self._in_flight = 0
         self._interval = session_expires
         self._auth: Headers = ()
+        self._challenge: Response | None = None
         self._tries = 0
+        self._invite_target: InviteTarget | None = None
+        self._from_tag = ""
         self._rejected = ""
         self._segments: list[str] = []
         self._lines_token: int | None = None
@@ -482,8 +510,10 @@ class CstaDialog:
             self._fail("the phone did not refresh the session")
 
     # --- set-up (UAC) -------------------------------------------------------------------------
-    def start(self, now: float) -> None:
+    def start(self, target: InviteTarget, now: float) -> None:
         """Send the INVITE (server → phone)."""
+        self._invite_target = target
+        self._from_tag = generate_tag()
         self._step(Input.START)
         self._tries = 1
         self._send_invite()
@@ -498,28 +528,55 @@ class CstaDialog:
         self._auth = headers
         self._retry_invite()
 
+    def answer_challenge(self, username: str, password: str, now: float) -> None:
+        """Answer an :class:`AuthRequired` with digest credentials (snom ``csta_challenge``);
+        a challenge without its header is given up on."""
+        response = self._challenge
+        if response is None or self._invite_target is None:
+            return
+        name = "WWW-Authenticate" if response.status_code == 401 else "Proxy-Authenticate"
+        challenge = response.header(name)
+        if challenge is None:
+            self.authorize((), now)
+            return
+        uri = self._invite_target.uri
+        value = answer_challenge(challenge, "INVITE", uri, username, password)
+        header = "Authorization" if response.status_code == 401 else "Proxy-Authorization"
+        self.authorize(((header, value),), now)
+
     def invite_body(self) -> bytes:
         """The INVITE / refresh body: RequestSystemStatus in our edition."""
         return codec.encode(m.RequestSystemStatus(), self.edition)
 
     def _send_invite(self) -> None:
+        target = self._invite_target
+        assert target is not None
         timer = session_timer_request_headers(self._interval, refresher=Refresher.UAC)
+        body = self.invite_body()
         headers: Headers = (
+            ("Via", str(target.via.with_param("branch", generate_branch()))),
+            ("Max-Forwards", "70"),
+            ("From", f"{target.contact};tag={self._from_tag}"),
+            ("To", f"<{target.to}>"),
+            ("Call-ID", target.call_id),
+            ("CSeq", f"{self._tries} INVITE"),
+            ("Contact", target.contact),
             ("Allow", self.allow),
             ("Content-Disposition", DISPOSITION),
+            ("Content-Type", CSTA_TYPE),
             *timer,
             *self._auth,
         )
-        token = self._token(_Purpose.INVITE, None)
+        request = Request(method="INVITE", uri=target.uri, headers=headers, body=body)
         self._events.append(
             SendRequest(
-                token=token,
+                token=self._token(_Purpose.INVITE, None),
                 method="INVITE",
-                body=self.invite_body(),
+                body=body,
                 content_type=CSTA_TYPE,
                 headers=headers,
                 timeout=max(8.0, 2 * self.csta_timeout),
-                initial=True,
+                request=request,
             )
         )
 
@@ -547,6 +604,7 @@ class CstaDialog:
         status = response.status_code
         self._rejected = f"phone answered the CSTA INVITE with {status} {response.reason}"
         if status in (401, 407) and not self._auth:
+            self._challenge = response
             self._events.append(AuthRequired(response=response))
             return
         if status == 422:
@@ -798,7 +856,7 @@ class CstaDialog:
                 body=self.invite_body(),
                 content_type=CSTA_TYPE,
                 headers=headers,
-                timeout=max(8.0, 2 * self.csta_timeout),
+                timeout=None,
             )
         )
 
