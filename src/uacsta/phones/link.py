@@ -379,17 +379,6 @@ class PhoneLink:
         """Per service: offered or not, why not, what to know (see the vendor profile)."""
         return self.profile.features(self.firmware)
 
-    async def csta_request(self, request: m.CstaRequest) -> m.CstaMessage:
-        """Send one CSTA request in INFO; the 2xx body is the answer."""
-        answer: asyncio.Future[m.CstaMessage] = asyncio.get_running_loop().create_future()
-
-        def settle(result: m.CstaMessage) -> None:
-            if not answer.done():
-                answer.set_result(result)
-
-        self.csta_request_then(request, settle)
-        return await answer
-
     def csta_request_then(
         self, request: m.CstaRequest, done: Callable[[m.CstaMessage], None]
     ) -> None:
