@@ -108,8 +108,8 @@ class PhoneLink:
         self._timer_at: float | None = None
         #: token → (who gets the answer, the request's name for the latency metric)
         self._waiters: dict[int, tuple[Callable[[m.CstaMessage], None], str]] = {}
-        #: id(request) → how to answer it, while the dialog decides.
-        self._server: dict[int, ServerRequest] = {}
+        #: The request the dialog is answering (it answers while it reads).
+        self._server: ServerRequest | None = None
         self._waiting: asyncio.Future[None] | None = None
 
     # --- what the rest of the server reads ---------------------------------------------------
@@ -318,8 +318,8 @@ class PhoneLink:
             self.dialog.receive_failure(token, str(exc), self._now())
 
     def _respond(self, event: tr87.SendResponse) -> None:
-        server = self._server.pop(id(event.request), None)
-        if server is None:
+        server = self._server
+        if server is None or server.request is not event.request:
             return
         headers = event.headers
         if event.request.method == "INVITE" and event.status_code == 200 and self.usage:
@@ -332,10 +332,12 @@ class PhoneLink:
         )
 
     def _on_request(self, server: ServerRequest) -> None:
-        self._server[id(server.request)] = server
-        self.dialog.receive_request(server.request, self._now())
-        self._pump()
-        self._server.pop(id(server.request), None)
+        self._server = server
+        try:
+            self.dialog.receive_request(server.request, self._now())
+            self._pump()
+        finally:
+            self._server = None
 
     def _become_ready(self, event: tr87.Ready) -> None:
         self.service.link_ready(self)
