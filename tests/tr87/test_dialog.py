@@ -23,6 +23,7 @@ from uacsta.tr87 import (
     InviteTarget,
     LinesChanged,
     Lost,
+    Measured,
     PeerRequest,
     PhoneEvent,
     Ready,
@@ -106,6 +107,11 @@ TARGET = InviteTarget(
 def state_of(d: CstaDialog) -> State:
     """The state now (read through a call: mypy keeps no narrowing across inputs)."""
     return d.state
+
+
+def unmeasured(d: CstaDialog) -> list[DialogEvent]:
+    """The events but the latency measurements (tested on their own)."""
+    return [e for e in d.events() if not isinstance(e, Measured)]
 
 
 def sends(events: list[DialogEvent]) -> list[SendRequest]:
@@ -193,7 +199,7 @@ def test_set_up_learns_yealink_lines_without_the_mac_account() -> None:
     d.receive_response(gsfd.token, ok(GSFD_RESPONSE), 0.2)
     assert d.get_timer() == pytest.approx(4.2)  # waiting for SwitchingFunctionDevices
     d.receive_request(info(YEALINK_SFD), 0.3)
-    events = d.events()
+    events = unmeasured(d)
     assert isinstance(events[0], SendResponse) and events[0].status_code == 200
     ready = events[1]
     assert isinstance(ready, Ready)
@@ -330,7 +336,8 @@ def test_request_answered_with_the_client_form_of_lines() -> None:
     assert d.in_flight == 1
     body = codec.encode(m.MonitorStartResponse(monitor_cross_ref_id="0"), codec.Edition.ED5)
     d.receive_response(token, ok(body), 1.25)
-    (answer,) = d.events()
+    measured, answer = d.events()
+    assert measured == Measured(service="MonitorStart", seconds=0.25)
     assert isinstance(answer, Answer) and answer.token == token
     assert answer.message == m.MonitorStartResponse(monitor_cross_ref_id="0")
     assert answer.latency == pytest.approx(0.25)
@@ -384,7 +391,7 @@ def test_monitor_start_without_cross_ref_loses_the_dialog() -> None:
     token = d.csta_request(m.MonitorStart(monitor_object="sip:101@pbx.example"), 1.0)
     d.events()
     d.receive_response(token, Response(status_code=500, reason="Oops"), 1.0)
-    events = d.events()
+    events = unmeasured(d)
     assert isinstance(events[0], Lost) and events[0].was_ready
     assert events[0].reason == "answered MonitorStart with SIP 500 Oops"
     assert isinstance(events[1], Answer) and events[1].message == OOS
@@ -409,7 +416,8 @@ def test_keepalive_on_the_grid_and_rearmed_after_the_answer() -> None:
     assert isinstance(decoded(keepalive), m.RequestSystemStatus)
     assert d.get_timer() == pytest.approx(900.1)  # the session refresh; keep-alive in flight
     d.receive_response(keepalive.token, ok(RSS_RESPONSE), 30.5)
-    assert d.events() == []
+    (measured,) = d.events()  # the keep-alive's latency, for the metric
+    assert measured == Measured(service="RequestSystemStatus", seconds=30.5 - 30.1)
     assert d.get_timer() == pytest.approx(60.5)
 
 
@@ -474,7 +482,7 @@ def test_session_expires_when_the_phone_refreshes_and_does_not() -> None:
     d.receive_response(only_send(d).token, ok(RSS_RESPONSE), 30.0)
     assert d.get_timer() == pytest.approx(60.0)
     d.handle_timer(60.0)
-    (lost,) = d.events()
+    (lost,) = unmeasured(d)
     assert isinstance(lost, Lost) and lost.reason == "the phone did not refresh the session"
 
 
@@ -497,7 +505,7 @@ def test_events_lines_changed_and_housekeeping() -> None:
     assert isinstance(decoded(reread), m.GetSwitchingFunctionDevices)
     d.receive_response(reread.token, ok(GSFD_RESPONSE), 2.0)
     d.receive_request(info(SNOM_SEGMENT_2), 2.1)
-    _reply, lines_changed = d.events()
+    _reply, lines_changed = unmeasured(d)
     assert isinstance(lines_changed, LinesChanged)
     assert lines_changed.lines == ["sip:455456@ser.intern.snom.de"]
 

@@ -106,8 +106,8 @@ class PhoneLink:
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        #: token → (who gets the answer, the request's name for the latency metric)
-        self._waiters: dict[int, tuple[Callable[[m.CstaMessage], None], str]] = {}
+        #: token → who gets the answer
+        self._waiters: dict[int, Callable[[m.CstaMessage], None]] = {}
         #: The request the dialog is answering (it answers while it reads).
         self._server: ServerRequest | None = None
         self._waiting: asyncio.Future[None] | None = None
@@ -214,6 +214,8 @@ class PhoneLink:
                     self._respond(event)
                 case tr87.Answer():
                     self._answer(event)
+                case tr87.Measured():
+                    self.service.observe_latency(event.service, event.seconds)
                 case tr87.PhoneEvent():
                     self.service.hub.phone_event(self.mac, event.event)
                 case tr87.AuthRequired():
@@ -402,15 +404,11 @@ class PhoneLink:
             done(refused[0])
             return
         token = dialog.csta_request(request, self._now())
-        self._waiters[token] = (done, type(request).__name__)
+        self._waiters[token] = done
         self.requests_sent += 1
         self._pump()
 
     def _answer(self, event: tr87.Answer) -> None:
-        waiter = self._waiters.pop(event.token, None)
-        if waiter is None:
-            return
-        done, name = waiter
-        if event.latency is not None:
-            self.service.observe_latency(name, event.latency)
-        done(event.message)
+        done = self._waiters.pop(event.token, None)
+        if done is not None:
+            done(event.message)

@@ -60,6 +60,7 @@ __all__ = [
     "InviteTarget",
     "LinesChanged",
     "Lost",
+    "Measured",
     "PeerRequest",
     "PhoneEvent",
     "Ready",
@@ -265,6 +266,15 @@ class Answer(DialogEvent):
     token: int
     message: m.CstaMessage
     latency: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Measured(DialogEvent):
+    """The peer answered a CSTA request (ours or a client's) after ``seconds``: for the
+    latency metric per ``service``."""
+
+    service: str
+    seconds: float
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -827,6 +837,7 @@ class CstaDialog:
                 )
             else:
                 latency = now - sent
+                self._events.append(Measured(service=type(request).__name__, seconds=latency))
                 if not response.is_success:
                     self.log.warning(
                         "%s answered with SIP %d", type(request).__name__, response.status_code
