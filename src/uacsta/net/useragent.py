@@ -384,21 +384,6 @@ class UserAgent:
             timeout=timeout,
         )
 
-    def dialog_request_then(
-        self,
-        usage: DialogUsage,
-        method: str,
-        done: ResponseCallback,
-        *,
-        body: bytes = b"",
-        content_type: str | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        """Deprecated: ``ua.request(method, usage, then=done, ...)``."""
-        self.request(
-            method, usage, then=done, body=body, content_type=content_type, timeout=timeout
-        )
-
     def _usage_via(self, usage: DialogUsage) -> Via:
         """The usage's Via template, built once (same transport and address every time)."""
         via = usage.via
