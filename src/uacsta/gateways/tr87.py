@@ -1,30 +1,24 @@
 """uaCSTA over SIP for CTI clients (ECMA TR/87): uacsta is the UAS, the CTI application the UAC.
 
-One INVITE dialog is one client of the switching function (ECMA TR/87 §6-§7):
+One INVITE dialog is one client of the switching function. The uaCSTA rules (content types
+and 415, Allow, the CSTA request answered in the 2xx of its INVITE/INFO, UPDATE and re-INVITE
+refreshes and 491, BYE, OPTIONS, RFC 4028 negotiation and 422, our refreshing re-INVITE for a
+client without ``Supported: timer``, an overdue refresh ending the session) are
+:class:`~uacsta.tr87.CstaDialog`'s (``Role.CLIENT_GATEWAY``). This driver keeps what is the
+gateway's:
 
-- The client's INVITE carries ``Content-Type: application/csta+xml`` and usually a
-  RequestSystemStatus; whatever CSTA request it carries (Cisco CME clients have sent
-  GetCSTAFeatures) is answered in the **200 OK body**. No body: 200 without one.
-- Digest authentication (RFC 3261 §22) against :class:`~uacsta.accounts.ClientAccounts`:
-  no credentials → 401, wrong → 403. The account's device restriction applies to the dialog.
-  Requests inside an established dialog are not challenged again (the dialog identifiers and,
-  over TCP/TLS, the connection are what was authenticated).
-- CSTA requests travel in INFO; each CSTA response goes in the 2xx body of that INFO, so the
-  INFO's server transaction stays open until the switching function answers, bounded by
-  ``request_timeout`` (then 200 with a ``systemResourceAvailability/timeout`` CSTAErrorCode).
-- CSTA errors travel as CSTA documents (TR/87 keeps SIP for transport): an undecodable body in
-  an INFO or INVITE is answered 200 with ``<CSTAErrorCode><operation><generic/>``, the dialog
-  stays up. Only a body that is not ``application/csta+xml`` is refused at the SIP level (415).
-- Events and switch-originated requests go to the client as INFO, one at a time per client in
-  order; a 408/481 answer, a closed connection, or an overdue session refresh (RFC 4028) ends
-  the session (BYE where still possible) and releases its monitors.
-- The client's edition (the namespace of its documents, ED3 until it sent one) is ours.
+- Digest authentication (RFC 3261 §22) against :class:`~uacsta.accounts.ClientAccounts`
+  and the login throttle: no credentials → 401, wrong → 403. Requests inside an established
+  dialog are not challenged again. The account's device restriction applies to the dialog.
+- Sessions by Call-ID and their limits: sessions, requests waiting for the switching
+  function (``request_timeout``, then a ``timeout`` CSTAErrorCode), events queued for the
+  client (events go as INFO one at a time, in order; a 408/481 answer or a closed connection
+  ends the session and releases its monitors).
+- The line of a session: the INVITE's To URI or the ``lcs:line`` the client names; requests
+  naming no device mean it. CANCEL of an unanswered INVITE.
 
-Limits of this version: no Session-Expires in the INVITE means no session timer (TCP/TLS
-clients are still watched through their connection); when the client cannot refresh
-(no ``Supported: timer``) uacsta refreshes by re-INVITE. Over UDP the 2xx to an INVITE is
-not retransmitted until the ACK (RFC 3261 §13.3.1.4): the UserAgent does not hand the ACK to
-dialog usages, so TCP/TLS are the transports to use.
+Limits of this version: over UDP the 2xx to an INVITE is not retransmitted until the ACK
+(RFC 3261 §13.3.1.4), so TCP/TLS are the transports to use.
 """
 
 from __future__ import annotations
@@ -40,19 +34,11 @@ from typing import Any
 from uacsta.accounts import ClientAccounts
 from uacsta.csta import codec
 from uacsta.csta import messages as m
-from uacsta.csta.errors import CstaDecodeError
 from uacsta.hub import SwitchHub
 from uacsta.net.flow import Flow
 from uacsta.net.useragent import DialogUsage, ServerRequest, UserAgent
 from uacsta.ratelog import RateLimitedLog
-from uacsta.sip.dialog import (
-    MIN_SE_FLOOR,
-    Dialog,
-    DialogState,
-    Refresher,
-    SessionExpires,
-    negotiate_session_timer_uas,
-)
+from uacsta.sip.dialog import MIN_SE_FLOOR, Dialog, DialogState
 from uacsta.sip.digest import (
     Algorithm,
     AuthStatus,
@@ -68,23 +54,30 @@ from uacsta.sip.uri import AbsoluteUri, SipUri
 from uacsta.switch.function import ToClient, event_to_client
 from uacsta.switch.router import SUBJECT_FIELDS
 from uacsta.throttle import AuthThrottle
+from uacsta.tr87 import (
+    ALLOW as ALLOW_BY_ROLE,
+)
+from uacsta.tr87 import (
+    CSTA_TYPE,
+    CstaDialog,
+    DialogEvent,
+    Established,
+    LinesChanged,
+    Lost,
+    PeerRequest,
+    Role,
+    SendRequest,
+    SendResponse,
+    State,
+)
 
 log = logging.getLogger("uacsta.gateways.tr87")
-
-
-def warning_header(text: str) -> str:
-    """A ``Warning`` value (RFC 3261 §20.43, code 399: miscellaneous) for a refusal reason:
-    printable ASCII only, no quote or backslash, at most 200 characters (the reason may hold
-    what a client sent; nothing of it may end the header)."""
-    clean = "".join(ch for ch in text if " " <= ch <= "~" and ch not in '"\\')
-    return f'399 uacsta "{clean[:200]}"'
-
 
 #: For the lines a stranger can trigger (refused INVITEs, blocks).
 auth_log = RateLimitedLog(log)
 
-CSTA_CONTENT_TYPE = "application/csta+xml"
-ALLOW = "INVITE, ACK, BYE, CANCEL, INFO, OPTIONS, UPDATE"
+CSTA_CONTENT_TYPE = CSTA_TYPE
+ALLOW = ALLOW_BY_ROLE[Role.CLIENT_GATEWAY]
 #: Default bound on waiting for the switching function's answer to one client request.
 REQUEST_TIMEOUT = 10.0
 MAX_SESSIONS = 1000
@@ -94,6 +87,14 @@ MAX_PENDING_REQUESTS = 64
 MAX_EVENT_QUEUE = 2000
 #: How long close() waits for the clients' answers to our BYE.
 BYE_TIMEOUT = 2.0
+
+
+def warning_header(text: str) -> str:
+    """A ``Warning`` value (RFC 3261 §20.43, code 399: miscellaneous) for a refusal reason:
+    printable ASCII only, no quote or backslash, at most 200 characters (the reason may hold
+    what a client sent; nothing of it may end the header)."""
+    clean = "".join(ch for ch in text if " " <= ch <= "~" and ch not in '"\\')
+    return f'399 uacsta "{clean[:200]}"'
 
 
 def line_of(uri: SipUri | AbsoluteUri) -> str | None:
@@ -122,22 +123,18 @@ def with_default_device(request: m.CstaRequest, line: str) -> m.CstaRequest:
 
 @dataclass(eq=False)
 class _Pending:
-    """One client request waiting for its CSTA answer: the invoke the hub hands back.
-
-    ``kind`` is ``INFO``, ``INVITE`` (dialog-creating) or ``reINVITE``.
-    """
+    """One client request waiting for the switching function: the invoke the hub hands back."""
 
     session: Tr87Session
     server: ServerRequest
-    kind: str
-    service: str = ""
+    service: str
     timer: asyncio.TimerHandle | None = None
     done: bool = False
 
 
 @dataclass(eq=False)
 class Tr87Session:
-    """One TR/87 dialog: the client ID the switching function sees (``deliver``)."""
+    """One TR/87 dialog: the client the switching function sees (the hub's ``ClientSink``)."""
 
     gateway: Tr87Gateway
     flow: Flow
@@ -146,20 +143,22 @@ class Tr87Session:
     local_tag: str
     contact: str
     local_host: str | None
-    edition: codec.Edition = codec.Edition.ED3
+    dialog: CstaDialog
     #: The line the session is about: the INVITE's To URI, or the ``lcs:line`` a
-    #: Microsoft-style client names in its RequestSystemStatus; the device of its requests
-    #: that name none.
+    #: Microsoft-style client names; the device of its requests that name none.
     line: str | None = None
     usage: DialogUsage | None = None
     pending: set[_Pending] = field(default_factory=set)
     attached: bool = False
     closed: bool = False
     #: The dialog-creating INVITE while it is unanswered (CANCEL target).
-    invite: _Pending | None = None
+    invite: ServerRequest | None = None
+    #: Requests fed to the dialog and not answered yet, by ``id`` of their Request.
+    _servers: dict[int, ServerRequest] = field(default_factory=dict)
     _queue: asyncio.Queue[m.CstaMessage] = field(default_factory=asyncio.Queue)
     _sender: asyncio.Task[None] | None = None
     _timer: asyncio.TimerHandle | None = None
+    _pumping: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -170,6 +169,11 @@ class Tr87Session:
     @property
     def confirmed(self) -> bool:
         return self.usage is not None
+
+    @property
+    def edition(self) -> codec.Edition:
+        """The client's edition (ED3 until it sent a document): ours toward it."""
+        return self.dialog.edition
 
     # --- from the switching function ----------------------------------------------------
     def deliver(self, action: ToClient) -> None:
@@ -192,56 +196,27 @@ class Tr87Session:
     def deliver_event(self, event: m.CstaEvent, xref: str) -> None:
         self.deliver(event_to_client(self, event, xref))
 
-    # --- answering client requests ------------------------------------------------------
     def answer(
-        self, pending: _Pending, message: m.CstaMessage | None, *, warning: str | None = None
+        self, pending: _Pending, message: m.CstaMessage, *, warning: str | None = None
     ) -> None:
-        """Final answer to a waiting client request (200; the CSTA message in the body).
+        """The switching function's answer (or our timeout) to a waiting client request.
 
         ``warning``: why a request was refused; CSTAErrorCode has no text, so an INFO's answer
         carries it in a ``Warning: 399`` header (RFC 3261 §20.43)."""
         if pending.done:
-            log.info("%r: late answer to %s dropped", self, pending.service or pending.kind)
+            log.info("%r: late answer to %s dropped", self, pending.service)
             return
         pending.done = True
         self.pending.discard(pending)
         if pending.timer is not None:
             pending.timer.cancel()
             pending.timer = None
-        body = codec.encode(message, self.edition) if message is not None else b""
-        content_type = CSTA_CONTENT_TYPE if body else None
         request = pending.server.request
-        if pending.kind == "INFO":
-            warned = (("Warning", warning_header(warning)),) if warning else ()
-            pending.server.reply(200, headers=warned, body=body, content_type=content_type)
-            return
-        headers = self.gateway.session_timer_headers(request)
-        if pending.kind == "INVITE":
-            self.invite = None
-            self.confirm(request)
-        else:
-            self.refreshed(request)
-        pending.server.reply(
-            200,
-            to_tag=self.local_tag,
-            headers=(
-                ("Contact", self.contact),
-                *headers,
-                ("Allow", ALLOW),
-                ("Accept", CSTA_CONTENT_TYPE),
-            ),
-            body=body,
-            content_type=content_type,
-        )
-
-    def wait_for_answer(self, pending: _Pending, message: m.CstaMessage) -> None:
-        """Hand a client request to the switching function; the answer comes via deliver."""
-        pending.service = type(message).__name__
-        self.pending.add(pending)
-        loop = asyncio.get_running_loop()
-        pending.timer = loop.call_later(self.gateway.request_timeout, self._answer_timeout, pending)
-        log.info("%r: %s %s", self, pending.kind, pending.service)
-        self.gateway.hub.client_request(self, pending, message)
+        warned: tuple[tuple[str, str], ...] = ()
+        if warning and request.method == "INFO":
+            warned = (("Warning", warning_header(warning)),)
+        self.dialog.answer_peer(request, message, headers=warned)
+        self.pump()
 
     def _answer_timeout(self, pending: _Pending) -> None:
         pending.timer = None
@@ -250,41 +225,77 @@ class Tr87Session:
         )
         self.answer(pending, m.CSTAErrorCode.timeout())
 
-    def handle_body(self, pending: _Pending) -> None:
-        """The CSTA document of an INVITE/re-INVITE/INFO: answer it now or via the hub."""
-        request = pending.server.request
-        if not request.body:
-            self.answer(pending, None)
+    # --- the dialog's events -------------------------------------------------------------
+    def feed(self, server: ServerRequest) -> None:
+        """A request of this session (the INVITE, then everything in the dialog)."""
+        self._servers[id(server.request)] = server
+        self.dialog.receive_request(server.request, asyncio.get_running_loop().time())
+
+    def pump(self) -> None:
+        """Act on what the dialog emitted, in order (answers arriving meanwhile queue up)."""
+        if self._pumping:
             return
+        self._pumping = True
         try:
-            message, edition = codec.decode_with_edition(request.body)
-        except CstaDecodeError as exc:
-            log.warning("%r: undecodable CSTA document in %s: %s", self, request.method, exc)
-            self.answer(pending, m.CSTAErrorCode.operation("generic"))
-            return
-        if edition is not codec.Edition.NONE:
-            self.edition = edition
-        if isinstance(message, m.RequestSystemStatus):
-            line = codec.rcc_line(message)
-            if line is not None and line != self.line:
+            while events := self.dialog.events():
+                for event in events:
+                    self._act(event)
+        finally:
+            self._pumping = False
+        self._arm_timer()
+
+    def _act(self, event: DialogEvent) -> None:
+        match event:
+            case SendResponse():
+                self._respond(event)
+            case PeerRequest():
+                self._to_switch(event.request, event.message)
+            case Established(request=Request() as invite):
+                self._confirm(invite)
+            case LinesChanged(lines=[line, *_]) if line != self.line:
                 log.info("%r: controls line %r (lcs:line)", self, line[:80])
                 self.line = line
+            case SendRequest():
+                self._send(event)
+            case Lost():
+                self.gateway.end_session(self, send_bye=event.send_bye, reason=event.reason)
+
+    def _respond(self, event: SendResponse) -> None:
+        server = self._servers.pop(id(event.request), None)
+        if server is None or self.closed:
+            return
+        headers = event.headers
+        if event.status_code < 300 and event.request.method in ("INVITE", "UPDATE"):
+            headers = (("Contact", self.contact), *headers)
+        if server is self.invite:
+            self.invite = None
+        server.reply(
+            event.status_code,
+            headers=headers,
+            body=event.body,
+            content_type=event.content_type,
+            to_tag=self.local_tag if event.new_to_tag else None,
+        )
+
+    def _to_switch(self, request: Request, message: m.CstaMessage) -> None:
+        server = self._servers.get(id(request))
+        if server is None:
+            return
         if self.line is not None and isinstance(message, m.CstaRequest):
             message = with_default_device(message, self.line)
-        if not isinstance(message, m.CstaRequest | m.UnknownMessage):
-            # A response (to a request we sent) or an event: nothing to answer in CSTA.
-            log.debug("%r: %s from the client", self, type(message).__name__)
-            self.answer(pending, None)
-            return
+        pending = _Pending(self, server, type(message).__name__)
         if len(self.pending) >= self.gateway.max_pending_requests:
             log.warning("%r: %d requests in flight, refusing more", self, len(self.pending))
             self.answer(pending, m.CSTAErrorCode.system_resource_availability("resourceBusy"))
             return
-        self.wait_for_answer(pending, message)
+        self.pending.add(pending)
+        loop = asyncio.get_running_loop()
+        pending.timer = loop.call_later(self.gateway.request_timeout, self._answer_timeout, pending)
+        log.info("%r: %s %s", self, request.method, pending.service)
+        self.gateway.hub.client_request(self, pending, message)
 
-    # --- dialog life ---------------------------------------------------------------------
-    def confirm(self, invite: Request) -> None:
-        """The 200 to the INVITE is going out: the dialog exists from now on."""
+    def _confirm(self, invite: Request) -> None:
+        """The 200 to the INVITE went out: the SIP dialog exists from now on."""
         dialog = Dialog.from_uas(
             invite,
             self.local_tag,
@@ -296,71 +307,54 @@ class Tr87Session:
             dialog, self.flow, on_request=self._on_request, local_host=self.local_host
         )
         self.gateway.ua.add_usage(self.usage)
-        self.refreshed(invite)
         self._sender = asyncio.get_running_loop().create_task(self._send_events())
         log.info("%r: session established (%s)", self, self.edition.name)
 
-    def refreshed(self, request: Request) -> None:
-        """An INVITE/re-INVITE/UPDATE with a session timer is being accepted (RFC 4028 §9)."""
-        assert self.usage is not None
-        dialog = self.usage.dialog
-        answer = self.gateway.negotiate(request)
-        if answer is None or answer.refresher is None:
-            dialog.session_timer_off()
-        else:
-            loop = asyncio.get_running_loop()
-            dialog.session_refreshed(
-                loop.time(), answer.interval, answer.refresher, local_is_uac=False
+    def _send(self, event: SendRequest) -> None:
+        """Our refreshing re-INVITE (a client without ``Supported: timer``)."""
+        if self.usage is None:
+            return
+        token = event.token
+
+        def then(result: Response | BaseException) -> None:
+            now = asyncio.get_running_loop().time()
+            if isinstance(result, Response):
+                self.dialog.receive_response(token, result, now)
+            elif isinstance(result, TimeoutError):
+                self.dialog.receive_timeout(token, now)
+            else:
+                self.dialog.receive_failure(token, str(result) or type(result).__name__, now)
+            if not self.closed:
+                self.pump()
+
+        try:
+            self.gateway.ua.request(
+                event.method,
+                self.usage,
+                then=then,
+                timeout=event.timeout,
+                body=event.body,
+                content_type=event.content_type,
+                extra_headers=event.headers,
             )
-        self._arm_timer()
+        except SipError as exc:
+            then(exc)
 
     def _arm_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self.usage is None or self.closed:
+        if self.closed:
             return
-        deadline = self.usage.dialog.get_timer()
+        deadline = self.dialog.get_timer()
         if deadline is not None:
             self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        if self.usage is None or self.closed:
-            return
-        dialog = self.usage.dialog
-        if dialog.session_we_refresh:
-            self.gateway.spawn(self._refresh())
-            return
-        log.warning(
-            "%r: session refresh overdue (Session-Expires %s)", self, dialog.session_interval
-        )
-        self.gateway.end_session(self, send_bye=True, reason="session expired")
-
-    async def _refresh(self) -> None:
-        """We are the refresher (a client without ``Supported: timer``): re-INVITE."""
-        assert self.usage is not None
-        dialog = self.usage.dialog
-        interval = dialog.session_interval or self.gateway.min_se
-        dialog.session_refresh_at = None
-        response = await self.gateway.ua.dialog_request(
-            self.usage,
-            "INVITE",
-            extra_headers=(
-                ("Session-Expires", str(SessionExpires(interval, Refresher.UAS))),
-                ("Min-SE", str(self.gateway.min_se)),
-                ("Supported", "timer"),
-            ),
-        )
-        if self.closed:
-            return
-        if response.is_success:
-            loop = asyncio.get_running_loop()
-            dialog.session_refreshed(loop.time(), interval, Refresher.UAS, local_is_uac=False)
-            self._arm_timer()
-        else:
-            log.warning("%r: session refresh answered %d", self, response.status_code)
-            self.gateway.end_session(self, send_bye=response.status_code not in (408, 481))
+        if not self.closed:
+            self.dialog.handle_timer(asyncio.get_running_loop().time())
+            self.pump()
 
     async def _send_events(self) -> None:
         """Events and switch requests to the client, one INFO at a time (keeps their order)."""
@@ -368,9 +362,11 @@ class Tr87Session:
             message = await self._queue.get()
             body = codec.encode(message, self.edition)
             try:
-                response = await self.gateway.ua.dialog_request(
-                    self.usage, "INFO", body=body, content_type=CSTA_CONTENT_TYPE
+                pending = self.gateway.ua.request(
+                    "INFO", self.usage, body=body, content_type=CSTA_CONTENT_TYPE
                 )
+                assert pending is not None
+                response = await pending
             except SipError as exc:  # the dialog ended under us
                 log.info("%r: INFO not sent: %s", self, exc)
                 self.gateway.end_session(self, send_bye=False, reason="dialog gone")
@@ -389,52 +385,14 @@ class Tr87Session:
                 return
             if not response.is_success:
                 log.info("%r: INFO %s answered %d", self, type(message).__name__, status)
-            elif response.body and isinstance(message, m.CstaRequest):
-                self._client_answer(response)
 
-    def _client_answer(self, response: Response) -> None:
-        """The client's CSTA answer to a request we sent (in the 2xx body of our INFO)."""
-        try:
-            answer = codec.decode(response.body)
-        except CstaDecodeError as exc:
-            log.info("%r: undecodable answer to our request: %s", self, exc)
-            return
-        log.debug("%r: client answered %s", self, type(answer).__name__)
-
-    # --- in-dialog requests ----------------------------------------------------------------
     def _on_request(self, server: ServerRequest) -> None:
-        request = server.request
-        method = request.method
+        """Requests in the dialog: the uaCSTA dialog answers them."""
         if self.closed:
             server.reply(481)
             return
-        if method == "BYE":
-            log.info("%r: BYE from the client", self)
-            server.reply(200)
-            self.gateway.end_session(self, send_bye=False, reason="BYE")
-            return
-        if method == "OPTIONS":
-            server.reply(200, headers=(("Allow", ALLOW), ("Accept", CSTA_CONTENT_TYPE)))
-            return
-        if method not in ("INFO", "INVITE", "UPDATE"):
-            server.reply(405, headers=(("Allow", ALLOW),))
-            return
-        if not self.gateway.acceptable_body(server):
-            return
-        if method == "INFO":
-            self.handle_body(_Pending(self, server, "INFO"))
-            return
-        if not self.gateway.acceptable_session_timer(server):
-            return
-        if method == "UPDATE":  # a session refresh without CSTA content
-            self.refreshed(request)
-            headers = self.gateway.session_timer_headers(request)
-            server.reply(200, headers=(("Contact", self.contact), *headers))
-            return
-        if any(p.kind == "reINVITE" for p in self.pending):
-            server.reply(491)  # RFC 3261 §14.2: one re-INVITE at a time
-            return
-        self.handle_body(_Pending(self, server, "reINVITE"))
+        self.feed(server)
+        self.pump()
 
     # --- the end -----------------------------------------------------------------------------
     def shutdown(self) -> None:
@@ -445,16 +403,14 @@ class Tr87Session:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for pending in list(self.pending):
+        for pending in self.pending:
+            pending.done = True
             if pending.timer is not None:
                 pending.timer.cancel()
-            if not pending.done:
-                pending.done = True
-                pending.server.reply(487)  # RFC 3261 §15.1.2: pending requests of the dialog
         self.pending.clear()
-        if self.invite is not None and not self.invite.done:
-            self.invite.done = True
-            self.invite.server.reply(487)
+        for server in self._servers.values():
+            server.reply(487)  # RFC 3261 §15.1.2: pending requests of the dialog
+        self._servers.clear()
         if self._sender is not None and self._sender is not asyncio.current_task():
             self._sender.cancel()
         if self.attached:
@@ -520,43 +476,6 @@ class Tr87Gateway:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def negotiate(self, request: Request) -> SessionExpires | None:
-        try:
-            answer = negotiate_session_timer_uas(request, min_se=self.min_se)
-        except SipError:
-            return None
-        return answer.session_expires
-
-    def session_timer_headers(self, request: Request) -> tuple[tuple[str, str], ...]:
-        try:
-            answer = negotiate_session_timer_uas(request, min_se=self.min_se)
-        except SipError:
-            return ()
-        return answer.headers
-
-    def acceptable_session_timer(self, server: ServerRequest) -> bool:
-        """RFC 4028 §9: 422 (with Min-SE) when Session-Expires is too small, 400 if broken."""
-        try:
-            answer = negotiate_session_timer_uas(server.request, min_se=self.min_se)
-        except SipError as exc:
-            server.reply(400, f"Bad Session-Expires ({exc})", to_tag=generate_tag())
-            return False
-        if answer.status_code == 422:
-            log.info("%s: Session-Expires below Min-SE %d", _peer(server.flow), self.min_se)
-            server.reply(422, headers=answer.headers, to_tag=generate_tag())
-            return False
-        return True
-
-    def acceptable_body(self, server: ServerRequest) -> bool:
-        request = server.request
-        if request.body and request.content_type != CSTA_CONTENT_TYPE:
-            log.info(
-                "%s: %s with %s refused", _peer(server.flow), request.method, request.content_type
-            )
-            server.reply(415, headers=(("Accept", CSTA_CONTENT_TYPE),), to_tag=generate_tag())
-            return False
-        return True
-
     # --- out-of-dialog requests ----------------------------------------------------------
     def on_request(self, server: ServerRequest) -> None:
         """The UserAgent's handler for requests outside any dialog."""
@@ -601,12 +520,14 @@ class Tr87Gateway:
             user = self._authenticate(server)
             if user is None:
                 return
-        if not self.acceptable_body(server) or not self.acceptable_session_timer(server):
-            return
         flow = server.flow
         local_host = flow.local[0] if flow.local[0] not in ("0.0.0.0", "::", "") else None
+        dialog = CstaDialog(
+            role=Role.CLIENT_GATEWAY, min_se=self.min_se, csta_timeout=self.request_timeout
+        )
         session = Tr87Session(
             gateway=self,
+            dialog=dialog,
             flow=flow,
             call_id=request.call_id,
             user=user,
@@ -615,6 +536,11 @@ class Tr87Gateway:
             local_host=local_host,
         )
         session.line = line_of(request.to.uri)
+        session.invite = server
+        session.feed(server)
+        if dialog.state is not State.READY:  # refused (415, 422, 400): no session
+            session.pump()
+            return
         self.sessions[request.call_id] = session
         log.info(
             "TR/87 client %s user %s: INVITE %s (From %s)",
@@ -625,9 +551,7 @@ class Tr87Gateway:
         )
         session.attached = True
         self.hub.client_attach(session, allowed_devices=self.accounts.allowed_devices(user))
-        pending = _Pending(session, server, "INVITE")
-        session.invite = pending
-        session.handle_body(pending)
+        session.pump()
 
     def _authenticate(self, server: ServerRequest) -> str | None:
         request = server.request
@@ -694,7 +618,7 @@ class Tr87Gateway:
         if (
             session is None
             or invite is None
-            or invite.server.request.top_via.branch != request.top_via.branch
+            or invite.request.top_via.branch != request.top_via.branch
         ):
             server.reply(481, to_tag=generate_tag())
             return
@@ -721,7 +645,9 @@ class Tr87Gateway:
 
     async def _bye(self, usage: DialogUsage) -> None:
         try:
-            response = await asyncio.wait_for(self.ua.dialog_request(usage, "BYE"), BYE_TIMEOUT)
+            pending = self.ua.request("BYE", usage)
+            assert pending is not None
+            response = await asyncio.wait_for(pending, BYE_TIMEOUT)
             log.debug("BYE %s answered %d", usage.dialog.call_id, response.status_code)
         except TimeoutError:
             log.info("BYE %s not answered", usage.dialog.call_id)

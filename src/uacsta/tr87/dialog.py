@@ -30,6 +30,7 @@ from uacsta.csta import codec
 from uacsta.csta import messages as m
 from uacsta.csta.errors import CstaDecodeError
 from uacsta.sip.dialog import (
+    MIN_SE_FLOOR,
     Refresher,
     interval_after_422,
     negotiate_session_timer_uas,
@@ -363,6 +364,7 @@ class CstaDialog:
         "_challenge",
         "_events",
         "_from_tag",
+        "_held",
         "_in_flight",
         "_interval",
         "_invite_target",
@@ -387,6 +389,7 @@ class CstaDialog:
         "keepalive_interval",
         "lines",
         "log",
+        "min_se",
         "own_account",
         "reason",
         "role",
@@ -412,10 +415,12 @@ class CstaDialog:
         session_expires: int = 1800,
         csta_timeout: float = 4.0,
         own_account: str | None = None,
+        min_se: int = MIN_SE_FLOOR,
         trace: Callable[[str, m.CstaMessage], None] | None = None,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.role = role
+        self.min_se = min_se
         self.aor = aor
         self.services = services
         self.edition = edition
@@ -447,6 +452,9 @@ class CstaDialog:
         self._tries = 0
         self._invite_target: InviteTarget | None = None
         self._from_tag = ""
+        #: Client gateway: INVITEs whose CSTA body the owner answers, with their 2xx headers
+        #: and whether each is the dialog-creating one.
+        self._held: dict[int, tuple[Request, Headers, bool]] = {}
         self._rejected = ""
         self._segments: list[str] = []
         self._lines_token: int | None = None
@@ -505,7 +513,7 @@ class CstaDialog:
                 self._send_refresh(now)
                 return
             if self.session_expires_at is not None and now >= self.session_expires_at:
-                self._fail("the phone did not refresh the session")
+                self._fail("the phone did not refresh the session", send_bye=self._bye_on_expiry)
                 return
             if self._keepalive_at is not None and now >= self._keepalive_at:
                 self._keepalive_at = None
@@ -517,7 +525,12 @@ class CstaDialog:
             and self.session_expires_at is not None
             and now >= self.session_expires_at
         ):
-            self._fail("the phone did not refresh the session")
+            self._fail("the phone did not refresh the session", send_bye=self._bye_on_expiry)
+
+    @property
+    def _bye_on_expiry(self) -> bool:
+        """A TR/87 client whose session ran out still gets our BYE (it may be alive)."""
+        return self.role is Role.CLIENT_GATEWAY
 
     # --- set-up (UAC) -------------------------------------------------------------------------
     def start(self, target: InviteTarget, now: float) -> None:
@@ -854,6 +867,21 @@ class CstaDialog:
     # --- refresh (UAC) ------------------------------------------------------------------------
     def _send_refresh(self, now: float) -> None:
         self._tries += 1
+        if self.role is Role.CLIENT_GATEWAY:
+            # A client without timer support: a bare re-INVITE keeps its session alive.
+            self._events.append(
+                SendRequest(
+                    token=self._token(_Purpose.REFRESH, None),
+                    method="INVITE",
+                    body=b"",
+                    content_type=None,
+                    headers=session_timer_request_headers(
+                        self._interval, min_se=self.min_se, refresher=Refresher.UAS
+                    ),
+                    timeout=None,
+                )
+            )
+            return
         headers: Headers = (
             *session_timer_request_headers(self._interval, refresher=Refresher.UAC),
             ("Content-Disposition", DISPOSITION),
@@ -880,8 +908,15 @@ class CstaDialog:
             self._fail(failure or "the phone did not answer the session refresh")
             return
         if response.is_success:
-            self._session_from(response, now)
+            if self.role is Role.CLIENT_GATEWAY:
+                self._session_refreshed(now, self._interval, we_refresh=True)
+            else:
+                self._session_from(response, now)
             self._step(Input.REFRESHED)
+            return
+        if self.role is Role.CLIENT_GATEWAY:
+            status = response.status_code
+            self._fail(f"session refresh answered {status}", send_bye=status not in (408, 481))
             return
         if response.status_code == 422:
             try:
@@ -912,11 +947,19 @@ class CstaDialog:
             case "UPDATE" if self.role is not Role.SERVER_TO_PHONE:
                 self._on_invite(request, now)
             case "OPTIONS":
-                self._reply(request, 200, headers=(("Allow", self.allow),))
+                self._reply(request, 200, headers=self._capabilities())
             case "ACK":
                 pass
+            case _ if self.role is Role.CLIENT_GATEWAY:
+                self._reply(request, 405, headers=(("Allow", self.allow),))
             case _:
                 self._reply(request, 501)
+
+    def _capabilities(self) -> Headers:
+        """Allow, and for TR/87 clients the one content type they may send (Accept)."""
+        if self.role is Role.CLIENT_GATEWAY:
+            return (("Allow", self.allow), ("Accept", CSTA_TYPE))
+        return (("Allow", self.allow),)
 
     def _on_invite(self, request: Request, now: float) -> None:
         """Initial INVITE (UAS roles), re-INVITE or UPDATE: RFC 4028 negotiation, the CSTA
@@ -928,14 +971,15 @@ class CstaDialog:
         if self.state is State.LOST:
             self._reply(request, 481)
             return
-        if self.state is State.REFRESHING and request.method == "INVITE":
+        overlapping = any(not first for _, _, first in self._held.values())
+        if request.method == "INVITE" and (self.state is State.REFRESHING or overlapping):
             self._reply(request, 491)  # RFC 3261 §14.2: one re-INVITE at a time
             return
         if request.body and request.content_type not in self.accepted_types:
             self._reply(request, 415, headers=(("Accept", CSTA_TYPE),), new_to_tag=initial)
             return
         try:
-            answer = negotiate_session_timer_uas(request)
+            answer = negotiate_session_timer_uas(request, min_se=self.min_se)
         except SipParseError:
             self._reply(request, 400, new_to_tag=initial)
             return
@@ -947,6 +991,12 @@ class CstaDialog:
             self._session_refreshed(now, se.interval, we_refresh=se.refresher is Refresher.UAS)
         elif initial:
             self._session_off()
+        if self.role is Role.CLIENT_GATEWAY and request.method == "INVITE":
+            if initial:
+                self._step(Input.PEER_INVITE)
+            self._held[id(request)] = (request, (*answer.headers, *self._capabilities()), initial)
+            self._on_client_invite_body(request)
+            return
         body = b""
         if request.method == "INVITE":
             if initial and request.body:
@@ -974,6 +1024,38 @@ class CstaDialog:
             self._step(Input.PEER_INVITE)
             self._events.append(Established(request=request))
 
+    def _on_client_invite_body(self, request: Request) -> None:
+        """Client gateway: the CSTA request of an INVITE is answered in the 200's body, by
+        the owner (:class:`PeerRequest`) unless it is a RequestSystemStatus; no body, or no
+        request in it, is answered at once."""
+        if not request.body:
+            self.answer_peer(request, None)
+            return
+        try:
+            message, edition = codec.decode_with_edition(request.body)
+        except CstaDecodeError as exc:
+            self.log.warning("undecodable CSTA document in INVITE: %s", exc)
+            self.answer_peer(request, m.CSTAErrorCode.operation("generic"))
+            return
+        if edition is not codec.Edition.NONE:
+            self.edition = edition
+        self._traced("in", message)
+        if isinstance(message, m.RequestSystemStatus):
+            self._client_line(message)
+            self.answer_peer(request, m.RequestSystemStatusResponse(system_status="normal"))
+        elif isinstance(message, m.CstaRequest | m.UnknownMessage):
+            self._events.append(PeerRequest(request=request, message=message))
+        else:
+            self.answer_peer(request, None)
+
+    def _client_line(self, message: m.RequestSystemStatus) -> None:
+        """A Microsoft-style client names the line it controls in its RequestSystemStatus
+        (``lcs:line``): the client's line, announced as :class:`LinesChanged`."""
+        line = codec.rcc_line(message)
+        if line is not None and self.lines != [line]:
+            self.lines = [line]
+            self._events.append(LinesChanged(lines=[line], aliases={}))
+
     def _on_info(self, request: Request, now: float) -> None:
         if not request.body:
             self._reply(request, 200)
@@ -982,11 +1064,13 @@ class CstaDialog:
             self._reply(request, 415, headers=(("Accept", CSTA_TYPE),))
             return
         try:
-            message = codec.decode(request.body)
+            message, edition = codec.decode_with_edition(request.body)
         except CstaDecodeError as exc:
             self.log.warning("undecodable CSTA: %s", exc)
             self._reply_csta(request, m.CSTAErrorCode.operation("generic"))
             return
+        if self.role is Role.CLIENT_GATEWAY and edition is not codec.Edition.NONE:
+            self.edition = edition  # a TR/87 client is answered in the edition it writes
         self._traced("in", message)
         if self.role is not Role.SERVER_TO_PHONE:
             self._on_peer_csta(request, message)
@@ -1019,7 +1103,17 @@ class CstaDialog:
                 self._reply_csta(request, m.CSTAErrorCode.operation("invalidFeature"))
 
     def _on_peer_csta(self, request: Request, message: m.CstaMessage) -> None:
-        """UAS roles: keep-alives answered here, everything else to the owner."""
+        """UAS roles: keep-alives answered here (a TR/87 client's go to the switching
+        function too), everything else to the owner."""
+        if self.role is Role.CLIENT_GATEWAY:
+            if isinstance(message, m.RequestSystemStatus):
+                self._client_line(message)
+                self._reply_csta(request, m.RequestSystemStatusResponse(system_status="normal"))
+            elif isinstance(message, m.CstaRequest | m.UnknownMessage):
+                self._events.append(PeerRequest(request=request, message=message))
+            else:
+                self._reply(request, 200)  # an answer or event: nothing to answer in CSTA
+            return
         match message:
             case m.RequestSystemStatus():
                 self._reply_csta(request, m.RequestSystemStatusResponse(system_status="normal"))
@@ -1032,9 +1126,29 @@ class CstaDialog:
             case _:
                 self._events.append(PeerRequest(request=request, message=message))
 
-    def answer_peer(self, request: Request, answer: m.CstaMessage) -> None:
-        """Answer a :class:`PeerRequest` with ``answer`` in the 200's body."""
-        self._reply_csta(request, answer)
+    def answer_peer(
+        self, request: Request, answer: m.CstaMessage | None, *, headers: Headers = ()
+    ) -> None:
+        """Answer a :class:`PeerRequest` with ``answer`` in the 200's body (None: no body),
+        ``headers`` added (a ``Warning`` saying why a request was refused)."""
+        held = self._held.pop(id(request), None)
+        if held is None and answer is not None and not headers:
+            self._reply_csta(request, answer)
+            return
+        if answer is not None:
+            self._traced("out", answer)
+        body = self._encode(answer) if answer is not None else b""
+        initial = held is not None and held[2]
+        self._reply(
+            request,
+            200,
+            headers=(*held[1], *headers) if held is not None else headers,
+            body=body,
+            content_type=CSTA_TYPE if body else None,
+            new_to_tag=initial,
+        )
+        if initial:
+            self._events.append(Established(request=request))
 
     def _encode(self, message: m.CstaMessage) -> bytes:
         return codec.encode(message, self.edition)
