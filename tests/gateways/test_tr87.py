@@ -126,8 +126,9 @@ class Tr87Client:
 
     async def send(self, request: Request) -> Response:
         dest: Flow | tuple[str, str, int] = self.flow or ("tcp", "127.0.0.1", self.port)
-        response, flow = await asyncio.wait_for(self.ua.request_flow(request, dest), WAIT)
-        self.flow = self.flow or flow
+        pending = self.ua.request(request, dest)
+        response = await asyncio.wait_for(pending, WAIT)
+        self.flow = self.flow or pending.flow
         return response
 
     async def invite(
@@ -162,7 +163,7 @@ class Tr87Client:
     async def info(self, body: bytes, content_type: str = CSTA_CONTENT_TYPE) -> Response:
         assert self.usage is not None
         return await asyncio.wait_for(
-            self.ua.dialog_request(self.usage, "INFO", body=body, content_type=content_type),
+            self.ua.request("INFO", self.usage, body=body, content_type=content_type),
             WAIT,
         )
 
@@ -181,7 +182,7 @@ class Tr87Client:
 
     async def hangup(self) -> Response:
         assert self.usage is not None
-        return await asyncio.wait_for(self.ua.dialog_request(self.usage, "BYE"), WAIT)
+        return await asyncio.wait_for(self.ua.request("BYE", self.usage), WAIT)
 
     async def close(self) -> None:
         await self.ua.close()
@@ -356,9 +357,9 @@ async def test_reinvite_refreshes_the_session(make_gateway: GatewayFactory) -> N
     for _ in range(2):
         await asyncio.sleep(1.0)  # the passing of time is what is tested here
         refresh = await asyncio.wait_for(
-            c.ua.dialog_request(
-                c.usage,
+            c.ua.request(
                 "INVITE",
+                c.usage,
                 body=codec.encode(m.RequestSystemStatus(), ED5),
                 content_type=CSTA_CONTENT_TYPE,
                 extra_headers=timer,

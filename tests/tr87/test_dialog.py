@@ -671,17 +671,6 @@ def test_overlapping_reinvite_is_491() -> None:
     assert isinstance(reply, SendResponse) and reply.status_code == 491
 
 
-def test_phone_role_allow_and_update() -> None:
-    d = CstaDialog(role=Role.PHONE)
-    d.receive_request(client_invite(), 0.0)
-    d.events()
-    update = Request(method="UPDATE", uri="sip:x", headers=(("Session-Expires", "600"),))
-    d.receive_request(update, 5.0)
-    (reply,) = d.events()
-    assert isinstance(reply, SendResponse) and reply.status_code == 200 and not reply.body
-    assert ("Allow", ALLOW[Role.PHONE]) in reply.headers
-
-
 # --- the table -----------------------------------------------------------------------------------
 def test_every_live_state_can_be_lost_and_lost_is_terminal() -> None:
     for state in State:

@@ -348,14 +348,6 @@ class UserAgent:
         finally:
             self._waiters.pop(key, None)
 
-    async def request_flow(
-        self, request: Request, dest: Destination, *, timeout: float | None = None
-    ) -> tuple[Response, Flow | None]:
-        """Deprecated: ``pending = ua.request(request, dest)``, then ``pending.flow``."""
-        pending = self.request(request, dest, timeout=timeout)
-        response = await pending
-        return response, pending.flow
-
     # ------------------------------------------------------------------ dialogs
     def add_usage(self, usage: DialogUsage) -> None:
         """Register a dialog; from now on only ``usage.flow`` may send requests in it."""
@@ -363,26 +355,6 @@ class UserAgent:
 
     def remove_usage(self, usage: DialogUsage) -> None:
         self.core.remove_dialog(usage.dialog)
-
-    async def dialog_request(
-        self,
-        usage: DialogUsage,
-        method: str,
-        *,
-        body: bytes = b"",
-        content_type: str | None = None,
-        extra_headers: tuple[tuple[str, str], ...] = (),
-        timeout: float | None = None,
-    ) -> Response:
-        """Deprecated: ``await ua.request(method, usage, ...)``."""
-        return await self.request(
-            method,
-            usage,
-            body=body,
-            content_type=content_type,
-            extra_headers=extra_headers,
-            timeout=timeout,
-        )
 
     def _usage_via(self, usage: DialogUsage) -> Via:
         """The usage's Via template, built once (same transport and address every time)."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from uacsta.csta import codec
 from uacsta.csta import messages as m
-from uacsta.csta.errors import CstaDecodeError
+from uacsta.csta.errors import CstaDecodeError, error_code
 from uacsta.net.flow import Flow
 from uacsta.net.tls import client_context, ensure_self_signed_cert, server_context
 from uacsta.net.useragent import DialogUsage, ServerRequest, UserAgent
@@ -168,7 +168,9 @@ class PhoneAgent:
         response: Response | None = None
         for _ in range(2):
             request = self._register_request(expires, auth)
-            response, flow = await self.ua.request_flow(request, dest)
+            pending = self.ua.request(request, dest)
+            response = await pending
+            flow = pending.flow
             if flow is not None:
                 self._flow = flow
                 dest = flow
@@ -281,8 +283,8 @@ class PhoneAgent:
             return self._firmware_answer(request.body)
         try:
             message, edition = codec.decode_with_edition(request.body)
-        except CstaDecodeError:
-            error = m.CSTAErrorCode.operation("generic")
+        except CstaDecodeError as exc:
+            error = error_code(exc)
             return codec.encode(error, codec.Edition.ED3), CSTA_TYPE
         if not isinstance(message, m.CstaRequest):
             return b"", None
@@ -383,6 +385,6 @@ class PhoneAgent:
                 continue
             for body in self._documents(message):
                 try:
-                    await self.ua.dialog_request(usage, "INFO", body=body, content_type=CSTA_TYPE)
+                    await self.ua.request("INFO", usage, body=body, content_type=CSTA_TYPE)
                 except Exception:
                     log.exception("%r: sending %s failed", self, type(message).__name__)

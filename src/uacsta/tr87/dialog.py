@@ -1,15 +1,18 @@
 """One uaCSTA dialog (ECMA TR/87): CSTA carried inside a SIP INVITE dialog, sans-IO.
 
-Every uaCSTA rule lives here, for the three roles uacsta plays:
+Every uaCSTA rule of the server lives here, for the two roles it plays:
 
 - ``SERVER_TO_PHONE``: we send the INVITE (RequestSystemStatus body,
   ``Content-Disposition: signal;handling=required``, RFC 4028 timer), then SystemRegister where
   offered and GetSwitchingFunctionDevices, whose answer is the phone's SwitchingFunctionDevices
   INFO listing its lines; then requests in INFO, a RequestSystemStatus keep-alive, re-INVITE
   refreshes. Any failure (no answer, 408/481, BYE) makes the dialog lost.
-- ``CLIENT_GATEWAY`` and ``PHONE``: we accept the INVITE (its CSTA body answered in the 200,
-  the session timer negotiated), answer re-INVITE/UPDATE, OPTIONS and BYE, and a re-INVITE
-  overlapping ours with 491.
+- ``CLIENT_GATEWAY``: we accept the INVITE (its CSTA body answered in the 200, the session
+  timer negotiated), answer re-INVITE/UPDATE, OPTIONS and BYE, and a re-INVITE overlapping
+  ours with 491.
+
+The phone simulator does not use this dialog: a test peer running the server's own rules
+would agree with every mistake in them, so it keeps its phone-side code apart.
 
 The dialog never touches a socket or a clock. A driver feeds it what arrives (``receive_*``,
 with ``now``), puts what it emits on the wire (:class:`SendRequest`, :class:`SendResponse`),
@@ -28,7 +31,7 @@ from typing import Final
 
 from uacsta.csta import codec
 from uacsta.csta import messages as m
-from uacsta.csta.errors import CstaDecodeError
+from uacsta.csta.errors import CstaDecodeError, error_code
 from uacsta.sip.dialog import (
     MIN_SE_FLOOR,
     Refresher,
@@ -100,8 +103,6 @@ class Role(enum.Enum):
     SERVER_TO_PHONE = "server-to-phone"
     #: A CTI client's TR/87 dialog to uacsta: UAS, uacsta is the switching function.
     CLIENT_GATEWAY = "client-gateway"
-    #: A simulated phone: UAS of the server's INVITE.
-    PHONE = "phone"
 
 
 #: Content types a CSTA INFO may carry, per role (others are answered 415). Phones write
@@ -109,14 +110,12 @@ class Role(enum.Enum):
 ACCEPTED_TYPES: Final[Mapping[Role, frozenset[str]]] = {
     Role.SERVER_TO_PHONE: frozenset({CSTA_TYPE, "application/xml", "text/xml"}),
     Role.CLIENT_GATEWAY: frozenset({CSTA_TYPE}),
-    Role.PHONE: frozenset({CSTA_TYPE, "application/xml", "text/xml"}),
 }
 
 #: The Allow header value, per role (what each side implements).
 ALLOW: Final[Mapping[Role, str]] = {
     Role.SERVER_TO_PHONE: "INVITE, ACK, BYE, CANCEL, INFO, OPTIONS",
     Role.CLIENT_GATEWAY: "INVITE, ACK, BYE, CANCEL, INFO, OPTIONS, UPDATE",
-    Role.PHONE: "INVITE, ACK, BYE, INFO",
 }
 
 
@@ -1035,7 +1034,7 @@ class CstaDialog:
             message, edition = codec.decode_with_edition(request.body)
         except CstaDecodeError as exc:
             self.log.warning("undecodable CSTA document in INVITE: %s", exc)
-            self.answer_peer(request, m.CSTAErrorCode.operation("generic"))
+            self.answer_peer(request, error_code(exc))
             return
         if edition is not codec.Edition.NONE:
             self.edition = edition
@@ -1067,7 +1066,7 @@ class CstaDialog:
             message, edition = codec.decode_with_edition(request.body)
         except CstaDecodeError as exc:
             self.log.warning("undecodable CSTA: %s", exc)
-            self._reply_csta(request, m.CSTAErrorCode.operation("generic"))
+            self._reply_csta(request, error_code(exc))
             return
         if self.role is Role.CLIENT_GATEWAY and edition is not codec.Edition.NONE:
             self.edition = edition  # a TR/87 client is answered in the edition it writes
