@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
@@ -660,6 +661,60 @@ def test_gateway_hands_csta_requests_to_its_owner() -> None:
     (reply,) = d.events()
     assert isinstance(reply, SendResponse) and reply.request is request
     assert codec.decode(reply.body) == m.MonitorStartResponse(monitor_cross_ref_id="1")
+
+
+MAKE_CALL = (
+    b"<MakeCall xmlns='http://www.ecma-international.org/standards/ecma-323/csta/ed3'>"
+    b"<callingDevice>101</callingDevice><calledDirectoryNumber>200</calledDirectoryNumber>"
+    b"</MakeCall>"
+)
+
+
+def client_dialog(**options: Any) -> CstaDialog:
+    d = CstaDialog(role=Role.CLIENT_GATEWAY, **options)
+    d.receive_request(client_invite(), 0.0)
+    d.events()
+    return d
+
+
+def test_gateway_answers_timeout_when_the_owner_does_not_and_drops_the_late_answer() -> None:
+    d = client_dialog(csta_timeout=3.0, session_expires=1800)
+    request = info(MAKE_CALL)
+    d.receive_request(request, 10.0)
+    (peer,) = d.events()
+    assert isinstance(peer, PeerRequest) and isinstance(peer.message, m.MakeCall)
+    deadline = d.get_timer()
+    assert deadline is not None and 13.0 <= deadline < 13.2  # on the wake-up grid
+    d.handle_timer(12.9)
+    assert d.events() == []
+    d.handle_timer(deadline)
+    (reply,) = d.events()
+    assert isinstance(reply, SendResponse) and reply.request is request
+    assert reply.status_code == 200 and codec.decode(reply.body) == m.CSTAErrorCode.timeout()
+    d.answer_peer(request, m.MakeCallResponse())  # the owner, too late
+    assert d.events() == []
+    assert d.get_timer() is None or d.get_timer() > 100.0  # nothing left but the session
+
+
+def test_gateway_refuses_requests_beyond_its_limit_and_forgets_them_when_lost() -> None:
+    d = client_dialog(max_peer_requests=2)
+    first, second, third = info(MAKE_CALL), info(MAKE_CALL), info(MAKE_CALL)
+    for request in (first, second, third):
+        d.receive_request(request, 1.0)
+    one, two, busy = d.events()
+    assert isinstance(one, PeerRequest) and one.request is first
+    assert isinstance(two, PeerRequest) and two.request is second
+    assert isinstance(busy, SendResponse) and busy.request is third
+    assert codec.decode(busy.body) == m.CSTAErrorCode.system_resource_availability("resourceBusy")
+    d.answer_peer(first, m.MakeCallResponse())
+    (answered,) = d.events()
+    assert isinstance(answered, SendResponse) and answered.request is first
+    d.stop("client gone")
+    (lost,) = d.events()
+    assert isinstance(lost, Lost)
+    d.answer_peer(second, m.MakeCallResponse())  # the switch answers after the end
+    assert d.events() == []
+    assert d.get_timer() is None
 
 
 def test_overlapping_reinvite_is_491() -> None:

@@ -251,8 +251,9 @@ class PhoneEvent(DialogEvent):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PeerRequest(DialogEvent):
-    """A CSTA request from the peer that the owner answers (client gateway, phone): call
-    :meth:`CstaDialog.answer_peer` with ``request`` and the answer."""
+    """A TR/87 client's CSTA request that the owner answers: call
+    :meth:`CstaDialog.answer_peer` with ``request`` and the answer (the dialog answers
+    ``timeout`` itself once ``csta_timeout`` has passed)."""
 
     request: Request
     message: m.CstaMessage
@@ -373,6 +374,7 @@ class CstaDialog:
         "_lines_done",
         "_lines_token",
         "_next_token",
+        "_peer",
         "_pending",
         "_rejected",
         "_segments",
@@ -388,6 +390,7 @@ class CstaDialog:
         "keepalive_interval",
         "lines",
         "log",
+        "max_peer_requests",
         "min_se",
         "own_account",
         "reason",
@@ -415,6 +418,7 @@ class CstaDialog:
         csta_timeout: float = 4.0,
         own_account: str | None = None,
         min_se: int = MIN_SE_FLOOR,
+        max_peer_requests: int = 64,
         trace: Callable[[str, m.CstaMessage], None] | None = None,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
@@ -427,6 +431,7 @@ class CstaDialog:
         self.keepalive_interval = keepalive_interval
         self.session_expires = session_expires
         self.csta_timeout = csta_timeout
+        self.max_peer_requests = max_peer_requests
         self.own_account = own_account
         self.trace = trace
         self.log = logger if logger is not None else log
@@ -454,6 +459,9 @@ class CstaDialog:
         #: Client gateway: INVITEs whose CSTA body the owner answers, with their 2xx headers
         #: and whether each is the dialog-creating one.
         self._held: dict[int, tuple[Request, Headers, bool]] = {}
+        #: Client gateway: requests handed to the owner (:class:`PeerRequest`) and not yet
+        #: answered, with their deadline; in deadline order (one timeout for all).
+        self._peer: dict[int, tuple[Request, m.CstaMessage, float]] = {}
         self._rejected = ""
         self._segments: list[str] = []
         self._lines_token: int | None = None
@@ -490,6 +498,7 @@ class CstaDialog:
                 self._keepalive_at if self.state is State.READY else None,
                 self.session_refresh_at if self.state is State.READY else None,
                 self.session_expires_at if self.is_ready else None,
+                next(iter(self._peer.values()))[2] if self._peer else None,
             )
             if t is not None
         ]
@@ -499,6 +508,15 @@ class CstaDialog:
 
     def handle_timer(self, now: float) -> None:
         """Act on every deadline that has passed at ``now``."""
+        while self._peer:
+            key, (request, message, deadline) = next(iter(self._peer.items()))
+            if deadline > now:
+                break
+            del self._peer[key]
+            self.log.warning(
+                "no answer to %s within %ss", type(message).__name__, self.csta_timeout
+            )
+            self._answer(request, m.CSTAErrorCode.timeout())
         if self._lines_at is not None and now >= self._lines_at:
             self._lines_at = None
             self.log.warning("no SwitchingFunctionDevices from the phone: using its AOR")
@@ -994,7 +1012,7 @@ class CstaDialog:
             if initial:
                 self._step(Input.PEER_INVITE)
             self._held[id(request)] = (request, (*answer.headers, *self._capabilities()), initial)
-            self._on_client_invite_body(request)
+            self._on_client_invite_body(request, now)
             return
         body = b""
         if request.method == "INVITE":
@@ -1023,29 +1041,29 @@ class CstaDialog:
             self._step(Input.PEER_INVITE)
             self._events.append(Established(request=request))
 
-    def _on_client_invite_body(self, request: Request) -> None:
+    def _on_client_invite_body(self, request: Request, now: float) -> None:
         """Client gateway: the CSTA request of an INVITE is answered in the 200's body, by
         the owner (:class:`PeerRequest`) unless it is a RequestSystemStatus; no body, or no
         request in it, is answered at once."""
         if not request.body:
-            self.answer_peer(request, None)
+            self._answer(request, None)
             return
         try:
             message, edition = codec.decode_with_edition(request.body)
         except CstaDecodeError as exc:
             self.log.warning("undecodable CSTA document in INVITE: %s", exc)
-            self.answer_peer(request, error_code(exc))
+            self._answer(request, error_code(exc))
             return
         if edition is not codec.Edition.NONE:
             self.edition = edition
         self._traced("in", message)
         if isinstance(message, m.RequestSystemStatus):
             self._client_line(message)
-            self.answer_peer(request, m.RequestSystemStatusResponse(system_status="normal"))
+            self._answer(request, m.RequestSystemStatusResponse(system_status="normal"))
         elif isinstance(message, m.CstaRequest | m.UnknownMessage):
-            self._events.append(PeerRequest(request=request, message=message))
+            self._to_owner(request, message, now)
         else:
-            self.answer_peer(request, None)
+            self._answer(request, None)
 
     def _client_line(self, message: m.RequestSystemStatus) -> None:
         """A Microsoft-style client names the line it controls in its RequestSystemStatus
@@ -1071,8 +1089,8 @@ class CstaDialog:
         if self.role is Role.CLIENT_GATEWAY and edition is not codec.Edition.NONE:
             self.edition = edition  # a TR/87 client is answered in the edition it writes
         self._traced("in", message)
-        if self.role is not Role.SERVER_TO_PHONE:
-            self._on_peer_csta(request, message)
+        if self.role is Role.CLIENT_GATEWAY:
+            self._on_client_csta(request, message, now)
             return
         match message:
             case m.CstaEvent():
@@ -1101,35 +1119,41 @@ class CstaDialog:
             case _:
                 self._reply_csta(request, m.CSTAErrorCode.operation("invalidFeature"))
 
-    def _on_peer_csta(self, request: Request, message: m.CstaMessage) -> None:
-        """UAS roles: keep-alives answered here (a TR/87 client's go to the switching
-        function too), everything else to the owner."""
-        if self.role is Role.CLIENT_GATEWAY:
-            if isinstance(message, m.RequestSystemStatus):
-                self._client_line(message)
-                self._reply_csta(request, m.RequestSystemStatusResponse(system_status="normal"))
-            elif isinstance(message, m.CstaRequest | m.UnknownMessage):
-                self._events.append(PeerRequest(request=request, message=message))
-            else:
-                self._reply(request, 200)  # an answer or event: nothing to answer in CSTA
+    def _on_client_csta(self, request: Request, message: m.CstaMessage, now: float) -> None:
+        """A TR/87 client's INFO: keep-alives answered here, requests to the owner."""
+        if isinstance(message, m.RequestSystemStatus):
+            self._client_line(message)
+            self._reply_csta(request, m.RequestSystemStatusResponse(system_status="normal"))
+        elif isinstance(message, m.CstaRequest | m.UnknownMessage):
+            self._to_owner(request, message, now)
+        else:
+            self._reply(request, 200)  # an answer or event: nothing to answer in CSTA
+
+    def _to_owner(self, request: Request, message: m.CstaMessage, now: float) -> None:
+        """Hand a client's request to the owner, within ``max_peer_requests`` waiting; it
+        is answered with ``timeout`` if the owner has not answered in ``csta_timeout``."""
+        if len(self._peer) >= self.max_peer_requests:
+            self.log.warning("%d requests in flight, refusing more", len(self._peer))
+            self._answer(request, m.CSTAErrorCode.system_resource_availability("resourceBusy"))
             return
-        match message:
-            case m.RequestSystemStatus():
-                self._reply_csta(request, m.RequestSystemStatusResponse(system_status="normal"))
-            case m.SystemStatus():
-                self._reply_csta(request, m.SystemStatusResponse())
-            case m.CstaEvent() | m.CstaResponse():
-                self._reply(request, 200)
-                if isinstance(message, m.CstaEvent):
-                    self._events.append(PhoneEvent(event=message))
-            case _:
-                self._events.append(PeerRequest(request=request, message=message))
+        self._peer[id(request)] = (request, message, now + self.csta_timeout)
+        self._events.append(PeerRequest(request=request, message=message))
 
     def answer_peer(
         self, request: Request, answer: m.CstaMessage | None, *, headers: Headers = ()
     ) -> None:
         """Answer a :class:`PeerRequest` with ``answer`` in the 200's body (None: no body),
-        ``headers`` added (a ``Warning`` saying why a request was refused)."""
+        ``headers`` added (a ``Warning`` saying why a request was refused). An answer after
+        the request timed out, or after the dialog ended, is dropped."""
+        waiting = self._peer.pop(id(request), None)
+        if waiting is None or waiting[0] is not request:
+            self.log.info("late answer dropped: %s", type(answer).__name__)
+            return
+        self._answer(request, answer, headers=headers)
+
+    def _answer(
+        self, request: Request, answer: m.CstaMessage | None, *, headers: Headers = ()
+    ) -> None:
         held = self._held.pop(id(request), None)
         if held is None and answer is not None and not headers:
             self._reply_csta(request, answer)
@@ -1199,6 +1223,7 @@ class CstaDialog:
             self.reason = reason or inp.value
             self._lines_at = None
             self._keepalive_at = None
+            self._peer.clear()
             self._session_off()
             self._events.append(
                 Lost(
