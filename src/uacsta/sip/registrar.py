@@ -226,10 +226,6 @@ class Registrar:
         """Remove and return the bindings registered over ``flow`` (its connection died)."""
         return self._remove_where(lambda b: b.flow == flow)
 
-    def expire_aor(self, aor: str, now: float) -> list[Binding]:
-        """:meth:`expire` for one AOR: O(its bindings), for per-phone expiry timers."""
-        return self._remove_in(aor, lambda b: b.expires_at <= now)
-
     def remove_flow_of(self, aor: str, flow: Hashable) -> list[Binding]:
         """:meth:`remove_flow` for one AOR whose owner is known."""
         return self._remove_in(aor, lambda b: b.flow == flow)
