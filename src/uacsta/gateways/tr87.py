@@ -8,7 +8,8 @@ client without ``Supported: timer``, an overdue refresh ending the session) are
 gateway's:
 
 - Digest authentication (RFC 3261 §22) against :class:`~uacsta.accounts.ClientAccounts`
-  and the login throttle: no credentials → 401, wrong → 403. Requests inside an established
+  and the login throttle, by the rule the phones' REGISTER follows too
+  (:mod:`uacsta.sipauth`): no credentials → 401, wrong → 403. Requests inside an established
   dialog are not challenged again. The account's device restriction applies to the dialog.
 - Sessions by Call-ID and their limits: sessions, requests waiting for the switching
   function (``request_timeout``, then a ``timeout`` CSTAErrorCode), events queued for the
@@ -16,9 +17,6 @@ gateway's:
   ends the session and releases its monitors).
 - The line of a session: the INVITE's To URI or the ``lcs:line`` the client names; requests
   naming no device mean it. CANCEL of an unanswered INVITE.
-
-Limits of this version: over UDP the 2xx to an INVITE is not retransmitted until the ACK
-(RFC 3261 §13.3.1.4), so TCP/TLS are the transports to use.
 """
 
 from __future__ import annotations
@@ -39,18 +37,12 @@ from uacsta.net.flow import Flow
 from uacsta.net.useragent import DialogUsage, ServerRequest, UserAgent
 from uacsta.ratelog import RateLimitedLog
 from uacsta.sip.dialog import MIN_SE_FLOOR, Dialog, DialogState
-from uacsta.sip.digest import (
-    Algorithm,
-    AuthStatus,
-    DigestServer,
-    FailureReason,
-    NonceManager,
-    claimed_username,
-)
+from uacsta.sip.digest import Algorithm, DigestServer, NonceManager
 from uacsta.sip.errors import SipError
 from uacsta.sip.helpers import generate_tag
 from uacsta.sip.message import Request, Response
 from uacsta.sip.uri import AbsoluteUri, SipUri
+from uacsta.sipauth import Authenticated, Blocked, DigestGuard, Failed
 from uacsta.switch.function import ToClient, event_to_client
 from uacsta.switch.router import SUBJECT_FIELDS
 from uacsta.throttle import AuthThrottle
@@ -452,6 +444,8 @@ class Tr87Gateway:
             self.digest = DigestServer(realm, nonces)
         else:
             self.digest = DigestServer(realm, nonces, tuple(digest_algorithms))
+        #: INVITE authentication: one rule with the phones' REGISTER (uacsta.sipauth).
+        self.guard = DigestGuard(self.digest, self.throttle)
         self.min_se = min_se
         self.max_sessions = max_sessions
         self.request_timeout = request_timeout
@@ -554,62 +548,45 @@ class Tr87Gateway:
         session.pump()
 
     def _authenticate(self, server: ServerRequest) -> str | None:
-        request = server.request
         now = asyncio.get_running_loop().time()
-        authorization = request.header("Authorization")
-        if authorization is None:
-            self._challenge(server, now, stale=False)
-            return None
+        source = server.flow.remote[0]
         # The digest ``uri`` is not compared with the Request-URI: clients (sipp among them)
         # put the bare host:port there; nonce integrity and nc replay checks still apply.
-        # Blocks are checked for the claimed user before the password (uacsta.throttle).
-        source = server.flow.remote[0]
-        claimed = claimed_username(authorization)
-        wait = self.throttle.blocked_for(source, claimed, now)
-        if wait > 0:
+        verdict = self.guard.check(
+            server.request.header("Authorization"),
+            "INVITE",
+            source,
+            now,
+            self.accounts.password_for,
+        )
+        if isinstance(verdict, Authenticated):
+            return verdict.user
+        if isinstance(verdict, Blocked):
             auth_log.warning(
                 ("blocked", source),
                 "TR/87 client %s user %r refused: blocked for %.0f s after repeated failures",
                 source,
-                claimed,
-                wait,
+                verdict.account,
+                verdict.wait,
             )
-            server.reply(403, "Too Many Failed Attempts", to_tag=generate_tag())
-            return None
-        result = self.digest.verify(
-            authorization, "INVITE", self.accounts.password_for, now, client=source
-        )
-        if result.status is AuthStatus.OK:
-            self.throttle.success(source, result.username, now)
-            return result.username
-        if result.status is AuthStatus.STALE:
-            self._challenge(server, now, stale=True)
-        elif result.reason is FailureReason.BAD_NONCE:
-            self._challenge(server, now, stale=False)
-        else:
+        elif isinstance(verdict, Failed):
             auth_log.warning(
                 ("refused", source),
                 "TR/87 client %s user %s refused: %s (%s)",
                 _peer(server.flow),
-                result.username or "-",
-                result.reason,
-                result.detail,
+                verdict.user or "-",
+                verdict.reason,
+                verdict.detail,
             )
-            blocked = self.throttle.failure(source, result.username, now)
-            if blocked:
+            if verdict.block:
                 auth_log.warning(
                     ("blocking", source),
                     "blocking %s for %.0f s after repeated TR/87 login failures",
-                    self.throttle.describe_block(source, result.username),
-                    blocked,
+                    verdict.block_holds,
+                    verdict.block,
                 )
-            server.reply(403, to_tag=generate_tag())
+        server.reply(verdict.status, verdict.phrase, to_tag=generate_tag(), headers=verdict.headers)
         return None
-
-    def _challenge(self, server: ServerRequest, now: float, *, stale: bool) -> None:
-        challenges = self.digest.challenges(now, stale, client=server.flow.remote[0])
-        headers = tuple(("WWW-Authenticate", v) for v in challenges)
-        server.reply(401, to_tag=generate_tag(), headers=headers)
 
     def _cancel(self, server: ServerRequest) -> None:
         request = server.request

@@ -31,19 +31,13 @@ from uacsta.phones.mac import normalize_mac
 from uacsta.phones.trace import TraceBuffer
 from uacsta.phones.vendors import detect
 from uacsta.ratelog import RateLimitedLog
-from uacsta.sip.digest import (
-    Algorithm,
-    AuthStatus,
-    DigestServer,
-    FailureReason,
-    NonceManager,
-    claimed_username,
-)
+from uacsta.sip.digest import Algorithm, DigestServer, NonceManager
 from uacsta.sip.errors import SipParseError
 from uacsta.sip.helpers import generate_tag
 from uacsta.sip.message import Message, Request
 from uacsta.sip.registrar import Binding, Registrar, RegistrarPolicy
 from uacsta.sip.uri import SipUri, parse_uri
+from uacsta.sipauth import Authenticated, Blocked, DigestGuard, Failed
 from uacsta.store.db import utcnow
 from uacsta.throttle import AuthThrottle
 
@@ -101,6 +95,8 @@ class PhoneService:
             max_account_failures=p.max_account_failures,
             block_time=p.block_time,
         )
+        #: REGISTER authentication: one rule with the TR/87 INVITE's (uacsta.sipauth).
+        self.guard = DigestGuard(self.digest, self.throttle)
         self._observe = observe_latency
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -214,46 +210,32 @@ class PhoneService:
 
     def _register(self, sr: ServerRequest) -> None:
         request, flow = sr.request, sr.flow
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = asyncio.get_running_loop().time()
         source = flow.remote[0]
-        authorization = request.header("Authorization")
-        if authorization is None:
-            self._challenge(sr, now, stale=False)
-            return
-        # Blocked before the password is checked (a blocked guesser learns nothing), for the
-        # phone the REGISTER names: a block of this address or of that phone does not hold
-        # a phone that registered from here before.
-        claimed = claimed_username(authorization)
-        account = normalize_mac(claimed or "") or claimed
-        wait = self.throttle.blocked_for(source, account, now)
-        if wait > 0:
+        # The account is the phone's MAC: a block of this address or of that phone does not
+        # hold a phone that registered from here before (uacsta.sipauth, uacsta.throttle).
+        verdict = self.guard.check(
+            request.header("Authorization"),
+            "REGISTER",
+            source,
+            now,
+            self._password_for_user,
+            normalize_mac,
+        )
+        if isinstance(verdict, Blocked):
             auth_log.warning(
                 ("blocked", source),
                 "REGISTER from %s as %r refused: blocked for %.0f s after repeated failures",
                 source,
-                account,
-                wait,
+                verdict.account,
+                verdict.wait,
             )
-            sr.reply(403, "Too Many Failed Attempts", to_tag=generate_tag())
+        elif isinstance(verdict, Failed):
+            self._auth_failed(sr, verdict)
+        if not isinstance(verdict, Authenticated):
+            sr.reply(verdict.status, verdict.phrase, to_tag=generate_tag(), headers=verdict.headers)
             return
-        result = self.digest.verify(
-            authorization, "REGISTER", self._password_for_user, now, client=source
-        )
-        if result.status is AuthStatus.STALE:
-            self._challenge(sr, now, stale=True)
-            return
-        if result.status is AuthStatus.FAILED:
-            if result.reason is FailureReason.BAD_NONCE:
-                self._challenge(sr, now, stale=False)
-                return
-            self._auth_failed(sr, result.username, str(result.reason), now)
-            return
-        mac = normalize_mac(result.username or "")
-        if mac is None:  # pragma: no cover - password_for refuses non-MAC users
-            self._auth_failed(sr, result.username, "username is not a MAC address", now)
-            return
-        self.throttle.success(source, mac, now)
+        mac = verdict.account
         claimed_aor = _aor_user(request)
         if claimed_aor is not None and normalize_mac(claimed_aor) != mac:
             # RFC 3261 §10.3 step 6: the authenticated phone may register its own address of
@@ -273,13 +255,9 @@ class PhoneService:
         if reg.ok:
             self._registered(mac, request, flow, reg.bindings, now)
 
-    def _challenge(self, sr: ServerRequest, now: float, *, stale: bool) -> None:
-        challenges = self.digest.challenges(now, stale, client=sr.flow.remote[0])
-        headers = tuple(("WWW-Authenticate", v) for v in challenges)
-        sr.reply(401, to_tag=generate_tag(), headers=headers)
-
-    def _auth_failed(self, sr: ServerRequest, user: str | None, reason: str, now: float) -> None:
+    def _auth_failed(self, sr: ServerRequest, verdict: Failed) -> None:
         source = sr.flow.remote[0]
+        user = verdict.user
         self.auth_failures += 1
         hint = "" if user and normalize_mac(user) else " (the username must be the phone's MAC)"
         auth_log.warning(
@@ -288,19 +266,16 @@ class PhoneService:
             source,
             sr.flow.remote[1],
             user,
-            reason,
+            verdict.reason,
             hint,
         )
-        account = normalize_mac(user or "") or user
-        blocked = self.throttle.failure(source, account, now)
-        if blocked:
+        if verdict.block:
             auth_log.warning(
                 ("blocking", source),
                 "blocking %s for %.0f s after repeated REGISTER failures",
-                self.throttle.describe_block(source, account),
-                blocked,
+                verdict.block_holds,
+                verdict.block,
             )
-        sr.reply(403, to_tag=generate_tag())
 
     # ------------------------------------------------------------------ registrations
     def _registered(self, mac: str, request: Request, flow: Flow, bindings, now: float) -> None:  # type: ignore[no-untyped-def]
