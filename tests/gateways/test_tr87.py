@@ -331,6 +331,27 @@ async def test_a_phone_that_never_answers_gets_a_timeout_error(
     assert isinstance(await c.csta(m.RequestSystemStatus()), m.RequestSystemStatusResponse)
 
 
+async def test_requests_beyond_the_limit_are_refused_while_the_phone_is_slow(
+    make_gateway: GatewayFactory,
+) -> None:
+    s = await make_gateway(
+        require_authentication=False, request_timeout=0.5, max_pending_requests=2
+    )
+    s.phone.hang = True
+    c = await s.connect()
+    await c.invite()
+    call = m.MakeCall(calling_device=LINE, called_directory_number="200")
+    answers = await asyncio.gather(*(c.csta(call) for _ in range(3)))
+    busy = m.CSTAErrorCode.system_resource_availability("resourceBusy")
+    assert sorted(map(repr, answers)) == sorted(
+        map(repr, [busy, m.CSTAErrorCode.timeout(), m.CSTAErrorCode.timeout()])
+    )
+    # Timed out requests no longer count: the session takes requests again.
+    assert isinstance(await c.csta(m.RequestSystemStatus()), m.RequestSystemStatusResponse)
+    s.phone.hang = False
+    assert isinstance(await c.csta(call), m.MakeCallResponse)
+
+
 async def test_session_expiry_sends_bye_and_releases_monitors(make_gateway: GatewayFactory) -> None:
     s = await make_gateway(require_authentication=False, min_se=1)
     c = await s.connect()

@@ -3,18 +3,18 @@
 One INVITE dialog is one client of the switching function. The uaCSTA rules (content types
 and 415, Allow, the CSTA request answered in the 2xx of its INVITE/INFO, UPDATE and re-INVITE
 refreshes and 491, BYE, OPTIONS, RFC 4028 negotiation and 422, our refreshing re-INVITE for a
-client without ``Supported: timer``, an overdue refresh ending the session) are
-:class:`~uacsta.tr87.CstaDialog`'s (``Role.CLIENT_GATEWAY``). This driver keeps what is the
-gateway's:
+client without ``Supported: timer``, an overdue refresh ending the session, requests waiting
+for the switching function: at most ``max_pending_requests``, answered ``timeout`` after
+``request_timeout``) are :class:`~uacsta.tr87.CstaDialog`'s (``Role.CLIENT_GATEWAY``). This
+driver keeps what is the gateway's:
 
 - Digest authentication (RFC 3261 §22) against :class:`~uacsta.accounts.ClientAccounts`
   and the login throttle, by the rule the phones' REGISTER follows too
   (:mod:`uacsta.sipauth`): no credentials → 401, wrong → 403. Requests inside an established
   dialog are not challenged again. The account's device restriction applies to the dialog.
-- Sessions by Call-ID and their limits: sessions, requests waiting for the switching
-  function (``request_timeout``, then a ``timeout`` CSTAErrorCode), events queued for the
-  client (events go as INFO one at a time, in order; a 408/481 answer or a closed connection
-  ends the session and releases its monitors).
+- Sessions by Call-ID and their limits: sessions, events queued for the client (events go
+  as INFO one at a time, in order; a 408/481 answer or a closed connection ends the session
+  and releases its monitors).
 - The line of a session: the INVITE's To URI or the ``lcs:line`` the client names; requests
   naming no device mean it. CANCEL of an unanswered INVITE.
 """
@@ -113,15 +113,13 @@ def with_default_device(request: m.CstaRequest, line: str) -> m.CstaRequest:
     return request
 
 
-@dataclass(eq=False)
-class _Pending:
-    """One client request waiting for the switching function: the invoke the hub hands back."""
+@dataclass(frozen=True, eq=False, slots=True)
+class _Invoke:
+    """A client request as the hub hands it back with its answer (the dialog keeps its
+    deadline and the limit of requests waiting)."""
 
-    session: Tr87Session
-    server: ServerRequest
+    request: Request
     service: str
-    timer: asyncio.TimerHandle | None = None
-    done: bool = False
 
 
 @dataclass(eq=False)
@@ -140,7 +138,6 @@ class Tr87Session:
     #: Microsoft-style client names; the device of its requests that name none.
     line: str | None = None
     usage: DialogUsage | None = None
-    pending: set[_Pending] = field(default_factory=set)
     attached: bool = False
     closed: bool = False
     #: The dialog-creating INVITE while it is unanswered (CANCEL target).
@@ -172,12 +169,8 @@ class Tr87Session:
         if self.closed:
             return
         invoke = action.invoke
-        if isinstance(invoke, _Pending):
-            warning = None
-            if action.detail and isinstance(action.message, m.CSTAErrorCode):
-                log.info("%r: %s refused: %s", self, invoke.service, action.detail)
-                warning = action.detail
-            self.answer(invoke, action.message, warning=warning)
+        if isinstance(invoke, _Invoke):
+            self._answer(invoke, action.message, action.detail)
             return
         if self._queue.qsize() >= self.gateway.max_event_queue:
             log.warning("%r: %d events not taken by the client, closing", self, self._queue.qsize())
@@ -188,34 +181,17 @@ class Tr87Session:
     def deliver_event(self, event: m.CstaEvent, xref: str) -> None:
         self.deliver(event_to_client(self, event, xref))
 
-    def answer(
-        self, pending: _Pending, message: m.CstaMessage, *, warning: str | None = None
-    ) -> None:
-        """The switching function's answer (or our timeout) to a waiting client request.
-
-        ``warning``: why a request was refused; CSTAErrorCode has no text, so an INFO's answer
-        carries it in a ``Warning: 399`` header (RFC 3261 §20.43)."""
-        if pending.done:
-            log.info("%r: late answer to %s dropped", self, pending.service)
-            return
-        pending.done = True
-        self.pending.discard(pending)
-        if pending.timer is not None:
-            pending.timer.cancel()
-            pending.timer = None
-        request = pending.server.request
+    def _answer(self, invoke: _Invoke, message: m.CstaMessage, detail: str | None) -> None:
+        """The switching function's answer to a client request. CSTAErrorCode has no text,
+        so why a request was refused goes in the INFO answer's ``Warning: 399`` header
+        (RFC 3261 §20.43)."""
         warned: tuple[tuple[str, str], ...] = ()
-        if warning and request.method == "INFO":
-            warned = (("Warning", warning_header(warning)),)
-        self.dialog.answer_peer(request, message, headers=warned)
+        if detail and isinstance(message, m.CSTAErrorCode):
+            log.info("%r: %s refused: %s", self, invoke.service, detail)
+            if invoke.request.method == "INFO":
+                warned = (("Warning", warning_header(detail)),)
+        self.dialog.answer_peer(invoke.request, message, headers=warned)
         self.pump()
-
-    def _answer_timeout(self, pending: _Pending) -> None:
-        pending.timer = None
-        log.warning(
-            "%r: no answer to %s within %ss", self, pending.service, self.gateway.request_timeout
-        )
-        self.answer(pending, m.CSTAErrorCode.timeout())
 
     # --- the dialog's events -------------------------------------------------------------
     def feed(self, server: ServerRequest) -> None:
@@ -275,16 +251,9 @@ class Tr87Session:
             return
         if self.line is not None and isinstance(message, m.CstaRequest):
             message = with_default_device(message, self.line)
-        pending = _Pending(self, server, type(message).__name__)
-        if len(self.pending) >= self.gateway.max_pending_requests:
-            log.warning("%r: %d requests in flight, refusing more", self, len(self.pending))
-            self.answer(pending, m.CSTAErrorCode.system_resource_availability("resourceBusy"))
-            return
-        self.pending.add(pending)
-        loop = asyncio.get_running_loop()
-        pending.timer = loop.call_later(self.gateway.request_timeout, self._answer_timeout, pending)
-        log.info("%r: %s %s", self, request.method, pending.service)
-        self.gateway.hub.client_request(self, pending, message)
+        invoke = _Invoke(request, type(message).__name__)
+        log.info("%r: %s %s", self, request.method, invoke.service)
+        self.gateway.hub.client_request(self, invoke, message)
 
     def _confirm(self, invite: Request) -> None:
         """The 200 to the INVITE went out: the SIP dialog exists from now on."""
@@ -395,11 +364,6 @@ class Tr87Session:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for pending in self.pending:
-            pending.done = True
-            if pending.timer is not None:
-                pending.timer.cancel()
-        self.pending.clear()
         for server in self._servers.values():
             server.reply(487)  # RFC 3261 §15.1.2: pending requests of the dialog
         self._servers.clear()
@@ -517,7 +481,11 @@ class Tr87Gateway:
         flow = server.flow
         local_host = flow.local[0] if flow.local[0] not in ("0.0.0.0", "::", "") else None
         dialog = CstaDialog(
-            role=Role.CLIENT_GATEWAY, min_se=self.min_se, csta_timeout=self.request_timeout
+            role=Role.CLIENT_GATEWAY,
+            min_se=self.min_se,
+            csta_timeout=self.request_timeout,
+            max_peer_requests=self.max_pending_requests,
+            logger=_Prefixed(log, {"prefix": f"<TR/87 client {_peer(flow)} {request.call_id}>"}),
         )
         session = Tr87Session(
             gateway=self,
@@ -640,6 +608,13 @@ class Tr87Gateway:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         if self._owns_ua:
             await self.ua.close()
+
+
+class _Prefixed(logging.LoggerAdapter[logging.Logger]):
+    """The dialog's log lines name the session they are about."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"{self.extra['prefix'] if self.extra else ''}: {msg}", kwargs
 
 
 def _peer(flow: Flow) -> str:
