@@ -156,11 +156,12 @@ async def test_set_up_learns_lines_and_arms_one_keepalive_timer() -> None:
     assert link.lines == ["sip:101@pbx.example"]
     assert ("ready", ["sip:101@pbx.example"]) in service.calls
     now = asyncio.get_running_loop().time()
-    assert link._timer_at is not None and now < link._timer_at <= now + 30.1
+    at = link.driver.timer_at
+    assert at is not None and now < at <= now + 30.1
     await link.stop("test", bye=False)
     assert link.state is LinkState.LOST and link.reason == "test"
     assert ("lost", MAC) in service.calls and ("ended", "test") in service.calls
-    assert link._timer is None and service.ua.usages == []
+    assert link.driver.timer_at is None and service.ua.usages == []
 
 
 async def test_requests_answered_through_the_callback() -> None:

@@ -33,6 +33,7 @@ from uacsta.accounts import ClientAccounts
 from uacsta.csta import codec
 from uacsta.csta import messages as m
 from uacsta.hub import SwitchHub
+from uacsta.net.dialogdriver import DialogDriver
 from uacsta.net.flow import Flow
 from uacsta.net.useragent import DialogUsage, ServerRequest, UserAgent
 from uacsta.ratelog import RateLimitedLog
@@ -40,7 +41,7 @@ from uacsta.sip.dialog import MIN_SE_FLOOR, Dialog, DialogState
 from uacsta.sip.digest import Algorithm, DigestServer, NonceManager
 from uacsta.sip.errors import SipError
 from uacsta.sip.helpers import generate_tag
-from uacsta.sip.message import Request, Response
+from uacsta.sip.message import Request
 from uacsta.sip.uri import AbsoluteUri, SipUri
 from uacsta.sipauth import Authenticated, Blocked, DigestGuard, Failed
 from uacsta.switch.function import ToClient, event_to_client
@@ -58,8 +59,6 @@ from uacsta.tr87 import (
     Lost,
     PeerRequest,
     Role,
-    SendRequest,
-    SendResponse,
     State,
 )
 
@@ -137,23 +136,29 @@ class Tr87Session:
     #: The line the session is about: the INVITE's To URI, or the ``lcs:line`` a
     #: Microsoft-style client names; the device of its requests that name none.
     line: str | None = None
-    usage: DialogUsage | None = None
     attached: bool = False
     closed: bool = False
-    #: The dialog-creating INVITE while it is unanswered (CANCEL target).
+    #: The dialog-creating INVITE (CANCEL target while the driver has it unanswered).
     invite: ServerRequest | None = None
-    #: Requests fed to the dialog and not answered yet, by ``id`` of their Request.
-    _servers: dict[int, ServerRequest] = field(default_factory=dict)
+    driver: DialogDriver = field(init=False)
     _queue: asyncio.Queue[m.CstaMessage] = field(default_factory=asyncio.Queue)
     _sender: asyncio.Task[None] | None = None
-    _timer: asyncio.TimerHandle | None = None
-    _pumping: bool = False
+
+    def __post_init__(self) -> None:
+        self.driver = DialogDriver(
+            self.dialog, self.gateway.ua, self._act, contact=self.contact, local_tag=self.local_tag
+        )
 
     def __repr__(self) -> str:
         return (
             f"<TR/87 client {self.user or '-'}@{self.flow.remote[0]}:{self.flow.remote[1]}"
             f" {self.call_id}>"
         )
+
+    @property
+    def usage(self) -> DialogUsage | None:
+        """The SIP dialog, from the 200 to the INVITE on."""
+        return self.driver.usage
 
     @property
     def confirmed(self) -> bool:
@@ -191,31 +196,11 @@ class Tr87Session:
             if invoke.request.method == "INFO":
                 warned = (("Warning", warning_header(detail)),)
         self.dialog.answer_peer(invoke.request, message, headers=warned)
-        self.pump()
+        self.driver.pump()
 
     # --- the dialog's events -------------------------------------------------------------
-    def feed(self, server: ServerRequest) -> None:
-        """A request of this session (the INVITE, then everything in the dialog)."""
-        self._servers[id(server.request)] = server
-        self.dialog.receive_request(server.request, asyncio.get_running_loop().time())
-
-    def pump(self) -> None:
-        """Act on what the dialog emitted, in order (answers arriving meanwhile queue up)."""
-        if self._pumping:
-            return
-        self._pumping = True
-        try:
-            while events := self.dialog.events():
-                for event in events:
-                    self._act(event)
-        finally:
-            self._pumping = False
-        self._arm_timer()
-
     def _act(self, event: DialogEvent) -> None:
         match event:
-            case SendResponse():
-                self._respond(event)
             case PeerRequest():
                 self._to_switch(event.request, event.message)
             case Established(request=Request() as invite):
@@ -223,31 +208,11 @@ class Tr87Session:
             case LinesChanged(lines=[line, *_]) if line != self.line:
                 log.info("%r: controls line %r (lcs:line)", self, line[:80])
                 self.line = line
-            case SendRequest():
-                self._send(event)
             case Lost():
                 self.gateway.end_session(self, send_bye=event.send_bye, reason=event.reason)
 
-    def _respond(self, event: SendResponse) -> None:
-        server = self._servers.pop(id(event.request), None)
-        if server is None or self.closed:
-            return
-        headers = event.headers
-        if event.status_code < 300 and event.request.method in ("INVITE", "UPDATE"):
-            headers = (("Contact", self.contact), *headers)
-        if server is self.invite:
-            self.invite = None
-        server.reply(
-            event.status_code,
-            headers=headers,
-            body=event.body,
-            content_type=event.content_type,
-            to_tag=self.local_tag if event.new_to_tag else None,
-        )
-
     def _to_switch(self, request: Request, message: m.CstaMessage) -> None:
-        server = self._servers.get(id(request))
-        if server is None:
+        if not self.driver.unanswered(request):
             return
         if self.line is not None and isinstance(message, m.CstaRequest):
             message = with_default_device(message, self.line)
@@ -264,58 +229,13 @@ class Tr87Session:
             local_via=self.gateway.ua.via(self.flow.transport, self.local_host),
             logger=log,
         )
-        self.usage = DialogUsage(
+        usage = DialogUsage(
             dialog, self.flow, on_request=self._on_request, local_host=self.local_host
         )
-        self.gateway.ua.add_usage(self.usage)
+        self.driver.usage = usage
+        self.gateway.ua.add_usage(usage)
         self._sender = asyncio.get_running_loop().create_task(self._send_events())
         log.info("%r: session established (%s)", self, self.edition.name)
-
-    def _send(self, event: SendRequest) -> None:
-        """Our refreshing re-INVITE (a client without ``Supported: timer``)."""
-        if self.usage is None:
-            return
-        token = event.token
-
-        def then(result: Response | BaseException) -> None:
-            now = asyncio.get_running_loop().time()
-            if isinstance(result, Response):
-                self.dialog.receive_response(token, result, now)
-            elif isinstance(result, TimeoutError):
-                self.dialog.receive_timeout(token, now)
-            else:
-                self.dialog.receive_failure(token, str(result) or type(result).__name__, now)
-            if not self.closed:
-                self.pump()
-
-        try:
-            self.gateway.ua.request(
-                event.method,
-                self.usage,
-                then=then,
-                timeout=event.timeout,
-                body=event.body,
-                content_type=event.content_type,
-                extra_headers=event.headers,
-            )
-        except SipError as exc:
-            then(exc)
-
-    def _arm_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self.closed:
-            return
-        deadline = self.dialog.get_timer()
-        if deadline is not None:
-            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if not self.closed:
-            self.dialog.handle_timer(asyncio.get_running_loop().time())
-            self.pump()
 
     async def _send_events(self) -> None:
         """Events and switch requests to the client, one INFO at a time (keeps their order)."""
@@ -352,8 +272,7 @@ class Tr87Session:
         if self.closed:
             server.reply(481)
             return
-        self.feed(server)
-        self.pump()
+        self.driver.receive(server)
 
     # --- the end -----------------------------------------------------------------------------
     def shutdown(self) -> None:
@@ -361,12 +280,7 @@ class Tr87Session:
         if self.closed:
             return
         self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        for server in self._servers.values():
-            server.reply(487)  # RFC 3261 §15.1.2: pending requests of the dialog
-        self._servers.clear()
+        self.driver.close()
         if self._sender is not None and self._sender is not asyncio.current_task():
             self._sender.cancel()
         if self.attached:
@@ -499,9 +413,9 @@ class Tr87Gateway:
         )
         session.line = line_of(request.to.uri)
         session.invite = server
-        session.feed(server)
+        session.driver.feed(server)
         if dialog.state is not State.READY:  # refused (415, 422, 400): no session
-            session.pump()
+            session.driver.pump()
             return
         self.sessions[request.call_id] = session
         log.info(
@@ -513,7 +427,7 @@ class Tr87Gateway:
         )
         session.attached = True
         self.hub.client_attach(session, allowed_devices=self.accounts.allowed_devices(user))
-        session.pump()
+        session.driver.pump()
 
     def _authenticate(self, server: ServerRequest) -> str | None:
         now = asyncio.get_running_loop().time()
@@ -563,6 +477,7 @@ class Tr87Gateway:
         if (
             session is None
             or invite is None
+            or not session.driver.unanswered(invite.request)
             or invite.request.top_via.branch != request.top_via.branch
         ):
             server.reply(481, to_tag=generate_tag())

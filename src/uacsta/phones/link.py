@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING
 from uacsta import tr87
 from uacsta.csta import codec
 from uacsta.csta import messages as m
+from uacsta.net.dialogdriver import DialogDriver
 from uacsta.net.errors import TransportError
 from uacsta.net.flow import Flow
-from uacsta.net.useragent import DialogUsage, ServerRequest
+from uacsta.net.useragent import DialogUsage
 from uacsta.phones.mac import normalize_mac
 from uacsta.phones.vendors import Refusal, VendorProfile, WriteForm
 from uacsta.sip.dialog import Dialog, DialogError
@@ -67,9 +68,8 @@ class PhoneLink:
     """The CSTA link to one phone: a :class:`CstaDialog` driven over the user agent."""
 
     # Slots: one of these lives for every linked phone.
-    __slots__ = ("_server", "_task", "_timer", "_timer_at", "_waiters", "_waiting",
-                 "dialog", "firmware", "mac", "profile", "requests_sent", "service", "services",
-                 "target", "usage")  # fmt: skip
+    __slots__ = ("_keep_usage", "_task", "_waiters", "_waiting", "dialog", "driver", "firmware",
+                 "mac", "profile", "requests_sent", "service", "services", "target")  # fmt: skip
 
     def __init__(
         self,
@@ -101,15 +101,13 @@ class PhoneLink:
             trace=functools.partial(service.trace_csta, mac),
             logger=self.log,
         )
-        self.usage: DialogUsage | None = None
+        self.driver = DialogDriver(self.dialog, service.ua, self._act)
         self.requests_sent = 0
         self._task: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
         #: token → who gets the answer
         self._waiters: dict[int, Callable[[m.CstaMessage], None]] = {}
-        #: The request the dialog is answering (it answers while it reads).
-        self._server: ServerRequest | None = None
+        #: Stopping with a BYE: the SIP dialog stays registered until the BYE is answered.
+        self._keep_usage = False
         self._waiting: asyncio.Future[None] | None = None
 
     # --- what the rest of the server reads ---------------------------------------------------
@@ -117,6 +115,11 @@ class PhoneLink:
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
         """The link's logger; ``mac`` lets the diagnostics page filter by phone."""
         return logging.LoggerAdapter(log, {"mac": self.mac})
+
+    @property
+    def usage(self) -> DialogUsage | None:
+        """The SIP dialog with the phone, from the 2xx to our INVITE on."""
+        return self.driver.usage
 
     @property
     def state(self) -> LinkState:
@@ -155,12 +158,12 @@ class PhoneLink:
                 await self._learn_lines()
         except asyncio.CancelledError:
             self.dialog.stop("stopped", bye=False)
-            self._pump()
+            self.driver.pump()
             raise
         except Exception as exc:  # a bug must not leave the phone half-linked
             self.log.exception("link to %s crashed", self.mac)
             self.dialog.stop(f"internal error: {exc}", bye=False)
-            self._pump()
+            self.driver.pump()
 
     async def _establish(self) -> None:
         """Send the INVITE and wait until the phone accepted it (or the link is lost)."""
@@ -173,7 +176,7 @@ class PhoneLink:
             call_id=generate_call_id(host or "uacsta"),
         )
         self.dialog.start(target, self._now())
-        self._pump()
+        self.driver.pump()
         await self._wait_while(State.INVITING)
 
     async def _learn_lines(self) -> None:
@@ -181,7 +184,7 @@ class PhoneLink:
         await self._wait_while(State.LEARNING)
 
     async def _wait_while(self, state: State) -> None:
-        """Hold the set-up slot while the dialog is in ``state`` (:meth:`_pump` wakes it)."""
+        """Hold the set-up slot while the dialog is in ``state`` (:meth:`_act` wakes it)."""
         while self.dialog.state is state:
             self._waiting = asyncio.get_running_loop().create_future()
             await self._waiting
@@ -190,8 +193,9 @@ class PhoneLink:
         """Tear the link down (disable, un-register, shutdown): lost at once, then BYE."""
         usage = self.usage
         send_bye = bye and usage is not None and self.state is not LinkState.LOST
+        self._keep_usage = send_bye
         self.dialog.stop(reason, bye=send_bye)
-        self._pump(keep_dialog=send_bye)
+        self.driver.pump()
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -201,63 +205,38 @@ class PhoneLink:
                 await asyncio.wait_for(self.service.ua.request("BYE", usage), 2.0)
             self.service.ua.remove_usage(usage)
 
-    # --- the driver ----------------------------------------------------------------------------
-    def _pump(self, *, keep_dialog: bool = False) -> None:
-        """Carry out what the dialog emitted, then re-arm its timer."""
-        for event in self.dialog.events():
-            match event:
-                case tr87.SendRequest() if event.request is not None:
-                    asyncio.get_running_loop().create_task(self._send_invite(event))
-                case tr87.SendRequest():
-                    self._send(event)
-                case tr87.SendResponse():
-                    self._respond(event)
-                case tr87.Answer():
-                    self._answer(event)
-                case tr87.Measured():
-                    self.service.observe_latency(event.service, event.seconds)
-                case tr87.PhoneEvent():
-                    self.service.hub.phone_event(self.mac, event.event)
-                case tr87.AuthRequired():
-                    password = self.service.password_for_mac(self.mac)
-                    self.dialog.answer_challenge(self.mac, password, self._now())
-                case tr87.Established():
-                    assert event.response is not None
-                    self._confirm(event.response)
-                case tr87.Ready():
-                    self._become_ready(event)
-                case tr87.LinesChanged():
-                    self.service.lines_changed(self)
-                    self.service.hub.phone_lines_changed(
-                        self.mac, event.lines, aliases=event.aliases
-                    )
-                case tr87.Lost():
-                    self._lost(event, keep_dialog=keep_dialog)
+    # --- the dialog's events ------------------------------------------------------------------
+    def _act(self, event: tr87.DialogEvent) -> None:
+        """What the dialog emitted besides in-dialog requests and answers (the driver's)."""
+        match event:
+            case tr87.SendRequest():  # the INVITE, out of dialog
+                asyncio.get_running_loop().create_task(self._send_invite(event))
+            case tr87.Answer():
+                self._answer(event)
+            case tr87.Measured():
+                self.service.observe_latency(event.service, event.seconds)
+            case tr87.PhoneEvent():
+                self.service.hub.phone_event(self.mac, event.event)
+            case tr87.AuthRequired():
+                password = self.service.password_for_mac(self.mac)
+                self.dialog.answer_challenge(self.mac, password, self._now())
+            case tr87.Established():
+                assert event.response is not None
+                self._confirm(event.response)
+            case tr87.Ready():
+                self._become_ready(event)
+            case tr87.LinesChanged():
+                self.service.lines_changed(self)
+                self.service.hub.phone_lines_changed(self.mac, event.lines, aliases=event.aliases)
+            case tr87.Lost():
+                self._lost(event)
         waiting = self._waiting
         if waiting is not None and not waiting.done():
             waiting.set_result(None)
-        self._rearm()
 
     @staticmethod
     def _now() -> float:
         return asyncio.get_running_loop().time()
-
-    def _rearm(self) -> None:
-        at = self.dialog.get_timer()
-        if at == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = at
-        if at is not None:
-            self._timer = asyncio.get_running_loop().call_at(at, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self.dialog.handle_timer(self._now())
-        self._pump()
 
     async def _send_invite(self, event: tr87.SendRequest) -> None:
         """The (initial) INVITE goes out of dialog, to the phone's registered flow."""
@@ -275,71 +254,24 @@ class PhoneLink:
             if response.is_success and pending.flow is None:  # nothing to ACK on
                 self.dialog.stop(f"phone answered the CSTA INVITE with {status}", bye=False)
             elif response.is_success and pending.flow is not None:
-                self.usage = DialogUsage(
+                self.driver.usage = DialogUsage(
                     Dialog.from_uac(invite, response),
                     pending.flow,
-                    on_request=self._on_request,
+                    on_request=self.driver.receive,
                     local_host=self.target.local_host,
                 )
             self.dialog.receive_response(event.token, response, self._now())
-        self._pump()
+        self.driver.pump()
 
     def _confirm(self, response: Response) -> None:
         usage = self.usage
         assert usage is not None  # made from the 2xx in _send_invite
+        self.driver.contact = self.service.ua.contact(
+            usage.flow.transport, "uacsta", self.target.local_host
+        )
         self.service.ua.add_usage(usage)
         self.service.ua.ack_2xx(usage, response)
         self.log.info("CSTA dialog with %s established (%s)", self.mac, usage.flow)
-
-    def _send(self, event: tr87.SendRequest) -> None:
-        """An in-dialog request; its outcome goes back to the dialog while it is read."""
-        token, usage = event.token, self.usage
-        assert usage is not None  # the dialog sends in-dialog requests once established
-
-        def result(outcome: Response | BaseException) -> None:
-            now = self._now()
-            if isinstance(outcome, Response):
-                self.dialog.receive_response(token, outcome, now)
-            elif isinstance(outcome, TimeoutError):
-                self.dialog.receive_timeout(token, now)
-            else:
-                self.dialog.receive_failure(token, str(outcome) or type(outcome).__name__, now)
-            self._pump()
-
-        try:
-            self.service.ua.request(
-                event.method,
-                usage,
-                then=result,
-                body=event.body,
-                content_type=event.content_type,
-                extra_headers=event.headers,
-                timeout=event.timeout,
-            )
-        except (TransportError, DialogError, OSError) as exc:
-            self.dialog.receive_failure(token, str(exc), self._now())
-
-    def _respond(self, event: tr87.SendResponse) -> None:
-        server = self._server
-        if server is None or server.request is not event.request:
-            return
-        headers = event.headers
-        if event.request.method == "INVITE" and event.status_code == 200 and self.usage:
-            contact = self.service.ua.contact(
-                self.usage.flow.transport, "uacsta", self.target.local_host
-            )
-            headers = (*headers, ("Contact", contact))
-        server.reply(
-            event.status_code, headers=headers, body=event.body, content_type=event.content_type
-        )
-
-    def _on_request(self, server: ServerRequest) -> None:
-        self._server = server
-        try:
-            self.dialog.receive_request(server.request, self._now())
-            self._pump()
-        finally:
-            self._server = None
 
     def _become_ready(self, event: tr87.Ready) -> None:
         self.service.link_ready(self)
@@ -355,13 +287,10 @@ class PhoneLink:
             aliases=event.aliases,
         )
 
-    def _lost(self, event: tr87.Lost, *, keep_dialog: bool) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _lost(self, event: tr87.Lost) -> None:
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()  # it may be waiting for the set-up
-        if self.usage is not None and not keep_dialog:
+        if self.usage is not None and not self._keep_usage:
             self.service.ua.remove_usage(self.usage)
         if event.was_ready:
             self.service.hub.phone_lost(self.mac)
@@ -406,7 +335,7 @@ class PhoneLink:
         token = dialog.csta_request(request, self._now())
         self._waiters[token] = done
         self.requests_sent += 1
-        self._pump()
+        self.driver.pump()
 
     def _answer(self, event: tr87.Answer) -> None:
         done = self._waiters.pop(event.token, None)
