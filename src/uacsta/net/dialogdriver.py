@@ -27,8 +27,8 @@ class DialogDriver:
     """Drives ``dialog`` over ``ua``; ``usage`` is set by the owner once the SIP dialog exists."""
 
     # Slots: one of these lives for every linked phone and every TR/87 session.
-    __slots__ = ("_pumping", "_servers", "_timer", "_timer_at", "act", "closed", "contact",
-                 "dialog", "local_tag", "ua", "usage")  # fmt: skip
+    __slots__ = ("_loop", "_pumping", "_servers", "_timer", "_timer_at", "act", "closed",
+                 "contact", "dialog", "local_tag", "ua", "usage")  # fmt: skip
 
     def __init__(
         self,
@@ -53,15 +53,16 @@ class DialogDriver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pumping = False
+        self._loop = asyncio.get_running_loop()
 
     @property
     def timer_at(self) -> float | None:
         """When the loop timer that follows the dialog fires (None: no timer)."""
         return self._timer_at if self._timer is not None else None
 
-    @staticmethod
-    def now() -> float:
-        return asyncio.get_running_loop().time()
+    def now(self) -> float:
+        """The loop's clock (the dialog's ``now``)."""
+        return self._loop.time()
 
     def receive(self, server: ServerRequest) -> None:
         """A request for the dialog; it is answered now or once the owner has answered it."""
@@ -165,7 +166,7 @@ class DialogDriver:
         self._cancel_timer()
         self._timer_at = at
         if at is not None:
-            self._timer = asyncio.get_running_loop().call_at(at, self._on_timer)
+            self._timer = self._loop.call_at(at, self._on_timer)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -369,7 +369,9 @@ class UserAgent:
 
     # ------------------------------------------------------------------ driving the core
     def _now(self) -> float:
-        loop = self._loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         return loop.time()
 
     def _on_message(self, message: Message, flow: Flow) -> None:

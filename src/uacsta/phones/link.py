@@ -234,9 +234,8 @@ class PhoneLink:
         if waiting is not None and not waiting.done():
             waiting.set_result(None)
 
-    @staticmethod
-    def _now() -> float:
-        return asyncio.get_running_loop().time()
+    def _now(self) -> float:
+        return self.driver.now()
 
     async def _send_invite(self, event: tr87.SendRequest) -> None:
         """The (initial) INVITE goes out of dialog, to the phone's registered flow."""

@@ -491,20 +491,24 @@ class CstaDialog:
 
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` wants to run (on the :data:`KEEPALIVE_GRID`), or None."""
-        deadlines = [
-            t
-            for t in (
-                self._lines_at,
-                self._keepalive_at if self.state is State.READY else None,
-                self.session_refresh_at if self.state is State.READY else None,
-                self.session_expires_at if self.is_ready else None,
-                next(iter(self._peer.values()))[2] if self._peer else None,
-            )
-            if t is not None
-        ]
-        if not deadlines:
+        # Called after every event a driver carries out: no list, no generator.
+        first = self._lines_at
+        state = self.state
+        if state is State.READY or state is State.REFRESHING:
+            if state is State.READY:
+                for t in (self._keepalive_at, self.session_refresh_at):
+                    if t is not None and (first is None or t < first):
+                        first = t
+            t = self.session_expires_at
+            if t is not None and (first is None or t < first):
+                first = t
+        if self._peer:
+            t = next(iter(self._peer.values()))[2]
+            if first is None or t < first:
+                first = t
+        if first is None:
             return None
-        return math.ceil(round(min(deadlines) / KEEPALIVE_GRID, 9)) * KEEPALIVE_GRID
+        return math.ceil(round(first / KEEPALIVE_GRID, 9)) * KEEPALIVE_GRID
 
     def handle_timer(self, now: float) -> None:
         """Act on every deadline that has passed at ``now``."""
