@@ -75,9 +75,9 @@ class DialogDriver:
         self.dialog.receive_request(server.request, self.now())
 
     def unanswered(self, request: Request) -> bool:
-        """Whether ``request`` was fed to the dialog and has no final answer yet."""
-        server = self._servers.get(id(request))
-        return server is not None and server.request is request
+        """Whether ``request`` was fed to the dialog and has no final answer yet (the
+        entry keeps its request alive, so its ``id`` names no other request meanwhile)."""
+        return id(request) in self._servers
 
     def pump(self) -> None:
         """Carry out what the dialog emitted, in order, then follow its timer. A call made
@@ -144,7 +144,7 @@ class DialogDriver:
 
     def _respond(self, event: SendResponse) -> None:
         server = self._servers.pop(id(event.request), None)
-        if server is None or server.request is not event.request:
+        if server is None:
             return
         headers = event.headers
         if event.status_code < 300 and event.request.method in ("INVITE", "UPDATE"):

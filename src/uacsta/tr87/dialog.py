@@ -1061,13 +1061,7 @@ class CstaDialog:
         if edition is not codec.Edition.NONE:
             self.edition = edition
         self._traced("in", message)
-        if isinstance(message, m.RequestSystemStatus):
-            self._client_line(message)
-            self._answer(request, m.RequestSystemStatusResponse(system_status="normal"))
-        elif isinstance(message, m.CstaRequest | m.UnknownMessage):
-            self._to_owner(request, message, now)
-        else:
-            self._answer(request, None)
+        self._on_client_csta(request, message, now)
 
     def _client_line(self, message: m.RequestSystemStatus) -> None:
         """A Microsoft-style client names the line it controls in its RequestSystemStatus
@@ -1124,14 +1118,16 @@ class CstaDialog:
                 self._reply_csta(request, m.CSTAErrorCode.operation("invalidFeature"))
 
     def _on_client_csta(self, request: Request, message: m.CstaMessage, now: float) -> None:
-        """A TR/87 client's INFO: keep-alives answered here, requests to the owner."""
+        """A TR/87 client's CSTA document (INVITE or INFO body): keep-alives answered here,
+        requests to the owner; an answer or event has nothing to answer in CSTA (a bare
+        200, which for the INVITE carries the session's 2xx headers)."""
         if isinstance(message, m.RequestSystemStatus):
             self._client_line(message)
-            self._reply_csta(request, m.RequestSystemStatusResponse(system_status="normal"))
+            self._answer(request, m.RequestSystemStatusResponse(system_status="normal"))
         elif isinstance(message, m.CstaRequest | m.UnknownMessage):
             self._to_owner(request, message, now)
         else:
-            self._reply(request, 200)  # an answer or event: nothing to answer in CSTA
+            self._answer(request, None)
 
     def _to_owner(self, request: Request, message: m.CstaMessage, now: float) -> None:
         """Hand a client's request to the owner, within ``max_peer_requests`` waiting; it
