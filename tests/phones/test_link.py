@@ -101,7 +101,7 @@ def fake_service() -> Any:
         ),
         setup_slots=asyncio.Semaphore(1),
         trace_csta=lambda mac, direction, message: None,
-        observe_latency=lambda name, seconds: None,
+        observe_latency=lambda name, seconds: calls.append(("latency", name)),
         link_ready=lambda link: calls.append(("link_ready", link.lines)),
         lines_changed=lambda link: None,
         link_ended=lambda link, reason: calls.append(("ended", reason)),
@@ -180,10 +180,13 @@ async def test_requests_answered_through_the_callback() -> None:
     )
     assert got == [m.GetDoNotDisturbResponse(do_not_disturb_on=False)]
     assert link.in_flight == 0
+    assert service.calls[-1] == ("latency", "GetDoNotDisturb")  # the metric, per service
+    observed = len([c for c in service.calls if c[0] == "latency"])
     link.csta_request_then(m.GetDoNotDisturb(device="sip:101@pbx.example"), got.append)
     _method, _body, then = service.ua.sent.pop(0)
     then(TimeoutError())
     assert got[-1] == m.CSTAErrorCode.timeout() and link.timeouts == 1
+    assert len([c for c in service.calls if c[0] == "latency"]) == observed  # none measured
     await link.stop("test", bye=False)
     link.csta_request_then(m.GetDoNotDisturb(device="x"), got.append)
     assert got[-1] == m.CSTAErrorCode.system_resource_availability("outOfService")

@@ -205,6 +205,17 @@ def test_create_request_without_routes_and_custom_via() -> None:
     assert request.header("Via") == "SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bKx"
 
 
+def test_built_request_reads_as_its_text_parses() -> None:
+    """The Via, From and To a built request answers with (not parsed back from its own
+    text) equal what a peer parses from the bytes we send."""
+    dialog = uac_dialog()
+    built = dialog.create_request("INFO", branch="z9hG4bKseed", body=b"x", content_type="a/b")
+    wire = reparse(built)
+    assert built.top_via == wire.top_via and built.top_via.branch == "z9hG4bKseed"
+    assert built.from_ == wire.from_ and built.to == wire.to
+    assert str(built.from_) == built.header("From") and str(built.to) == built.header("To")
+
+
 def test_create_request_strict_routing() -> None:
     dialog = uac_dialog()
     dialog.route_set = ("<sip:strict.example.org>", "<sip:p2.example.org;lr>")

@@ -277,6 +277,21 @@ class UserAgent:
         once while the message carrying it is handled, in the caller's context: no task or
         future per request, and the answer is acted on before what the peer sent after it.
         ``then`` may run before this returns (the flow failed)."""
+        if then is not None and isinstance(dest, DialogUsage) and isinstance(request, str):
+            # The relay path (a CSTA request in INFO): no partial, no awaitable.
+            key, events = self.core.send_in_dialog(
+                dest.dialog,
+                request,
+                now=self._now(),
+                via=self._usage_via(dest),
+                body=body,
+                content_type=content_type,
+                extra_headers=extra_headers,
+                timeout=timeout,
+            )
+            self._callbacks[key] = (then, contextvars.copy_context())
+            self._handle(events)
+            return None
         start: Callable[..., tuple[TransactionKey, list[Event]]]
         if isinstance(dest, DialogUsage):
             if not isinstance(request, str):

@@ -209,10 +209,10 @@ class PhoneLink:
     def _act(self, event: tr87.DialogEvent) -> None:
         """What the dialog emitted besides in-dialog requests and answers (the driver's)."""
         match event:
+            case tr87.Answer():  # first: one per client request
+                self._answer(event)
             case tr87.SendRequest():  # the INVITE, out of dialog
                 asyncio.get_running_loop().create_task(self._send_invite(event))
-            case tr87.Answer():
-                self._answer(event)
             case tr87.Measured():
                 self.service.observe_latency(event.service, event.seconds)
             case tr87.PhoneEvent():
@@ -337,6 +337,8 @@ class PhoneLink:
         self.driver.pump()
 
     def _answer(self, event: tr87.Answer) -> None:
+        if event.latency is not None:
+            self.service.observe_latency(event.service, event.latency)
         done = self._waiters.pop(event.token, None)
         if done is not None:
             done(event.message)

@@ -310,6 +310,7 @@ class Dialog:
     #: are refused (FOREIGN_PEER). None: not bound (any source is accepted).
     peer: Hashable | None = None
     logger: logging.Logger = field(default=_NULL_LOGGER, repr=False, compare=False)
+    _id: DialogId | None = field(default=None, init=False, repr=False, compare=False)
 
     # --- creation ----------------------------------------------------------------------------
     @classmethod
@@ -383,7 +384,12 @@ class Dialog:
 
     @property
     def id(self) -> DialogId:
-        return DialogId(self.call_id, self.local_tag, self.remote_tag)
+        """Call-ID and both tags; fixed for the dialog's life (§12), so built once: the
+        user-agent core looks it up for every request sent and answered in the dialog."""
+        found = self._id
+        if found is None:
+            found = self._id = DialogId(self.call_id, self.local_tag, self.remote_tag)
+        return found
 
     def terminate(self) -> None:
         self.state = DialogState.TERMINATED
@@ -480,7 +486,11 @@ class Dialog:
         headers.extend(extra_headers)
         if body and content_type:
             headers.append(("Content-Type", content_type))
-        return Request(method=method, uri=uri, headers=tuple(headers), body=body)
+        request = Request(method=method, uri=uri, headers=tuple(headers), body=body)
+        # The objects these headers were written from: the transaction layer reads the Via
+        # (its key) of every request we send, so it is not parsed back from our own text.
+        request.seed_parsed({"Via": top_via, "From": self.local_uri, "To": self.remote_uri})
+        return request
 
     def _request_target(self) -> tuple[str, tuple[str, ...]]:
         """Request-URI and Route values (§12.2.1.1: loose routing, or strict routing)."""

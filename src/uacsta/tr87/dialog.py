@@ -262,17 +262,20 @@ class PeerRequest(DialogEvent):
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Answer(DialogEvent):
     """The answer (or a ``CSTAErrorCode``) to the request :meth:`CstaDialog.csta_request`
-    sent under ``token``; ``latency`` is the seconds the peer took (None: not answered)."""
+    sent under ``token``; ``latency`` is the seconds the peer took (None: not answered), for
+    the latency metric of ``service`` (the request's name; one event per answer, not two)."""
 
     token: int
     message: m.CstaMessage
     latency: float | None = None
+    service: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Measured(DialogEvent):
-    """The peer answered a CSTA request (ours or a client's) after ``seconds``: for the
-    latency metric per ``service``."""
+    """The peer answered one of the dialog's own CSTA requests (keep-alive, line learning)
+    after ``seconds``: for the latency metric per ``service`` (a client's request carries
+    its latency in its :class:`Answer`)."""
 
     service: str
     seconds: float
@@ -378,7 +381,6 @@ class CstaDialog:
         "_pending",
         "_rejected",
         "_segments",
-        "_sent_at",
         "_tries",
         "accepted_types",
         "allow",
@@ -446,8 +448,8 @@ class CstaDialog:
         self.session_refresh_at: float | None = None
         self.session_expires_at: float | None = None
         self._events: list[DialogEvent] = []
-        self._pending: dict[int, tuple[_Purpose, m.CstaRequest | None]] = {}
-        self._sent_at: dict[int, float] = {}
+        #: token → (why it was sent, the CSTA request, when it was sent).
+        self._pending: dict[int, tuple[_Purpose, m.CstaRequest | None, float]] = {}
         self._next_token = 1
         self._in_flight = 0
         self._interval = session_expires
@@ -508,7 +510,9 @@ class CstaDialog:
                 first = t
         if first is None:
             return None
-        return math.ceil(round(first / KEEPALIVE_GRID, 9)) * KEEPALIVE_GRID
+        # Up to the grid; a float a hair above a grid point (30.1 / 0.1 = 301.0000000004)
+        # stays on it. (No round(x, 9): it formats the float, and this runs per request.)
+        return math.ceil(first / KEEPALIVE_GRID - 1e-6) * KEEPALIVE_GRID
 
     def handle_timer(self, now: float) -> None:
         """Act on every deadline that has passed at ``now``."""
@@ -807,8 +811,7 @@ class CstaDialog:
             body = codec.encode(request, self.edition)
         else:
             body = codec.encode(request, self.edition, dialect=self.dialect)
-        token = self._token(purpose, request)
-        self._sent_at[token] = now
+        token = self._token(purpose, request, now)
         self._in_flight += 1
         self._events.append(
             SendRequest(
@@ -822,10 +825,10 @@ class CstaDialog:
         )
         return token
 
-    def _token(self, purpose: _Purpose, request: m.CstaRequest | None) -> int:
+    def _token(self, purpose: _Purpose, request: m.CstaRequest | None, now: float = 0.0) -> int:
         token = self._next_token
         self._next_token += 1
-        self._pending[token] = (purpose, request)
+        self._pending[token] = (purpose, request, now)
         return token
 
     def receive_response(self, token: int, response: Response, now: float) -> None:
@@ -846,7 +849,7 @@ class CstaDialog:
         entry = self._pending.pop(token, None)
         if entry is None:
             return
-        purpose, request = entry
+        purpose, request, sent = entry
         if purpose is _Purpose.INVITE:
             if failure is not None:
                 self._step(Input.INVITE_FAILED, failure)
@@ -858,7 +861,6 @@ class CstaDialog:
             return
         assert request is not None
         self._in_flight -= 1
-        sent = self._sent_at.pop(token, now)
         latency: float | None = None
         if failure is not None:
             self._fail(f"sending to the phone failed: {failure}")
@@ -871,7 +873,8 @@ class CstaDialog:
                 )
             else:
                 latency = now - sent
-                self._events.append(Measured(service=type(request).__name__, seconds=latency))
+                if purpose is not _Purpose.USER:
+                    self._events.append(Measured(service=type(request).__name__, seconds=latency))
                 if not response.is_success:
                     self.log.warning(
                         "%s answered with SIP %d", type(request).__name__, response.status_code
@@ -881,7 +884,9 @@ class CstaDialog:
                 self._fail(lost)
             answer = self.forms.to_client_form(answer)
         if purpose is _Purpose.USER:
-            self._events.append(Answer(token=token, message=answer, latency=latency))
+            self._events.append(
+                Answer(token=token, message=answer, latency=latency, service=type(request).__name__)
+            )
         else:
             self._on_internal_answer(purpose, token, answer, now)
 
