@@ -93,6 +93,9 @@ class CallRecord:
     cause: str | None = None
     #: Call IDs of linked calls (consultation, transfer, conference), client space.
     related: tuple[str, ...] = ()
+    #: The far end is another line of this server (``direction`` stays the line's view:
+    #: the caller's record is outgoing, the called line's incoming).
+    internal: bool = False
 
     @property
     def ring_seconds(self) -> float:
@@ -123,6 +126,7 @@ class CallRecord:
             "target": self.target,
             "cause": self.cause,
             "related": list(self.related),
+            "internal": self.internal,
         }
 
 
