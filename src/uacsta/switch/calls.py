@@ -473,7 +473,16 @@ class CallTracker:
             for call in self._find(st, e.connection):
                 call.last_event = now
             return
-        for call in self._find(st, e.connection):
+        calls = self._find(st, e.connection)
+        if not calls:
+            # Forwarded at once (ECMA-269: DivertedEvent without a Delivered here first).
+            new = self._call(st, e.connection, now, out, create=True)
+            if new is None:
+                return
+            new.direction = Direction.INCOMING
+            self._remote(new, e.calling_device)
+            calls = [new]
+        for call in calls:
             # ECMA-269: the diverting device's connection is cleared by the diversion; Yealink
             # sends no ConnectionCleared after it.
             call.outcome = _diverted_outcome(e.cause)
@@ -612,7 +621,8 @@ class CallTracker:
             ended=now if ended is None else ended,
             outcome=final,
             target=call.target,
-            cause=cause if cause is not None else call.cause,
+            # A cause that decided the outcome (busy) beats the plain clearing's that follows.
+            cause=call.cause if call.outcome is not None and call.cause else cause,
             related=tuple(call.related),
             internal=self._internal(call),
         )
