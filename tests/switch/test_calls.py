@@ -322,6 +322,7 @@ def test_incoming_answered_then_hung_up(hang_up: object) -> None:
             state=LCS.ALERTING,
             remote_number=EXT_NUMBER,
             remote_name=None,
+            remote_device=EXT,
             started=100.0,
             answered=None,
             held=False,
@@ -387,14 +388,26 @@ def test_a_yealink_failed_then_cleared_missed_call_has_one_record() -> None:
     assert feed.types() == [N.CALL_RINGING, N.CALL_MISSED, N.CALL_ENDED]
 
 
-def test_incoming_rejected_by_the_user() -> None:
+def declined_unnamed(cid: str) -> m.ConnectionClearedEvent:
+    # A phone declining with a refusal cause and no releasing device.
+    return m.ConnectionClearedEvent(
+        dropped_connection=ConnectionID(cid, LINE_A), cause="callRejected"
+    )
+
+
+@pytest.mark.parametrize(
+    ("decline", "cause"),
+    [(yl_cleared, "normalClearing"), (declined_unnamed, "callRejected")],
+    ids=["yealink-released-by-line", "refusal-cause"],
+)
+def test_incoming_rejected_by_the_user(decline: object, cause: str) -> None:
     # Yealink: a declined ringing call ends with ConnectionCleared, releasing device local
     # (ECMA-269: ClearConnection on the alerting connection; the line releases).
     feed = Feed()
     feed(100.0, yl_ringing("1.7"))
-    feed(103.0, yl_cleared("1.7"))
+    feed(103.0, decline("1.7"))  # type: ignore[operator]
     assert records(feed) == [
-        expect("1.7", Direction.INCOMING, Outcome.REJECTED, started=100.0, ended=103.0)
+        expect("1.7", Direction.INCOMING, Outcome.REJECTED, started=100.0, ended=103.0, cause=cause)
     ]
     assert feed.types() == [N.CALL_RINGING, N.CALL_ENDED]
 

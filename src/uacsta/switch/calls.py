@@ -66,6 +66,9 @@ _GAVE_UP = frozenset(
         EventCause.ALERT_TIME_EXPIRED.value,
     }
 )
+#: Clearing causes that say the ringing line refused the call (``callRejected`` is not
+#: ECMA-285: Q.850 "call rejected" as some PBXs pass it on).
+_DECLINED = _BUSY | {"callRejected"}
 #: The conference form of a call ID (Yealink ``held|active``, see switch.callids).
 _CONFERENCE_SEPARATOR = "|"
 
@@ -92,6 +95,8 @@ class CallView:
     state: LocalConnectionState | str
     remote_number: str | None
     remote_name: str | None
+    #: The far end as the phone wrote it (``sip:+4930123@carrier.example``).
+    remote_device: str | None
     started: float
     answered: float | None
     held: bool
@@ -215,6 +220,7 @@ class CallTracker:
         """One event the phone reported for ``line`` (call IDs in the clients' space)."""
         out = _Out()
         st = self._line(phone, line)
+        st.phone = phone  # the switch relays a line's events from its owner only
         match event:
             case m.DeliveredEvent():
                 self._delivered(st, event, now, out)
@@ -607,7 +613,7 @@ class CallTracker:
                 st.aliases[alias] = rest
             else:
                 del st.aliases[alias]
-        final = outcome or call.outcome or self._natural_outcome(call, by_line)
+        final = outcome or call.outcome or self._natural_outcome(call, by_line, cause)
         record = CallRecord(
             id=self._new_id(),
             line=call.line,
@@ -633,21 +639,24 @@ class CallTracker:
         return record
 
     @staticmethod
-    def _natural_outcome(call: _Call, by_line: bool | None) -> Outcome:
+    def _natural_outcome(call: _Call, by_line: bool | None, cause: str | None) -> Outcome:
         """How a call ended by a plain clearing went, when no event decided it before.
 
         Answered: ANSWERED (a conference stays answered). Incoming, unanswered: REJECTED
         when the line released it while it rang (ECMA-269: ClearConnection on the alerting
-        connection; Yealink names itself releasing device for a declined call), unless a
-        FailedEvent said the caller cancelled; else MISSED (the caller's connection cleared,
-        or nobody says who). Outgoing, unanswered: CANCELLED when the line released it,
-        else UNANSWERED. An unknown direction counts as outgoing, so that a call of unknown
-        origin never raises a false missed-call alert.
+        connection; Yealink names itself releasing device for a declined call), or when
+        nobody says who released it but the cause is a refusal (``busy``, ``userBusy``,
+        ``callRejected``: a phone declining with 486/603), unless a FailedEvent said the
+        caller cancelled; else MISSED (the caller's connection cleared, or nobody says who).
+        Outgoing, unanswered: CANCELLED when the line released it, else UNANSWERED. An
+        unknown direction counts as outgoing, so that a call of unknown origin never raises a
+        false missed-call alert.
         """
         if call.answered is not None:
             return Outcome.ANSWERED
         if call.direction is Direction.INCOMING:
-            return Outcome.REJECTED if by_line and not call.gave_up else Outcome.MISSED
+            declined = by_line if by_line is not None else cause in _DECLINED
+            return Outcome.REJECTED if declined and not call.gave_up else Outcome.MISSED
         return Outcome.CANCELLED if by_line else Outcome.UNANSWERED
 
     def _lost(self, st: _Line, call: _Call, now: float, out: _Out) -> None:
@@ -729,7 +738,7 @@ class CallTracker:
         for item in items:
             new = getattr(item, "new_connection", None)
             new_id = new.call_id if isinstance(new, ConnectionID) else None
-            if keys and new_id and new_id not in st.calls:
+            if keys and new_id and new_id not in st.calls and _CONFERENCE_SEPARATOR not in new_id:
                 st.aliases[new_id] = keys
 
     @staticmethod
@@ -774,6 +783,7 @@ class CallTracker:
             state=call.state,
             remote_number=call.remote_number,
             remote_name=call.remote_name,
+            remote_device=call.remote_device,
             started=call.started,
             answered=call.answered,
             held=call.held,
