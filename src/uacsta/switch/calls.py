@@ -1,7 +1,7 @@
 """The call tracker: the calls of each line, built from the CSTA events its phone reports.
 
-Owns what uacsta knows about calls (ECMA-269 §6.1 call model: a call, its connections, their
-local connection states; the call-control events of §17.2): per line and call, the parties,
+Owns what uacsta knows about calls (ECMA-269's call model: a call, its connections, their
+local connection states, changed by the call-control events): per line and call, the parties,
 the direction, the state, hold, the times, the links between calls (consultation, transfer,
 conference, diversion) and how the call ended. It turns that into journal rows
 (:class:`~uacsta.switch.callrecord.CallRecord`, one per call per line, written once when the
@@ -13,11 +13,12 @@ ended. Events arrive after the switching function put their call IDs in the clie
 so a call ID is the one clients know, and a Yealink conference's ``a|b`` names both calls.
 
 The rules follow ECMA-269's call flows where the phones do, and the phones where they do
-not (``/work/shared/reference/yealink-uacsta-behaviour.md``): Yealink always names itself as
-the releasing device, sends no ConnectionCleared after a diversion or a transfer, sends
-FailedEvent with cause ``callCancelled`` whatever failed, and re-sends Established. Every
-rule that decides an outcome is in :meth:`CallTracker._natural_outcome`,
-:func:`_diverted_outcome` and :func:`_failed_outcome`.
+not (``reference/yealink-uacsta-behaviour.md``, read from the firmware): Yealink names itself
+as the releasing device, sends no ConnectionCleared after a diversion or a transfer, sends
+FailedEvent with cause ``callCancelled`` whatever failed, and re-sends Established. A call
+that ends by a plain clearing gets its outcome from :meth:`CallTracker._natural_outcome`, a
+diverted or failed one from :func:`_diverted_outcome` / :func:`_failed_outcome`; transfer,
+answer elsewhere, a lost phone and the idle timer set theirs where they happen.
 """
 
 from __future__ import annotations
@@ -264,7 +265,7 @@ class CallTracker:
         return [self._view(c) for st in lines if st is not None for c in st.calls.values()]
 
     def snapshot_device(self, line: str) -> m.SnapshotDeviceResponse:
-        """SnapshotDevice answered from tracked state (ECMA-269 §16.1.2): one item per call,
+        """SnapshotDevice answered from tracked state (ECMA-269 §16): one item per call,
         with the line's connection, the far end and the line's connection state."""
         st = self._lines.get(line)
         calls = st.calls.values() if st is not None else ()
@@ -280,7 +281,7 @@ class CallTracker:
         )
 
     def snapshot_call(self, call_id: str) -> m.SnapshotCallResponse | None:
-        """SnapshotCall answered from tracked state (ECMA-269 §16.1.1): each tracked line on
+        """SnapshotCall answered from tracked state (ECMA-269 §16): each tracked line on
         the call, then the far end with the state it must be in; None for an unknown call."""
         infos: list[SnapshotCallResponseInfo] = []
         remotes: list[SnapshotCallResponseInfo] = []
@@ -325,6 +326,12 @@ class CallTracker:
         for st in self._lines.values():
             for call in list(st.calls.values()):
                 if now >= call.last_event + self.max_idle:
+                    self.log.info(
+                        "call %s on %s: no event for %ss",
+                        call.call_id,
+                        st.line,
+                        now - call.last_event,
+                    )
                     idle = call.outcome is None
                     self._end(
                         st,
@@ -378,7 +385,7 @@ class CallTracker:
         if call.direction is None:
             call.direction = Direction.OUTGOING
             # A new call while another is held on the line is a consultation (ECMA-269
-            # §17.1.6 ConsultationCall holds one call and originates another).
+            # ConsultationCall holds one call and originates another).
             for other in st.calls.values():
                 if other is not call and other.held:
                     other.relate(call.call_id)
@@ -722,6 +729,13 @@ class CallTracker:
             return None
         if len(st.calls) >= self.max_calls_per_line:
             oldest = min(st.calls.values(), key=lambda c: c.last_event)
+            self.log.warning(
+                "line %s has %d calls: call %s ends to make room for %s",
+                st.line,
+                len(st.calls),
+                oldest.call_id,
+                call_id,
+            )
             self._end(st, oldest, now, out, outcome=Outcome.FAILED, cause=TOO_MANY_CALLS)
         call = _Call(call_id=call_id, line=st.line, phone=st.phone, started=now, last_event=now)
         if seen_connected:
@@ -820,7 +834,7 @@ def _failed_outcome(call: _Call, cause: str | None) -> Outcome:
 
 
 def _remote_state(call: _Call) -> LocalConnectionState | None:
-    """The far end's connection state as the line's implies it (ECMA-269 §6.1.3)."""
+    """The far end's connection state as the line's implies it (ECMA-269 call model)."""
     if call.answered is not None or call.direction is Direction.INCOMING:
         return LocalConnectionState.CONNECTED
     if call.state == LocalConnectionState.CONNECTED:
