@@ -1313,6 +1313,12 @@ def test_any_event_sequence_keeps_the_invariants(
             assert len(feed.tracker.calls(each)) <= max_calls
     keys = [(r.line, r.call_id) for r in feed.records]
     assert len(keys) == len(set(keys)), "one record per call per line"
+    once = [
+        (n.type, n.line, n.call_id)
+        for n in feed.notices
+        if n.type in {N.CALL_RINGING, N.CALL_DIALING, N.CALL_ANSWERED}
+    ]
+    assert len(once) == len(set(once)), "ringing, dialing, answered: once per call per line"
     ended_notices_carry_records(feed)
     for record in feed.records:
         assert record.started <= (record.answered or record.started) <= record.ended
