@@ -798,6 +798,43 @@ def test_a_conference_member_leaving_ends_only_its_call() -> None:
     assert [v.call_id for v in feed.tracker.calls(LINE_A)] == ["1.30"]
 
 
+def test_a_member_leaving_a_conference_under_one_call_id() -> None:
+    # ECMA-269: the conference goes on under the primary call's ID (the connection list's
+    # new connections); a member leaving clears its connection on that call ID.
+    feed = Feed()
+    feed(1.0, yl_established("1.30"))
+    feed(2.0, yl_held("1.30"))
+    feed(3.0, yl_established("1.31", remote=THIRD, incoming=False))
+    feed(
+        4.0,
+        m.ConferencedEvent(
+            primary_old_call=ConnectionID("1.30", LINE_A),
+            secondary_old_call=ConnectionID("1.31", LINE_A),
+            conferencing_device=dev(LINE_A),
+            added_party=dev(THIRD),
+            conference_connections=(
+                ConnectionListItem(
+                    new_connection=ConnectionID("1.30", LINE_A),
+                    old_connection=ConnectionID("1.31", LINE_A),
+                ),
+            ),
+            cause=EventCause.CONFERENCE,
+        ),
+    )
+    feed(
+        5.0,
+        m.ConnectionClearedEvent(
+            dropped_connection=ConnectionID("1.30", THIRD), releasing_device=dev(THIRD)
+        ),
+    )
+    assert [(r.call_id, r.outcome) for r in feed.records] == [("1.31", Outcome.ANSWERED)]
+    feed(6.0, m.ConnectionClearedEvent(dropped_connection=ConnectionID("1.30", LINE_A)))
+    assert [(r.call_id, r.outcome) for r in feed.records] == [
+        ("1.31", Outcome.ANSWERED),
+        ("1.30", Outcome.ANSWERED),
+    ]
+
+
 # --- internal, hold ----------------------------------------------------------------------------
 
 

@@ -121,6 +121,8 @@ class _Call:
     remote_number: str | None = None
     remote_name: str | None = None
     related: list[str] = field(default_factory=list)
+    #: The other calls of a conference this call is in (one per other party).
+    conference: list[str] = field(default_factory=list)
     #: Decided before the end (diverted, transferred, failed in the ``fail`` state).
     outcome: Outcome | None = None
     target: str | None = None
@@ -447,10 +449,13 @@ class CallTracker:
         if dropped is not None and not _is_self(st.line, dropped):
             # Another party's connection ended (ECMA-269: the far end hung up). In a
             # conference only the call to that party ends (Yealink sends this for a member
-            # leaving: dropped = the conference ID with the member's URI); in a two-party
-            # call the line's call is over.
-            if len(calls) > 1:
-                calls = [c for c in calls if _same_party(c, dropped)]
+            # leaving: dropped = the conference ID with the member's URI; ECMA-269 keeps the
+            # conference under one call ID); in a two-party call the line's call is over.
+            members = _unique(
+                calls + [st.calls[k] for c in calls for k in c.conference if k in st.calls]
+            )
+            if len(members) > 1:
+                calls = [c for c in members if _same_party(c, dropped)]
             for call in calls:
                 self._end(st, call, now, out, by_line=False, cause=cause)
             return
@@ -556,6 +561,8 @@ class CallTracker:
             call.last_event = now
             for other in calls:
                 call.relate(other.call_id)
+                if other is not call and other.call_id not in call.conference:
+                    call.conference.append(other.call_id)
             call.state = LocalConnectionState.CONNECTED
             if call.answered is None:
                 call.answered = now
