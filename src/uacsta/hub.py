@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Protocol, cast
 
 from uacsta.csta import messages as m
 from uacsta.ratelog import RateLimitedLog
+from uacsta.switch.callrecord import CallNotice, CallRecord
 from uacsta.switch.devices import LineConflict
-from uacsta.switch.function import FanOut, SwitchAction, SwitchingFunction, ToClient, ToPhone
+from uacsta.switch.function import (
+    FanOut,
+    Journal,
+    Notify,
+    SwitchAction,
+    SwitchingFunction,
+    ToClient,
+    ToPhone,
+)
 
 log = logging.getLogger("uacsta.hub")
 #: Line conflicts are reported by phones, which an attacker may hold: rate-limited per phone.
@@ -33,6 +43,10 @@ class ClientSink(Hashable, Protocol):
         """A fanned-out phone event and the client's monitorCrossRefID for it: ``event`` is the
         same object for every client of the fan-out (encode it once, put in each cross-ref).
         A sink that wants whole actions delivers ``event_to_client(self, event, xref)``."""
+
+    def deliver_notice(self, notice: CallNotice) -> None:
+        """A normalized notice (``call.*``...) about a line the client monitors (a gateway
+        without such events ignores it)."""
 
 
 class PhoneChannel(Protocol):
@@ -51,12 +65,23 @@ class PhoneChannel(Protocol):
 
 
 class SwitchHub:
-    def __init__(self, switch: SwitchingFunction | None = None) -> None:
+    def __init__(
+        self,
+        switch: SwitchingFunction | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.switch = switch if switch is not None else SwitchingFunction()
         self.switch.on_conflict = self._line_conflict
         self.channels: dict[str, PhoneChannel] = {}
         self.requests_relayed = 0
         self.events_relayed = 0
+        #: The call tracker's clock (epoch seconds).
+        self.clock = clock
+        #: Who keeps finished calls (the journal writer); must not block.
+        self.on_record: Callable[[CallRecord], None] | None = None
+        #: Who gets every notice (the webhook service); must not block.
+        self.notice_listeners: list[Callable[[CallNotice], None]] = []
 
     # ------------------------------------------------------------------ phones
     def phone_ready(
@@ -79,6 +104,7 @@ class SwitchHub:
                 emulate_alternate_call=emulate_alternate_call,
                 offered=offered,
                 aliases=aliases,
+                now=self.clock(),
             )
         )
 
@@ -91,16 +117,16 @@ class SwitchHub:
     ) -> None:
         self._run(self.switch.phone_lines_changed(phone, lines, aliases=aliases))
 
-    def phone_lost(self, phone: str) -> None:
+    def phone_lost(self, phone: str, reason: str = "") -> None:
         self.channels.pop(phone, None)
-        self._run(self.switch.phone_lost(phone))
+        self._run(self.switch.phone_lost(phone, now=self.clock(), reason=reason))
 
     def phone_removed(self, phone: str) -> None:
         self.channels.pop(phone, None)
-        self._run(self.switch.phone_removed(phone))
+        self._run(self.switch.phone_removed(phone, now=self.clock()))
 
     def phone_event(self, phone: str, event: m.CstaEvent) -> None:
-        self._run(self.switch.phone_event(phone, event))
+        self._run(self.switch.phone_event(phone, event, self.clock()))
 
     def assign_line(self, device_id: str, phone: str) -> None:
         """An operator's decision: the line belongs to ``phone``."""
@@ -142,6 +168,14 @@ class SwitchHub:
                         log.exception(
                             "delivering %s to a client failed", type(action.message).__name__
                         )
+                case Notify():
+                    self._notify(action)
+                case Journal():
+                    if self.on_record is not None:
+                        try:
+                            self.on_record(action.record)
+                        except Exception:
+                            log.exception("keeping the journal row of %s failed", action.record.id)
                 case ToPhone():
                     channel = self.channels.get(action.phone)
                     if channel is None:
@@ -181,6 +215,19 @@ class SwitchHub:
                 cast(ClientSink, sink).deliver_event(event, xref)
             except Exception:  # a broken client must not stop the fan-out to others
                 log.exception("delivering %s to a client failed", type(event).__name__)
+
+    def _notify(self, action: Notify) -> None:
+        notice = action.notice
+        for listener in self.notice_listeners:
+            try:
+                listener(notice)
+            except Exception:  # one broken listener must not stop the others
+                log.exception("a listener failed on %s", notice.type.value)
+        for sink in action.targets:
+            try:
+                cast(ClientSink, sink).deliver_notice(notice)
+            except Exception:
+                log.exception("delivering %s to a client failed", notice.type.value)
 
     def _answered(self, action: ToPhone, answer: m.CstaMessage) -> None:
         self._run(self.switch.phone_response(action.token, answer))

@@ -88,7 +88,7 @@ def fake_service() -> Any:
     calls: list[tuple[str, object]] = []
     hub = SimpleNamespace(
         phone_ready=lambda mac, channel, lines, **kw: calls.append(("ready", list(lines))),
-        phone_lost=lambda mac: calls.append(("lost", mac)),
+        phone_lost=lambda mac, reason="": calls.append(("lost", mac)),
         phone_event=lambda mac, event: calls.append(("event", event)),
         phone_lines_changed=lambda mac, lines, **kw: calls.append(("lines", lines)),
     )

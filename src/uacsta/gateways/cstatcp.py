@@ -34,6 +34,7 @@ from uacsta.csta.framing import (
 from uacsta.hub import SwitchHub
 from uacsta.net.guard import AcceptLoop, ConnectionGate, GateLimits, listening_socket
 from uacsta.ratelog import RateLimitedLog, RateLimitFilter
+from uacsta.switch.callrecord import CallNotice
 from uacsta.switch.function import ToClient
 from uacsta.throttle import AuthThrottle
 
@@ -145,6 +146,9 @@ class CstaTcpClient:
         else:
             invoke = EVENT_INVOKE_ID
         self.send_frame(invoke, codec.encode(message, self.edition))
+
+    def deliver_notice(self, notice: CallNotice) -> None:
+        """CSTA clients get the phone's own events; normalized notices are the JSON API's."""
 
     def deliver_event(self, event: m.CstaEvent, xref: str) -> None:
         """A fanned-out phone event: the gateway encodes it once per edition and each client

@@ -44,6 +44,7 @@ from uacsta.sip.helpers import generate_tag
 from uacsta.sip.message import Request
 from uacsta.sip.uri import AbsoluteUri, SipUri
 from uacsta.sipauth import Authenticated, Blocked, DigestGuard, Failed
+from uacsta.switch.callrecord import CallNotice
 from uacsta.switch.function import ToClient, event_to_client
 from uacsta.switch.router import SUBJECT_FIELDS
 from uacsta.throttle import AuthThrottle
@@ -182,6 +183,9 @@ class Tr87Session:
             self.gateway.end_session(self, send_bye=True, reason="event queue overflow")
             return
         self._queue.put_nowait(action.message)
+
+    def deliver_notice(self, notice: CallNotice) -> None:
+        """TR/87 clients get the phone's own events; normalized notices are the JSON API's."""
 
     def deliver_event(self, event: m.CstaEvent, xref: str) -> None:
         self.deliver(event_to_client(self, event, xref))

@@ -292,7 +292,7 @@ class PhoneLink:
         if self.usage is not None and not self._keep_usage:
             self.service.ua.remove_usage(self.usage)
         if event.was_ready:
-            self.service.hub.phone_lost(self.mac)
+            self.service.hub.phone_lost(self.mac, event.reason)
         self.log.info("link to %s lost: %s", self.mac, event.reason)
         self.service.link_ended(self, event.reason)
 

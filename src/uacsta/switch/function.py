@@ -28,12 +28,14 @@ import itertools
 import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Final, Literal
 
 from uacsta.csta import messages as m
 from uacsta.csta.services import EVENTS, RELAYED_SERVICES, SERVICES, SUBJECT_FIELDS, SWITCH_SERVICES
 from uacsta.csta.types import ConnectionID, DeviceEntry, DeviceIdentifier
 from uacsta.switch.callids import CallIdSpace
+from uacsta.switch.callrecord import CallNotice, CallRecord, NoticeType
+from uacsta.switch.calls import CallTracker, TrackerOutput
 from uacsta.switch.devices import Device, DeviceRegistry, LineConflict
 from uacsta.switch.monitors import ClientMonitor, MonitorPoint, MonitorTable, PointState
 from uacsta.switch.router import rewrite_subject, service_name, subject_of
@@ -92,6 +94,35 @@ class FanOut(SwitchAction):
         return [self.to_client(client, xref) for client, xref in self.targets]
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Journal(SwitchAction):
+    """A call ended on a line: its journal row."""
+
+    record: CallRecord
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Notify(SwitchAction):
+    """A normalized notice (``call.*``, ``phone.*``...) for the server's listeners (webhooks)
+    and for ``targets``: the clients monitoring the line it is about."""
+
+    notice: CallNotice
+    targets: tuple[ClientId, ...] = ()
+
+
+class _Switch:
+    """The switching function itself as a client: its own monitor on every line (when it
+    tracks calls) so calls on lines no client monitors reach the journal. Shared with
+    clients' monitors like any other (one monitor point in the phone)."""
+
+    def __repr__(self) -> str:
+        return "<switch>"
+
+
+#: The client ID of the switching function's own monitors; nothing is ever delivered to it.
+SWITCH: Final = _Switch()
+
+
 def event_to_client(client: ClientId, event: m.CstaEvent, xref: str) -> ToClient:
     """A fanned-out event as one client's own action: a copy with its monitorCrossRefID."""
     return ToClient(client=client, message=replace(event, monitor_cross_ref_id=xref))
@@ -139,8 +170,14 @@ class SwitchingFunction:
         segment_size: int = 100,
         max_monitors_per_client: int = 20000,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        calls: CallTracker | None = None,
+        own_monitors: bool = False,
     ) -> None:
         self.devices = DeviceRegistry()
+        #: The call tracker fed with every event of a monitored line (None: no call state).
+        self.calls = calls
+        #: Keep the switch's own monitor on every line of a ready phone (needs ``calls``).
+        self.own_monitors = own_monitors and calls is not None
         self.monitors = MonitorTable()
         self.call_ids = CallIdSpace()
         #: Monitors one client may hold (every gateway's clients count alike).
@@ -176,21 +213,30 @@ class SwitchingFunction:
         emulate_alternate_call: bool = True,
         offered: frozenset[str] | None = None,
         aliases: Mapping[str, Iterable[str]] | None = None,
+        now: float = 0.0,
     ) -> list[SwitchAction]:
         """The phone's CSTA link is up and its lines are known: restore its monitors.
 
-        ``aliases``: other names the phone gives a line (a Yealink account's ``tel:``)."""
+        ``aliases``: other names the phone gives a line (a Yealink account's ``tel:``);
+        ``now``: epoch seconds, the call tracker's clock."""
         state = self.phones.setdefault(phone, PhoneState(phone))
         state.ready = True
         state.services = services
         state.emulate_alternate_call = emulate_alternate_call
         state.offered = offered
         actions = self._set_lines(phone, device_ids, aliases)
+        self._own_monitors(phone)
         for point in self.monitors.points_of_phone(phone):
             if point.state is PointState.DOWN:
                 actions.extend(self._start_point(point))
         actions.extend(self._devices_changed())
-        return actions
+        if self.calls is not None:
+            lines = [d.device_id for d in self.devices.by_phone(phone)]
+            notice = CallNotice(
+                type=NoticeType.PHONE_ONLINE, at=now, phone=phone, data={"lines": lines}
+            )
+            actions.append(Notify(notice=notice))
+        return _deliverable(actions)
 
     def phone_lines_changed(
         self,
@@ -202,19 +248,32 @@ class SwitchingFunction:
         actions = self._set_lines(phone, device_ids, aliases)
         state = self.phones.get(phone)
         if state is not None and state.ready:
+            self._own_monitors(phone)
             for point in self.monitors.points_of_phone(phone):
                 if point.state is PointState.DOWN:
                     actions.extend(self._start_point(point))
         actions.extend(self._devices_changed())
-        return actions
+        return _deliverable(actions)
 
-    def phone_lost(self, phone: str) -> list[SwitchAction]:
-        """The link is gone: OutOfService to every client monitor, pending requests fail."""
+    def phone_lost(self, phone: str, *, now: float = 0.0, reason: str = "") -> list[SwitchAction]:
+        """The link is gone: its calls end (ConnectionCleared to the clients that were told
+        of them, journal rows "lost with the phone"), OutOfService to every client monitor,
+        pending requests fail."""
         state = self.phones.get(phone)
         if state is None or not state.ready:
             return []
         state.ready = False
         actions = self._fail_pending_of(phone)
+        if self.calls is not None:
+            actions.extend(self._tracked(self.calls.phone_lost(phone, now)))
+            notice = CallNotice(
+                type=NoticeType.PHONE_OFFLINE,
+                at=now,
+                phone=phone,
+                data={"lines": [d.device_id for d in self.devices.by_phone(phone)],
+                      "reason": reason},
+            )  # fmt: skip
+            actions.append(Notify(notice=notice))
         for point in self.monitors.points_of_phone(phone):
             self.monitors.clear_phone_ref(point)
             actions.extend(self._answer_waiting(point))
@@ -232,11 +291,11 @@ class SwitchingFunction:
             )
         actions.extend(self._end_monitors(moved))
         actions.extend(self._devices_changed())
-        return actions
+        return _deliverable(actions)
 
-    def phone_removed(self, phone: str) -> list[SwitchAction]:
+    def phone_removed(self, phone: str, *, now: float = 0.0) -> list[SwitchAction]:
         """Disabled or deleted: its lines leave the switching function."""
-        actions = self.phone_lost(phone)
+        actions = self.phone_lost(phone, now=now, reason="removed")
         actions.extend(self._set_lines(phone, ()))
         self.devices.remove_phone(phone)
         self.phones.pop(phone, None)
@@ -298,10 +357,11 @@ class SwitchingFunction:
                 # The last one also stops the phone's monitor when that phone is still up
                 # (a line an operator moved away from a ready phone).
                 actions.extend(self._release(cm.cross_ref_id))
-        return actions
+        return _deliverable(actions)
 
-    def phone_event(self, phone: str, event: m.CstaEvent) -> list[SwitchAction]:
-        """Fan an event out to every client monitor of the line, each with its own xref."""
+    def phone_event(self, phone: str, event: m.CstaEvent, now: float = 0.0) -> list[SwitchAction]:
+        """Fan an event out to every client monitor of the line, each with its own xref, and
+        feed it to the call tracker (``now``: epoch seconds)."""
         xref = event.monitor_cross_ref_id
         point = self.monitors.point_for_phone_ref(phone, xref) if xref is not None else None
         if point is None:
@@ -317,8 +377,56 @@ class SwitchingFunction:
             return []  # restarted when the phone is ready; its clients keep their monitors
         if not point.clients:
             return []
-        targets = tuple((cm.client, cm.cross_ref_id) for cm in point.clients.values())
-        return [FanOut(event=self.call_ids.message_to_client(phone, event), targets=targets)]
+        event = self.call_ids.message_to_client(phone, event)
+        targets = tuple(
+            (cm.client, cm.cross_ref_id) for cm in point.clients.values() if cm.client is not SWITCH
+        )
+        actions: list[SwitchAction] = [FanOut(event=event, targets=targets)] if targets else []
+        if self.calls is not None:
+            tracked = self.calls.event(phone, point.device.device_id, event, now)
+            if tracked.records or tracked.notices or tracked.cleared:
+                actions.extend(self._tracked(tracked))
+        return actions
+
+    def _tracked(self, out: TrackerOutput) -> list[SwitchAction]:
+        """What the call tracker reported, as actions: ConnectionCleared it made up (a lost
+        phone's calls) to the clients monitoring the line, notices, journal rows."""
+        actions: list[SwitchAction] = []
+        for line, cleared in out.cleared:
+            targets = tuple((cm.client, cm.cross_ref_id) for cm in self._monitors_of_line(line))
+            if targets:
+                actions.append(FanOut(event=cleared, targets=targets))
+        for notice in out.notices:
+            about = notice.line
+            clients = (
+                tuple(dict.fromkeys(cm.client for cm in self._monitors_of_line(about)))
+                if about is not None
+                else ()
+            )
+            actions.append(Notify(notice=notice, targets=clients))
+        actions.extend(Journal(record=record) for record in out.records)
+        return actions
+
+    def _monitors_of_line(self, line: str) -> list[ClientMonitor]:
+        """The clients' monitors (not the switch's own) on ``line``."""
+        device = self.devices.resolve(line)
+        point = self.monitors.points.get(device) if device is not None else None
+        if point is None:
+            return []
+        return [cm for cm in point.clients.values() if cm.client is not SWITCH]
+
+    def _own_monitors(self, phone: str) -> None:
+        """The switch's own monitor on each line of ``phone`` (when it keeps them), and the
+        tracker told which lines are ours (a call between two of them is internal)."""
+        if self.calls is None:
+            return
+        for device in self.devices.by_phone(phone):
+            self.calls.line_added(phone, device.device_id)
+            if not self.own_monitors:
+                continue
+            point = self.monitors.points.get(device)
+            if point is None or not any(cm.client is SWITCH for cm in point.clients.values()):
+                self.monitors.add_client_monitor(SWITCH, device)
 
     def phone_response(self, token: int, response: m.CstaMessage) -> list[SwitchAction]:
         pending = self._pending.pop(token, None)
@@ -600,7 +708,7 @@ class SwitchingFunction:
         self.monitors.set_active(point, xref)
         actions = self._answer_waiting(point)
         actions.extend(self._back_in_service(cm) for cm in point.clients.values())
-        return actions
+        return _deliverable(actions)
 
     def _monitor_refused(
         self, point: MonitorPoint, error: m.CSTAErrorCode, detail: str
@@ -620,7 +728,7 @@ class SwitchingFunction:
             for cm in point.clients.values():
                 if cm.in_service is not False:
                     actions.append(self._out_of_service(cm))
-            return actions
+            return _deliverable(actions)
         self.log.warning(
             "phone %s refused MonitorStart on %s: %s",
             point.device.phone,
@@ -637,7 +745,7 @@ class SwitchingFunction:
             else:
                 actions.append(self._event(cm, m.MonitorEndedEvent(cause="resourcesNotAvailable")))
             self.monitors.remove_client_monitor(cm.cross_ref_id)
-        return actions
+        return _deliverable(actions)
 
     def _answer_waiting(self, point: MonitorPoint) -> list[SwitchAction]:
         waiting = point.waiting
@@ -748,3 +856,9 @@ _CALL_ID_ERRORS = {"active_call": "invalidActiveCallID", "held_call": "invalidHe
 
 def _dev(device: Device) -> DeviceIdentifier:
     return DeviceIdentifier(device.device_id)
+
+
+def _deliverable(actions: list[SwitchAction]) -> list[SwitchAction]:
+    """``actions`` without what is addressed to the switch's own monitors (their answers,
+    OutOfService/BackInService, MonitorEnded): nobody is there to take them."""
+    return [a for a in actions if not (isinstance(a, ToClient) and a.client is SWITCH)]

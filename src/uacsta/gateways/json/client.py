@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from uacsta.csta import messages as m
 from uacsta.gateways.json.shapes import error_json
+from uacsta.switch.callrecord import CallNotice
 from uacsta.switch.function import ToClient, event_to_client
 from uacsta.web.apicommon import ApiError
 
@@ -69,6 +70,9 @@ class RequestClient:
         future = self.futures.pop(action.invoke, None)
         if future is not None and not future.done():
             future.set_result(action)
+
+    def deliver_notice(self, notice: CallNotice) -> None:
+        """A request-only client monitors nothing."""
 
     def deliver_event(self, event: m.CstaEvent, xref: str) -> None:
         self.deliver(event_to_client(self, event, xref))

@@ -1,7 +1,9 @@
 """The JSON gateway's WebSocket (``/api/v1/events``): one client of the switching function.
 
 A WebSocket subscribes to devices (``{"subscribe": [...]}``), which become MonitorStart
-requests of its own; the switch's answers and fanned-out events come back as JSON.
+requests of its own; the switch's answers and fanned-out events come back as JSON, and so do
+the normalized notices about those lines (``call.ringing``, ``call.answered``,
+``call.ended``...; see :mod:`uacsta.switch.callrecord`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fastapi import WebSocket
 from uacsta.csta import messages as m
 from uacsta.gateways.json.client import csta_failure
 from uacsta.gateways.json.shapes import event_data
+from uacsta.switch.callrecord import CallNotice
 from uacsta.switch.function import ToClient, event_to_client
 from uacsta.web import apimodels as am
 from uacsta.web.apicommon import ApiError, api_router, operations_of, principal_of
@@ -98,6 +101,11 @@ class EventSocket:
 
     def deliver_event(self, event: m.CstaEvent, xref: str) -> None:
         self.deliver(event_to_client(self, event, xref))
+
+    def deliver_notice(self, notice: CallNotice) -> None:
+        """A normalized notice about a subscribed line, besides its CSTA events: a web
+        application needs no CSTA knowledge (``{"type": "call.ringing", ...}``)."""
+        self._push(notice.to_json())
 
     def _subscribed(
         self, device: str, message: m.CstaMessage, detail: str | None
