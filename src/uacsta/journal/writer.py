@@ -47,6 +47,7 @@ class JournalWriter:
         flush_interval: float = 0.25,
         max_queue: int = 50_000,
         purge_interval: float = DAY,
+        retry_delay: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -56,6 +57,8 @@ class JournalWriter:
         self.flush_interval = flush_interval
         self.max_queue = max(self.batch_size, max_queue)
         self.purge_interval = purge_interval
+        #: First wait after a refused write, doubling up to 30 s while the database refuses.
+        self.retry_delay = retry_delay
         self._clock = clock
         self._queue: deque[CallRecord] = deque()
         #: Records taken from the queue by a write that has not finished.
@@ -154,7 +157,7 @@ class JournalWriter:
             if await self.flush():
                 backoff = self.flush_interval
             else:
-                backoff = min(max(backoff * 2, 1.0), 30.0)
+                backoff = min(max(backoff * 2, self.retry_delay), 30.0)
 
     async def _purge_loop(self) -> None:
         while True:
