@@ -11,6 +11,7 @@ remote number). Pages are newest first; ``next`` is the opaque cursor of the nex
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,19 +88,22 @@ def parse_time(text: str | None, name: str) -> float | None:
     if text is None or not text.strip():
         return None
     text = text.strip()
+    refused = ApiError(
+        422, f"invalid request: {name}: not an ISO 8601 time or epoch seconds: {text!r}"
+    )
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ApiError(
-            422, f"invalid request: {name}: not an ISO 8601 time or epoch seconds: {text!r}"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            seconds = moment.timestamp()
+        except (ValueError, OverflowError):
+            raise refused from None
+    if not math.isfinite(seconds):
+        raise refused
+    return seconds
 
 
 @dataclass(frozen=True, slots=True)
