@@ -235,8 +235,8 @@ class LogSettings:
 class JournalSettings:
     """The call journal: one row per call per line, in the store (``/api/v1/journal``)."""
 
-    #: The server keeps its own monitor on every line, so calls no client monitors are
-    #: journalled too; off: no journal rows are written.
+    #: The server keeps its own monitor on every line, so the journal has the calls of lines
+    #: no client monitors too; off: no such monitors, only calls clients' monitors see.
     enabled: bool = True
     #: Days a journal row is kept; older rows are deleted at start and daily (0: forever).
     retention_days: int = 90

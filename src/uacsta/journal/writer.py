@@ -75,7 +75,9 @@ class JournalWriter:
 
     # ------------------------------------------------------------------ the event path
     def add(self, record: CallRecord) -> None:
-        """Queue a finished call for the journal; returns at once (never touches the database)."""
+        """Queue a finished call for the journal; returns at once (never touches the database).
+
+        Call it from the event loop's thread (the call tracker's adapter does)."""
         if len(self._queue) + self._in_flight >= self.max_queue and self._queue:
             self._queue.popleft()
             self.dropped += 1

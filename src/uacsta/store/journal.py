@@ -148,7 +148,8 @@ class JournalStore:
 
     def add(self, records: Iterable[CallRecord]) -> int:
         """Write records in one transaction; an ID already there (or twice in the batch) stays
-        one row, the first written. Returns how many rows were new."""
+        one row, the first written. Returns how many rows were new (as the driver counts
+        them; informational)."""
         rows: dict[str, dict[str, Any]] = {}
         for record in records:
             rows.setdefault(record.id, _row(record))
