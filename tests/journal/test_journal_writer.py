@@ -192,3 +192,32 @@ async def test_retention_purges_old_calls_at_start(store: Store) -> None:
         await writer.stop()
     assert [r.id for r in journal.query()[0]] == ["rec-0002"]
     assert writer.purged == 1
+
+
+class BuggyStore(JournalStore):
+    """A store whose first write fails with a bug (not a database outage)."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.calls = 0
+
+    def add(self, records: Iterable[CallRecord]) -> int:
+        self.calls += 1
+        if self.calls == 1:
+            raise ValueError("a bug in the row mapping")
+        return super().add(records)
+
+
+async def test_a_batch_failing_with_a_bug_is_dropped_not_retried_forever(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    buggy = BuggyStore(store)
+    writer = JournalWriter(buggy, flush_interval=3600)
+    with caplog.at_level(logging.ERROR, logger="uacsta.journal"):
+        writer.add(record(1))
+        assert await writer.flush()
+        writer.add(record(2))
+        await writer.stop()
+    assert [r.id for r in buggy.query()[0]] == ["rec-0002"]
+    assert writer.dropped == 1 and writer.written == 1
+    assert any(r.exc_info and "could not be written" in r.getMessage() for r in caplog.records)

@@ -24,6 +24,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from uacsta.ratelog import RateLimitedLog
 from uacsta.store.journal import Cursor, JournalStore
 from uacsta.switch.callrecord import CallRecord, Direction, Outcome
@@ -134,7 +136,7 @@ class JournalWriter:
         self._in_flight += len(batch)
         try:
             await asyncio.to_thread(self.store.add, batch)
-        except Exception as exc:  # the database is down or refused: keep the rows, retry
+        except (SQLAlchemyError, OSError) as exc:  # the database is down or busy: retry
             self._queue.extendleft(reversed(batch))
             while len(self._queue) > self.max_queue:
                 self._queue.popleft()
@@ -143,6 +145,12 @@ class JournalWriter:
                 "journal-write", "call journal: writing %d records failed: %s", len(batch), exc
             )
             return False
+        except Exception:
+            # A bug, not an outage: retrying would fail the same way and hold up every later
+            # record, so the batch is dropped and the traceback logged.
+            self.dropped += len(batch)
+            log.exception("call journal: %d records could not be written", len(batch))
+            return True
         finally:
             self._in_flight -= len(batch)
         self.written += len(batch)
@@ -173,7 +181,7 @@ class JournalWriter:
             return 0
         try:
             count = await asyncio.to_thread(self.store.purge, self._clock() - days * DAY)
-        except Exception as exc:
+        except (SQLAlchemyError, OSError) as exc:
             self._error_log.error("journal-purge", "call journal: purge failed: %s", exc)
             return 0
         if count:
