@@ -232,6 +232,17 @@ class LogSettings:
 
 
 @dataclass
+class JournalSettings:
+    """The call journal: one row per call per line, in the store (``/api/v1/journal``)."""
+
+    #: The server keeps its own monitor on every line, so the journal has the calls of lines
+    #: no client monitors too; off: no such monitors, only calls clients' monitors see.
+    enabled: bool = True
+    #: Days a journal row is kept; older rows are deleted at start and daily (0: forever).
+    retention_days: int = 90
+
+
+@dataclass
 class Settings:
     phones: PhoneSettings = field(default_factory=PhoneSettings)
     clients: ClientSettings = field(default_factory=ClientSettings)
@@ -241,6 +252,7 @@ class Settings:
     provisioning: ProvisioningSettings = field(default_factory=ProvisioningSettings)
     log: LogSettings = field(default_factory=LogSettings)
     connections: ConnectionSettings = field(default_factory=ConnectionSettings)
+    journal: JournalSettings = field(default_factory=JournalSettings)
 
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -431,6 +443,8 @@ def validate(settings: Settings) -> None:
             raise ConfigError(f"{key}: must be positive")
     if p.max_messages_per_second < 0 or settings.connections.reserve_files < 0:
         raise ConfigError("phones.max_messages_per_second / connections.reserve_files: >= 0")
+    if settings.journal.retention_days < 0:
+        raise ConfigError("journal.retention_days: must be 0 (keep forever) or more days")
     if settings.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log.level: one of DEBUG, INFO, WARNING, ERROR")
 

@@ -25,6 +25,7 @@ from uacsta.config import Settings
 from uacsta.control import ControlServer
 from uacsta.gateways.cstatcp import CstaTcpGateway
 from uacsta.hub import SwitchHub
+from uacsta.journal.writer import JournalWriter
 from uacsta.net.address import connect_host, parse_listen_address
 from uacsta.net.guard import (
     ConnectionGate,
@@ -41,6 +42,7 @@ from uacsta.phones.inventory import Inventory
 from uacsta.phones.service import PhoneService
 from uacsta.sip.digest import Algorithm
 from uacsta.store.db import Store
+from uacsta.store.journal import JournalStore
 from uacsta.throttle import AuthThrottle
 from uacsta.web import logbuffer
 from uacsta.web.metrics import Metrics
@@ -61,6 +63,8 @@ class Server:
         self.started_at = time.time()
         self.store: Store | None = None
         self.inventory: Inventory | None = None
+        #: The call journal (uacsta.journal.writer): the call tracker adds finished calls.
+        self.journal: JournalWriter | None = None
         self.hub = SwitchHub()
         self.hub.switch.max_monitors_per_client = settings.clients.max_monitors
         self.accounts = ClientAccounts(settings.clients.accounts)
@@ -114,6 +118,7 @@ class Server:
         self._running.callback(self.store.close)
         if await self.ops.restore_settings():
             self.accounts.replace(self.settings.clients.accounts)
+        await self._start_journal()
         self.inventory = Inventory(self.store)
         await asyncio.to_thread(self.inventory.load)
         self.inventory.start()
@@ -154,6 +159,17 @@ class Server:
         self._running.push_async_callback(self.control.close)
         await self.control.start(self.data_dir / "uacsta.sock")
         log.info("uacsta started: %s", "; ".join(self.listening))
+
+    # ------------------------------------------------------------------ call journal
+    async def _start_journal(self) -> None:
+        """The call journal on the store, flushed at shutdown (after the phones and the hub
+        have ended their calls: it closes after them, before the store)."""
+        assert self.store is not None
+        self.journal = JournalWriter(
+            JournalStore(self.store), retention_days=self.settings.journal.retention_days
+        )
+        await self.journal.start()
+        self._running.push_async_callback(self.journal.stop)
 
     async def _listen_csta(self) -> None:
         assert self.cstatcp is not None
@@ -380,6 +396,8 @@ class Server:
                 Algorithm.parse(a) for a in new.clients.digest_algorithms
             )
         ratelog.configure(lines=new.log.rate_limit_lines, interval=new.log.rate_limit_interval)
+        if self.journal is not None:
+            self.journal.retention_days = new.journal.retention_days
         self.hub.switch.max_monitors_per_client = new.clients.max_monitors
         if self.cstatcp is not None:
             self.cstatcp.max_connections = new.clients.max_connections

@@ -17,6 +17,7 @@ from uacsta.web import logbuffer
 ADMIN_GETS = (
     "/admin/",
     "/admin/status",
+    "/admin/journal",
     "/admin/settings",
     "/admin/diagnostics",
     "/admin/diagnostics/log.txt",

@@ -28,6 +28,7 @@ from uacsta.web.bodyguard import BodyGuard
 
 if TYPE_CHECKING:
     from uacsta.config import Settings
+    from uacsta.journal.writer import JournalWriter
     from uacsta.operations import Operations
     from uacsta.store.db import Store
 
@@ -39,6 +40,8 @@ class WebParts(Protocol):
     store: Store | None
     data_dir: Path
     ops: Operations
+    #: The call journal (None: not running, the journal routes answer 503).
+    journal: JournalWriter | None
 
 
 HERE = Path(__file__).parent
@@ -188,7 +191,7 @@ def _include_optional(app: FastAPI) -> None:
     CSTA gateway, :mod:`uacsta.gateways.json`, is mounted by the server that assembles both)."""
     import importlib
 
-    for name in ("manage", "admin", "webclient", "provisioning"):
+    for name in ("manage", "journal_api", "admin", "webclient", "provisioning"):
         try:
             module = importlib.import_module(f"uacsta.web.{name}")
         except ModuleNotFoundError as exc:

@@ -332,6 +332,16 @@
   $("transfer-held").addEventListener("click", () => pairAction("transfer", "Transfer"));
 
   // --- dialling -------------------------------------------------------------------------
+  // MakeCall from this line to `to`; the Call button and the history's "Call back" use it.
+  async function makeCall(to, button) {
+    if (button) button.disabled = true;
+    const call = await act("Call", () => api("POST", `${DEV}/calls`, { to }));
+    if (button) button.disabled = false;
+    if (call && call.call_id) state.parties.set(call.call_id, to);
+    scheduleCalls();
+    return call;
+  }
+
   $("dial-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const to = numberValue();
@@ -340,16 +350,145 @@
       $("number").focus();
       return;
     }
-    const button = $("call-btn");
-    button.disabled = true;
-    const call = await act("Call", () => api("POST", `${DEV}/calls`, { to }));
-    button.disabled = false;
-    if (call && call.call_id) {
-      state.parties.set(call.call_id, to);
-      $("number").value = "";
-    }
-    scheduleCalls();
+    const call = await makeCall(to, $("call-btn"));
+    if (call && call.call_id) $("number").value = "";
   });
+
+  // --- history (the call journal of this line) ------------------------------------------
+  const HISTORY_PAGE = 25;
+  const OUTCOME_LABEL = {
+    answered: "Answered",
+    missed: "Missed",
+    busy: "Busy",
+    rejected: "Rejected",
+    cancelled: "Cancelled",
+    forwarded: "Forwarded",
+    deflected: "Deflected",
+    transferred: "Transferred",
+    answered_elsewhere: "Answered elsewhere",
+    unanswered: "Not answered",
+    failed: "Failed",
+    lost_with_phone: "Lost with the phone",
+  };
+  const DIRECTION = {
+    incoming: ["←", "Incoming"],
+    outgoing: ["→", "Outgoing"],
+    internal: ["↔", "Internal"],
+  };
+  const history = { items: [], next: null, loading: false };
+
+  function outcomeLabel(entry) {
+    const words = OUTCOME_LABEL[entry.outcome] || entry.outcome;
+    if (entry.target && ["forwarded", "deflected", "transferred"].includes(entry.outcome)) {
+      return `${words} to ${userPart(entry.target) || entry.target}`;
+    }
+    if (entry.target && entry.outcome === "answered_elsewhere") {
+      return `${words} (by ${userPart(entry.target) || entry.target})`;
+    }
+    return words;
+  }
+
+  function durationText(seconds) {
+    const total = Math.max(0, Math.round(seconds));
+    const h = Math.floor(total / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    const s = total % 60;
+    const two = (n) => String(n).padStart(2, "0");
+    if (h) return `${h} h ${two(m)} min`;
+    if (m) return `${m} min ${two(s)} s`;
+    return `${s} s`;
+  }
+
+  function whenText(epoch) {
+    const moment = new Date(epoch * 1000);
+    const today = new Date();
+    const time = moment.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    if (moment.toDateString() === today.toDateString()) return `Today ${time}`;
+    const yesterday = new Date(today);
+    yesterday.setDate(today.getDate() - 1);
+    if (moment.toDateString() === yesterday.toDateString()) return `Yesterday ${time}`;
+    return `${moment.toLocaleDateString()} ${time}`;
+  }
+
+  function renderHistory() {
+    const list = $("history");
+    list.replaceChildren();
+    let missed = 0;
+    for (const entry of history.items) {
+      const isMissed = entry.outcome === "missed";
+      if (isMissed) missed += 1;
+      const [arrow, dirText] = DIRECTION[entry.direction] || ["", entry.direction];
+      const number = entry.remote_number ? userPart(entry.remote_number) || entry.remote_number : "";
+      const name = entry.remote_name || "";
+      const party = el(
+        "span",
+        { class: "party" },
+        el("b", {}, name || number || "Unknown number"),
+        name && number ? el("span", { class: "muted small" }, ` ${number}`) : null
+      );
+      const length =
+        entry.answered !== null && entry.answered !== undefined
+          ? durationText(entry.talk_seconds)
+          : "";
+      const actions = el("div", { class: "actions" });
+      if (number) {
+        const button = callButton(
+          "Call back",
+          "act-callback callback",
+          () => makeCall(number, button),
+          `Call ${number} from this line`
+        );
+        actions.append(button);
+      }
+      list.append(
+        el(
+          "li",
+          {
+            class: `hist${isMissed ? " missed" : ""}`,
+            "data-id": entry.id,
+            "data-outcome": entry.outcome,
+          },
+          el("span", { class: "dir", title: dirText, ariaLabel: dirText }, arrow),
+          party,
+          el("span", { class: "outcome" }, outcomeLabel(entry)),
+          el("time", { class: "when", dateTime: new Date(entry.started * 1000).toISOString() },
+            whenText(entry.started)),
+          el("span", { class: "length" }, length),
+          actions
+        )
+      );
+    }
+    $("no-history").hidden = history.items.length > 0;
+    $("history-more").hidden = !history.next;
+    const badge = $("missed-count");
+    badge.textContent = `${missed} missed`;
+    badge.hidden = missed === 0;
+  }
+
+  async function refreshHistory(more = false) {
+    if (history.loading) return;
+    history.loading = true;
+    try {
+      const params = new URLSearchParams({ limit: String(HISTORY_PAGE) });
+      if (more && history.next) params.set("cursor", history.next);
+      const page = await api("GET", `/api/v1/journal?${params}`);
+      history.items = more ? history.items.concat(page.items) : page.items;
+      history.next = page.next;
+      renderHistory();
+    } catch (err) {
+      if (err.status !== 401) $("no-history").textContent = `History: ${err.message}`;
+    } finally {
+      history.loading = false;
+    }
+  }
+
+  let historyTimer = null;
+  function scheduleHistory(delay = 1000) {
+    clearTimeout(historyTimer);
+    historyTimer = setTimeout(() => refreshHistory(), delay);
+  }
+
+  $("history-more").addEventListener("click", () => refreshHistory(true));
 
   $("dialpad").addEventListener("click", (event) => {
     const key = event.target.closest(".key");
@@ -410,9 +549,12 @@
         }
         break;
       case "EstablishedEvent":
+        for (const id of ids) state.ringback.delete(id);
+        break;
       case "ConnectionClearedEvent":
       case "FailedEvent":
         for (const id of ids) state.ringback.delete(id);
+        scheduleHistory(); // the ended call reaches the journal when the tracker is done
         break;
       case "DoNotDisturbEvent":
         $("dnd").checked = !!data.do_not_disturb_on;
@@ -492,8 +634,10 @@
   // --- start ----------------------------------------------------------------------------
   renderCalls([]);
   refreshStatus(); // when the line is ready: DND, forwarding and calls
+  refreshHistory();
   connect();
   setInterval(refreshStatus, 15000);
+  setInterval(() => refreshHistory(), 60000);
   setInterval(() => {
     if (!state.subscribed) refreshCalls(); // no events: poll instead
   }, 5000);
