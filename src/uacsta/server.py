@@ -43,6 +43,8 @@ from uacsta.phones.service import PhoneService
 from uacsta.sip.digest import Algorithm
 from uacsta.store.db import Store
 from uacsta.store.journal import JournalStore
+from uacsta.switch.calls import CallTracker
+from uacsta.switch.function import SwitchingFunction
 from uacsta.throttle import AuthThrottle
 from uacsta.web import logbuffer
 from uacsta.web.metrics import Metrics
@@ -65,7 +67,11 @@ class Server:
         self.inventory: Inventory | None = None
         #: The call journal (uacsta.journal.writer): the call tracker adds finished calls.
         self.journal: JournalWriter | None = None
-        self.hub = SwitchHub()
+        # The call tracker sees every event of a monitored line; with journal.enabled the
+        # switch keeps its own monitor on every line (calls no client watches are journaled).
+        self.hub = SwitchHub(
+            SwitchingFunction(calls=CallTracker(), own_monitors=settings.journal.enabled)
+        )
         self.hub.switch.max_monitors_per_client = settings.clients.max_monitors
         self.accounts = ClientAccounts(settings.clients.accounts)
         #: Failed client logins, shared by the CSTA-over-TCP and uaCSTA/SIP gateways.
@@ -170,6 +176,8 @@ class Server:
         )
         await self.journal.start()
         self._running.push_async_callback(self.journal.stop)
+        if self.settings.journal.enabled:
+            self.hub.on_record = self.journal.add
 
     async def _listen_csta(self) -> None:
         assert self.cstatcp is not None
@@ -354,6 +362,7 @@ class Server:
         """Close what start() brought up, last first: control socket, web, client gateways,
         phones (BYE), hub, inventory (flushed), store, log capture."""
         log.info("uacsta stopping")
+        self.hub.switch.stop_tracking()  # the phones' calls go on without us
         try:
             await self._running.aclose()
         finally:

@@ -835,6 +835,36 @@ def test_a_member_leaving_a_conference_under_one_call_id() -> None:
     ]
 
 
+def test_the_conferencing_line_hanging_up_ends_every_member_call() -> None:
+    # ECMA-269: after ConferencedEvent the device has one connection, on the primary call's
+    # ID; its ConnectionCleared (dropped = its own connection) ends the consultation too.
+    feed = Feed()
+    feed(1.0, yl_established("1.30"))
+    feed(2.0, yl_held("1.30"))
+    feed(3.0, yl_established("1.31", remote=THIRD, incoming=False))
+    feed(
+        4.0,
+        m.ConferencedEvent(
+            primary_old_call=ConnectionID("1.30", LINE_A),
+            secondary_old_call=ConnectionID("1.31", LINE_A),
+            conferencing_device=dev(LINE_A),
+            added_party=dev(THIRD),
+            cause=EventCause.CONFERENCE,
+        ),
+    )
+    feed(
+        9.0,
+        m.ConnectionClearedEvent(
+            dropped_connection=ConnectionID("1.30", LINE_A), releasing_device=dev(LINE_A)
+        ),
+    )
+    assert sorted((r.call_id, r.outcome, r.ended) for r in feed.records) == [
+        ("1.30", Outcome.ANSWERED, 9.0),
+        ("1.31", Outcome.ANSWERED, 9.0),
+    ]
+    assert feed.tracker.calls(LINE_A) == []
+
+
 # --- internal, hold ----------------------------------------------------------------------------
 
 

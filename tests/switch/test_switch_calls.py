@@ -163,3 +163,13 @@ def test_phone_back_restores_the_switchs_monitor() -> None:
     again = sf.phone_ready(PHONE, [LINE], now=1040.0)
     (start,) = of(again, ToPhone)
     assert start.request == m.MonitorStart(monitor_object=LINE)
+
+
+def test_stopping_server_ends_no_call() -> None:
+    sf, to_phone = tracking_switch()
+    start_own_monitor(sf, to_phone)
+    sf.phone_event(PHONE, delivered(), 1001.0)
+    sf.phone_event(PHONE, established(), 1002.0)
+    sf.stop_tracking()
+    lost = sf.phone_lost(PHONE, now=1030.0, reason="server shutdown")
+    assert of(lost, Journal) == [] and of(lost, Notify) == [] and of(lost, FanOut) == []

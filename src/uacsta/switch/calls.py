@@ -460,7 +460,12 @@ class CallTracker:
                 self._end(st, call, now, out, by_line=False, cause=cause)
             return
         by_line = None if releasing is None else _is_self(st.line, releasing)
-        for call in calls:
+        # The line's own connection ended: it left the whole call, a conference's every
+        # member call included (ECMA-269: one connection of the device in the conference).
+        members = _unique(
+            calls + [st.calls[k] for c in calls for k in c.conference if k in st.calls]
+        )
+        for call in members:
             self._end(st, call, now, out, by_line=by_line, cause=cause)
 
     def _held(self, st: _Line, e: m.HeldEvent, now: float, out: _Out) -> None:

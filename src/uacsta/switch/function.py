@@ -293,6 +293,12 @@ class SwitchingFunction:
         actions.extend(self._devices_changed())
         return _deliverable(actions)
 
+    def stop_tracking(self) -> None:
+        """The server is stopping: the phones keep their calls, so none is ended here (no
+        "lost with the phone" rows, no ``call.ended``, no ``phone.offline``)."""
+        self.calls = None
+        self.own_monitors = False
+
     def phone_removed(self, phone: str, *, now: float = 0.0) -> list[SwitchAction]:
         """Disabled or deleted: its lines leave the switching function."""
         actions = self.phone_lost(phone, now=now, reason="removed")
