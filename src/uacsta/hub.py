@@ -189,7 +189,7 @@ class SwitchHub:
                         continue
                     refused = channel.refusal(action.request)
                     if refused is not None:
-                        self._run(self.switch.phone_failed(action.token, *refused))
+                        self._run(self.switch.phone_refused(action.token, *refused))
                         continue
                     self.requests_relayed += 1
                     try:

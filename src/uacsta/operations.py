@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from uacsta.config import ConfigError, Settings
 from uacsta.phones.mac import normalize_mac
 from uacsta.switch.devices import extension_of
+from uacsta.switch.function import SWITCH
 
 if TYPE_CHECKING:
     from uacsta.hub import SwitchHub
@@ -222,13 +223,17 @@ class Operations:
         parts = self.parts
         sf = parts.hub.switch
         phones = parts.phones
+        own = {"clients": 0, "server": 0}  # clients' monitors, the switch's own (journal)
+        for monitor in sf.monitors.client_monitors.values():
+            own["server" if monitor.client is SWITCH else "clients"] += 1
         return {
             "uptime": round(time.time() - parts.started_at, 1),
             "listening": parts.listening,
             "phones": self.phone_counts(),
             "devices": len(sf.devices),
             "clients": len(sf.clients),
-            "monitors": len(sf.monitors.client_monitors),
+            "monitors": own["clients"],
+            "server_monitors": own["server"],
             "phone_monitors": len(sf.monitors.points),
             "requests_relayed": parts.hub.requests_relayed,
             "events_relayed": parts.hub.events_relayed,

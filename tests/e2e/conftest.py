@@ -17,7 +17,9 @@ from uacsta.simulator.runtime import Simulation
 PASSWORD = "phone-secret"
 
 
-def make_settings(data: Path, **phones: Any) -> Settings:
+def make_settings(data: Path, *, journal: bool = True, **phones: Any) -> Settings:
+    """Test settings; ``journal=False`` leaves out the server's own monitor on every line
+    (for tests that count the monitors in the phones, which the journal's would change)."""
     settings = load_settings(
         env={},
         overrides={
@@ -40,6 +42,7 @@ def make_settings(data: Path, **phones: Any) -> Settings:
     )
     for key, value in phones.items():  # test timers below the production minimums
         setattr(settings.phones, key, value)
+    settings.journal.enabled = journal
     return settings
 
 
@@ -70,8 +73,8 @@ class Harness:
         self.sims: list[Simulation] = []
         self.clients: list[CstaTcpClient] = []
 
-    async def start_server(self, **phones: Any) -> Server:
-        self.server = Server(make_settings(self.tmp_path / "data", **phones))
+    async def start_server(self, *, journal: bool = True, **phones: Any) -> Server:
+        self.server = Server(make_settings(self.tmp_path / "data", journal=journal, **phones))
         await self.server.start()
         return self.server
 

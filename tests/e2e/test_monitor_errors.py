@@ -37,7 +37,7 @@ def answer_monitor_start(agent: Any, status: int, body: bytes) -> dict[str, int]
 
 
 async def test_the_phones_error_answers_the_clients_monitor_start(harness: Harness) -> None:
-    await harness.start_server()
+    await harness.start_server(journal=False)  # counts the phone's monitors
     sim = harness.simulation()
     agent = sim.add_phone("snom", ["100", "101"], transport="tcp")
     seen = answer_monitor_start(agent, 200, ERROR)
@@ -60,7 +60,7 @@ async def test_a_refused_restore_ends_the_monitors_of_clients_on_the_line(
 ) -> None:
     """A monitor that worked is restored after the phone comes back; the phone refuses it
     now: the client that held it gets MonitorEnded, not silence."""
-    await harness.start_server(relink_backoff=0.1)
+    await harness.start_server(journal=False, relink_backoff=0.1)
     sim = harness.simulation()
     agent = sim.add_phone("snom", ["100"], transport="tcp")
     await sim.start()
@@ -88,7 +88,7 @@ async def test_a_refused_restore_ends_the_monitors_of_clients_on_the_line(
 async def test_a_phone_answering_garbage_again_and_again_is_told_out_of_service_once(
     harness: Harness,
 ) -> None:
-    server = await harness.start_server(relink_backoff=0.05, relink_backoff_max=0.2)
+    server = await harness.start_server(journal=False, relink_backoff=0.05, relink_backoff_max=0.2)
     sim = harness.simulation()
     agent = sim.add_phone("snom", ["100"], transport="tcp")
     seen = answer_monitor_start(agent, 200, GARBAGE)

@@ -173,3 +173,37 @@ def test_stopping_server_ends_no_call() -> None:
     sf.stop_tracking()
     lost = sf.phone_lost(PHONE, now=1030.0, reason="server shutdown")
     assert of(lost, Journal) == [] and of(lost, Notify) == [] and of(lost, FanOut) == []
+
+
+def test_snapshots_a_phone_lacks_are_answered_from_tracked_calls() -> None:
+    sf, to_phone = tracking_switch()
+    start_own_monitor(sf, to_phone)
+    (told,) = of(sf.phone_event(PHONE, delivered(), 1001.0), Notify)
+    call_id = told.notice.call_id
+    assert call_id is not None
+    (relay,) = sf.client_request(
+        "c1", 9, m.SnapshotCall(snapshot_object=ConnectionID(call_id=call_id, device_id=LINE))
+    )
+    assert isinstance(relay, ToPhone)  # offered to the phone first ...
+    unsupported = m.CSTAErrorCode.operation("invalidFeature")
+    (answer,) = sf.phone_refused(relay.token, unsupported, "the phone lacks SnapshotCall")
+    assert isinstance(answer, ToClient) and answer.invoke == 9  # ... answered by the switch
+    assert isinstance(answer.message, m.SnapshotCallResponse)
+    assert answer.message.snapshot_data  # the tracked parties of the call
+    (relay,) = sf.client_request("c1", 10, m.SnapshotDevice(snapshot_object="100"))
+    assert isinstance(relay, ToPhone)
+    (answer,) = sf.phone_refused(relay.token, unsupported, "no SnapshotDevice")
+    assert isinstance(answer.message, m.SnapshotDeviceResponse)
+    (item,) = answer.message.snapshot_data
+    assert item.connection_identifier is not None
+    assert item.connection_identifier.call_id == call_id  # the ID clients know
+    # Other refused services still fail with the link's reason.
+    (relay,) = sf.client_request("c1", 11, m.GetDoNotDisturb(device="100"))
+    (failed,) = sf.phone_refused(relay.token, unsupported, "no DND here")
+    assert failed.message == unsupported and failed.detail == "no DND here"
+
+
+def test_features_say_snapshots_are_offered_when_calls_are_tracked() -> None:
+    sf, _ = tracking_switch()
+    services = sf.features().supported_services
+    assert {"snapshotCall", "snapshotDevice"} <= services

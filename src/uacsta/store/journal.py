@@ -66,6 +66,8 @@ call_journal = sa.Table(
     sa.Column("cause", sa.String(64)),
     #: JSON list of the related calls' IDs.
     sa.Column("related", sa.Text, nullable=False, default="[]"),
+    #: The other party was another line of this server (both lines have a row).
+    sa.Column("internal", sa.Boolean, nullable=False, default=False),
     sa.Index("ix_call_journal_line_started", "line", "started"),
     sa.Index("ix_call_journal_extension_started", "extension", "started"),
     sa.Index("ix_call_journal_started", "started"),
@@ -115,6 +117,7 @@ def _row(record: CallRecord) -> dict[str, Any]:
         "target": record.target,
         "cause": record.cause,
         "related": json.dumps(list(record.related)),
+        "internal": record.internal,
     }
 
 
@@ -136,6 +139,7 @@ def record_of(row: Any) -> CallRecord:
         target=m["target"],
         cause=m["cause"],
         related=tuple(json.loads(m["related"] or "[]")),
+        internal=bool(m["internal"]),
     )
 
 

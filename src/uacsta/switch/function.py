@@ -456,6 +456,45 @@ class SwitchingFunction:
                 return self._answer(pending, m.AlternateCallResponse())
         return []  # pragma: no cover - exhaustive match
 
+    def phone_refused(
+        self, token: int, error: m.CSTAErrorCode, detail: str = ""
+    ) -> list[SwitchAction]:
+        """The phone's link refused to send the request (a service its vendor lacks): a
+        snapshot of a line the switch watches (an active monitor point: it has seen every
+        event since) is answered from the calls it tracks, anything else fails."""
+        pending = self._pending.get(token)
+        if (
+            self.calls is not None
+            and pending is not None
+            and pending.kind == "relay"
+            and pending.client is not None
+            and isinstance(pending.request, m.SnapshotDevice | m.SnapshotCall)
+            and self._watched(pending.request)
+        ):
+            del self._pending[token]
+            request = self.call_ids.message_to_client(pending.phone, pending.request)
+            answer: m.CstaMessage | None = None
+            if isinstance(request, m.SnapshotDevice) and request.snapshot_object:
+                answer = self.calls.snapshot_device(request.snapshot_object)
+            elif isinstance(request, m.SnapshotCall) and request.snapshot_object is not None:
+                call_id = request.snapshot_object.call_id
+                answer = self.calls.snapshot_call(call_id) if call_id else None
+            if answer is None:
+                error = m.CSTAErrorCode.operation("invalidCallID")
+                return [self._error(pending.client, pending.invoke, error, "no such call")]
+            return [self._reply(pending.client, pending.invoke, answer)]
+        return self.phone_failed(token, error, detail)
+
+    def _watched(self, request: m.SnapshotDevice | m.SnapshotCall) -> bool:
+        """Whether the snapshot's line has an active monitor point (its calls are known)."""
+        if isinstance(request, m.SnapshotDevice):
+            line = request.snapshot_object
+        else:
+            line = request.snapshot_object.device_id if request.snapshot_object else None
+        device = self.devices.resolve(line)
+        point = self.monitors.points.get(device) if device is not None else None
+        return point is not None and point.state is PointState.ACTIVE
+
     def phone_failed(
         self, token: int, error: m.CSTAErrorCode, detail: str = ""
     ) -> list[SwitchAction]:
@@ -548,6 +587,8 @@ class SwitchingFunction:
                     offers = phone.offered if phone is not None else None
                     offered.update(relayed if offers is None else offers)
             relayed = [s for s in relayed if s in offered]
+        if self.calls is not None:  # answered from tracked calls where a phone lacks them
+            relayed = list(dict.fromkeys([*relayed, "SnapshotDevice", "SnapshotCall"]))
         return m.GetCSTAFeaturesResponse(
             supported_services=frozenset(_FEATURE_NAMES[s] for s in relayed) | _SWITCH_FEATURES,
             supported_events=_RELAYED_EVENT_FEATURES,

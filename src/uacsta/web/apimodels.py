@@ -131,6 +131,22 @@ class Snapshot(BaseModel):
     calls: list[CallState]
 
 
+class CurrentCall(BaseModel):
+    """A call up at a line now, as the server tracks it from the phone's events."""
+
+    call_id: str
+    line: str
+    direction: str | None = Field(description="incoming, outgoing (None: not known yet)")
+    state: str = Field(description="alerting, connected, hold, initiated, fail, ...")
+    remote_number: str | None
+    remote_name: str | None
+    started: float = Field(description="epoch seconds")
+    answered: float | None = Field(description="epoch seconds; None: not answered")
+    held: bool
+    internal: bool = Field(description="the other party is another line of this server")
+    related: list[str] = Field(description="call IDs of linked calls (consultation, conference)")
+
+
 class Participant(BaseModel):
     device: str | None
     call_id: str | None

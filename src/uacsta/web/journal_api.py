@@ -65,6 +65,7 @@ class JournalEntry(BaseModel):
     )
     cause: str | None = Field(description="The CSTA cause of the end, as the phone reported it")
     related: list[str] = Field(description="Call IDs of linked calls (consultation, transfer)")
+    internal: bool = Field(description="The other party was another line of this server")
 
 
 class JournalPage(BaseModel):

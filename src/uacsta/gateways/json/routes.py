@@ -91,6 +91,33 @@ async def device_snapshot(request: Request, dev: Dev, who: User) -> am.Snapshot:
     return am.Snapshot(calls=calls)
 
 
+@router.get(
+    "/devices/{device}/calls", tags=["calls"], responses=error_responses((404, "Unknown device"))
+)
+async def current_calls(request: Request, dev: Dev, who: User) -> list[am.CurrentCall]:
+    """The calls at the device now, as the server tracks them from the phone's events (no
+    request to the phone, so also for phones without SnapshotDevice)."""
+    tracker = operations_of(request).parts.hub.switch.calls
+    if tracker is None:
+        raise ApiError(503, "the server does not track calls")
+    return [
+        am.CurrentCall(
+            call_id=v.call_id,
+            line=v.line,
+            direction=v.direction.value if v.direction is not None else None,
+            state=str(to_json(v.state)),
+            remote_number=v.remote_number,
+            remote_name=v.remote_name,
+            started=v.started,
+            answered=v.answered,
+            held=v.held,
+            internal=v.internal,
+            related=list(v.related),
+        )
+        for v in tracker.calls(dev.device_id)
+    ]
+
+
 def _connection(dev: Device, call_id: str) -> ConnectionID:
     return ConnectionID(call_id=call_id, device_id=dev.device_id)
 
