@@ -25,6 +25,7 @@ from uacsta.config import Settings
 from uacsta.control import ControlServer
 from uacsta.gateways.cstatcp import CstaTcpGateway
 from uacsta.hub import SwitchHub
+from uacsta.journal.webhooks import WebhookService
 from uacsta.net.address import connect_host, parse_listen_address
 from uacsta.net.guard import (
     ConnectionGate,
@@ -41,6 +42,7 @@ from uacsta.phones.inventory import Inventory
 from uacsta.phones.service import PhoneService
 from uacsta.sip.digest import Algorithm
 from uacsta.store.db import Store
+from uacsta.store.outbox import OutboxStore
 from uacsta.throttle import AuthThrottle
 from uacsta.web import logbuffer
 from uacsta.web.metrics import Metrics
@@ -72,6 +74,8 @@ class Server:
             block_time=settings.clients.block_time,
         )
         self.phones: PhoneService | None = None
+        #: Webhook delivery (durable outbox); notices reach it through ``publish()``.
+        self.webhooks: WebhookService | None = None
         self.cstatcp: CstaTcpGateway | None = None
         self.tr87: Any = None
         self.control: ControlServer | None = None
@@ -114,6 +118,7 @@ class Server:
         self._running.callback(self.store.close)
         if await self.ops.restore_settings():
             self.accounts.replace(self.settings.clients.accounts)
+        await self._start_webhooks()
         self.inventory = Inventory(self.store)
         await asyncio.to_thread(self.inventory.load)
         self.inventory.start()
@@ -154,6 +159,14 @@ class Server:
         self._running.push_async_callback(self.control.close)
         await self.control.start(self.data_dir / "uacsta.sock")
         log.info("uacsta started: %s", "; ".join(self.listening))
+
+    async def _start_webhooks(self) -> None:
+        """Webhooks: started before the parts that publish to them and so stopped after them
+        (stop flushes the in-memory queue to the outbox, before the store closes)."""
+        assert self.store is not None
+        self.webhooks = WebhookService(OutboxStore(self.store), self.settings.webhooks)
+        await self.webhooks.start()
+        self._running.push_async_callback(self.webhooks.stop)
 
     async def _listen_csta(self) -> None:
         assert self.cstatcp is not None

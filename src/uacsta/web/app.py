@@ -28,6 +28,7 @@ from uacsta.web.bodyguard import BodyGuard
 
 if TYPE_CHECKING:
     from uacsta.config import Settings
+    from uacsta.journal.webhooks import WebhookService
     from uacsta.operations import Operations
     from uacsta.store.db import Store
 
@@ -39,6 +40,7 @@ class WebParts(Protocol):
     store: Store | None
     data_dir: Path
     ops: Operations
+    webhooks: WebhookService | None
 
 
 HERE = Path(__file__).parent
@@ -188,7 +190,7 @@ def _include_optional(app: FastAPI) -> None:
     CSTA gateway, :mod:`uacsta.gateways.json`, is mounted by the server that assembles both)."""
     import importlib
 
-    for name in ("manage", "admin", "webclient", "provisioning"):
+    for name in ("manage", "webhooks_api", "admin", "webclient", "provisioning"):
         try:
             module = importlib.import_module(f"uacsta.web.{name}")
         except ModuleNotFoundError as exc:
@@ -196,3 +198,7 @@ def _include_optional(app: FastAPI) -> None:
                 raise
             continue
         app.include_router(module.router)
+        # Outgoing requests (OpenAPI "webhooks"): documented, never served.
+        described = getattr(module, "webhooks", None)
+        if described is not None:
+            app.webhooks.include_router(described)

@@ -1,4 +1,5 @@
-"""The web admin (estos manual §3.2-3.9): phones, settings, status, diagnostics, users, tokens.
+"""The web admin (estos manual §3.2-3.9): phones, settings, status, diagnostics, users, tokens,
+webhooks.
 
 Server-rendered pages under ``/admin/``, one module per area, each calling
 :mod:`uacsta.operations`; every page needs a session of a user with role "admin" (others are
@@ -10,10 +11,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
-from uacsta.web.admin import diagnostics, login, phones, settings, users
+from uacsta.web.admin import diagnostics, login, phones, settings, users, webhooks
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
-for _area in (login, phones, settings, diagnostics, users):
+for _area in (login, phones, settings, diagnostics, users, webhooks):
     router.include_router(_area.router)
 
 
