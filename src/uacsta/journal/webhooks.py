@@ -225,6 +225,9 @@ class WebhookService:
         self._sender: asyncio.Task[None] | None = None
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._per_endpoint: dict[str, int] = {}
+        #: Attempts finished while the sender's due query ran: that query may predate their
+        #: mark in the outbox, so its answer must not start them again.
+        self._finished: set[str] = set()
         self._client: httpx.AsyncClient | None = None
         self._rlog = RateLimitedLog(log)
         self._last_purge = 0.0
@@ -256,6 +259,7 @@ class WebhookService:
         abandoned; their rows stay pending and are sent again (same ID) after a restart."""
         self._closing = True
         self._queued.set()
+        self._wake.set()
         if self._sender is not None:
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -372,15 +376,22 @@ class WebhookService:
 
     # --- sender: outbox -> receivers -----------------------------------------------------------
     async def _send_loop(self) -> None:
-        while True:
+        # The loop ends on cancellation and, should a cancellation be lost (asyncio.wait_for
+        # before Python 3.12 can swallow one that races with its timeout), on ``_closing``.
+        while not self._closing:
+            # Cleared before the look, so a wake-up during it (rows written, an attempt
+            # finished) makes the wait below return at once.
+            self._wake.clear()
             try:
                 delay = await self._send_due()
             except Exception as exc:
                 self._rlog.error("send-loop", "webhooks: outbox read failed: %s", exc)
                 delay = 1.0
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            waiter = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=delay)
+            finally:
+                waiter.cancel()
 
     async def _send_due(self) -> float:
         """Start the due deliveries there is room for; returns how long to wait at most."""
@@ -395,11 +406,17 @@ class WebhookService:
         room = self.settings.max_concurrency - len(self._inflight)
         if room <= 0:
             return IDLE_POLL  # a finishing attempt wakes us
+        self._finished.clear()
         rows = await asyncio.to_thread(
             self.outbox.due, now, DUE_BATCH, exclude=list(self._inflight)
         )
         waiting = False  # due rows left for lack of room: a finishing attempt wakes us
         for row in rows:
+            if self._closing:
+                break
+            if row.id in self._finished or row.id in self._inflight:
+                waiting = True  # its done callback woke us: the next look sees its new state
+                continue
             if (
                 len(self._inflight) >= self.settings.max_concurrency
                 or self._per_endpoint.get(row.endpoint_id, 0) >= self.settings.max_per_endpoint
@@ -423,6 +440,7 @@ class WebhookService:
 
         def done(_: asyncio.Task[None]) -> None:
             self._inflight.pop(row.id, None)
+            self._finished.add(row.id)
             left = self._per_endpoint.get(row.endpoint_id, 1) - 1
             if left > 0:
                 self._per_endpoint[row.endpoint_id] = left

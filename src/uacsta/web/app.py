@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -199,6 +199,6 @@ def _include_optional(app: FastAPI) -> None:
             continue
         app.include_router(module.router)
         # Outgoing requests (OpenAPI "webhooks"): documented, never served.
-        described = getattr(module, "webhooks", None)
-        if described is not None:
+        described = getattr(module, "openapi_webhooks", None)
+        if isinstance(described, APIRouter):
             app.webhooks.include_router(described)

@@ -2,7 +2,7 @@
 
 Administrators and ``admin``-scoped API tokens only. Endpoints are created with a signing
 secret (generated unless given) that appears only in the creation answer; deliveries are
-listed per endpoint. :data:`webhooks` describes the requests uacsta sends to receivers, one
+listed per endpoint. :data:`openapi_webhooks` describes the requests uacsta sends to receivers, one
 per event type, for the OpenAPI document (docs/webhooks.md has the prose).
 """
 
@@ -18,7 +18,7 @@ from uacsta.journal.webhooks import EVENT_TYPES, TEST_EVENT, WebhookError, Webho
 from uacsta.store.outbox import Delivery, Endpoint
 from uacsta.web.apicommon import NOT_FOUND, Admin, ApiError, api_router
 
-__all__ = ["router", "webhooks"]
+__all__ = ["openapi_webhooks", "router"]
 
 log = logging.getLogger("uacsta.web.api")
 
@@ -312,14 +312,14 @@ _DESCRIPTIONS = {
 }
 
 #: The OpenAPI ``webhooks`` section (included by :func:`uacsta.web.app.create_app`).
-webhooks = APIRouter()
+openapi_webhooks = APIRouter()
 
 
 def _describe(event: str, description: str) -> None:
     async def delivery(body: WebhookPayload) -> None:
         """Answer 2xx within the timeout once stored; anything else is retried."""
 
-    webhooks.add_api_route(
+    openapi_webhooks.add_api_route(
         event,
         delivery,
         methods=["POST"],
@@ -338,7 +338,7 @@ async def _test_delivery(body: TestPayload) -> None:
     """Sent by "Send test" in the admin and ``POST /api/v1/webhooks/{id}/test``."""
 
 
-webhooks.add_api_route(
+openapi_webhooks.add_api_route(
     TEST_EVENT,
     _test_delivery,
     methods=["POST"],
