@@ -10,7 +10,7 @@ import hmac
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,3 +118,14 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 15.0, what:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         await asyncio.sleep(0.02)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = 15.0, what: str = ""
+) -> None:
+    """Like :func:`wait_until` for a condition that has to ask (HTTP, the database)."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+        await asyncio.sleep(0.05)
