@@ -95,10 +95,14 @@ def validate_url(url: str) -> str:
         raise WebhookError(f"the URL must have 1 to {MAX_URL} characters")
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
         raise WebhookError("the URL must not contain spaces or control characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as exc:  # e.g. an unbalanced "[" in the host
+        raise WebhookError(f"the URL is invalid: {exc}") from None
     if parts.scheme not in ("http", "https"):
         raise WebhookError("the URL must start with http:// or https://")
-    if not parts.hostname:
+    if not hostname:
         raise WebhookError("the URL must name a host")
     if parts.username is not None or parts.password is not None:
         raise WebhookError("the URL must not carry credentials (sign with the secret instead)")
