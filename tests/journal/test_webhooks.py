@@ -586,3 +586,37 @@ def test_verify_helper_rejects_stale_and_forged() -> None:
         "x-uacsta-signature": sign(SECRET, now - 3600, body),
     }
     assert not verify(SECRET, stale, body)
+
+
+def test_the_documented_verification_example_accepts_our_signatures() -> None:
+    """The Python example in docs/webhooks.md, run as written, against real headers."""
+    import re
+    import time
+
+    doc = (Path(__file__).parents[2] / "docs" / "webhooks.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```python\n(.*?)```", doc, re.S)
+    namespace: dict[str, object] = {}
+    exec(example, namespace)
+    check = namespace["verify"]
+    assert callable(check)
+    body = build_payload(
+        delivery_id="d", event_id="e", event_type="call.ended", created=0.0, data={}
+    ).encode()
+    headers = signature_headers(
+        secret=SECRET,
+        delivery_id="d",
+        event_type="call.ended",
+        body=body,
+        timestamp=int(time.time()),
+    )
+    assert check(SECRET, headers, body)
+    assert not check("another-secret-1234", headers, body)
+    assert not check(SECRET, headers, body + b" ")
+    old = signature_headers(
+        secret=SECRET,
+        delivery_id="d",
+        event_type="call.ended",
+        body=body,
+        timestamp=int(time.time()) - 3600,
+    )
+    assert not check(SECRET, old, body)

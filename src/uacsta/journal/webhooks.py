@@ -55,6 +55,8 @@ __all__ = [
     "new_secret",
     "sign",
     "signature_headers",
+    "url_for_log",
+    "validate_events",
     "validate_url",
 ]
 
@@ -111,6 +113,15 @@ def validate_url(url: str) -> str:
     except ValueError as exc:
         raise WebhookError(f"the URL's port is invalid: {exc}") from None
     return url
+
+
+def url_for_log(url: str) -> str:
+    """Scheme and host of an endpoint URL: its path or query may carry a receiver's token."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}/..."
+    except ValueError:
+        return "<invalid URL>"
 
 
 def validate_events(events: Iterable[str]) -> frozenset[str]:

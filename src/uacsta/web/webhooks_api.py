@@ -14,7 +14,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from uacsta.journal.webhooks import EVENT_TYPES, TEST_EVENT, WebhookError, WebhookService
+from uacsta.journal.webhooks import (
+    EVENT_TYPES,
+    TEST_EVENT,
+    WebhookError,
+    WebhookService,
+    url_for_log,
+)
 from uacsta.store.outbox import Delivery, Endpoint
 from uacsta.web.apicommon import NOT_FOUND, Admin, ApiError, api_router
 
@@ -154,7 +160,9 @@ async def create_webhook(request: Request, body: WebhookCreate, who: Admin) -> W
         )
     except WebhookError as exc:
         raise ApiError(422, f"invalid request: {exc}") from None
-    log.info("webhook endpoint %s (%s) created by %s", endpoint.id, endpoint.url, who.name)
+    log.info(
+        "webhook endpoint %s (%s) created by %s", endpoint.id, url_for_log(endpoint.url), who.name
+    )
     counts = await service.counts(endpoint.id)
     return WebhookCreated(**_info(endpoint, counts), secret=endpoint.secret)
 

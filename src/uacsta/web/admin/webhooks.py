@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from uacsta.journal.webhooks import EVENT_TYPES, WebhookError, WebhookService
+from uacsta.journal.webhooks import EVENT_TYPES, WebhookError, WebhookService, url_for_log
 from uacsta.store.outbox import Delivery, Endpoint
 from uacsta.web.admin.common import (
     flag,
@@ -121,7 +121,12 @@ async def webhook_add(request: Request) -> Response:
             "description": description,
         }
         return await _list_render(request, principal, error=str(exc), form=entered, status_code=422)
-    log.info("webhook endpoint %s (%s) created by %s", endpoint.id, endpoint.url, principal.name)
+    log.info(
+        "webhook endpoint %s (%s) created by %s",
+        endpoint.id,
+        url_for_log(endpoint.url),
+        principal.name,
+    )
     flash(request, f"Webhook endpoint {endpoint.id} added. Copy its secret below.")
     return RedirectResponse(f"/admin/webhooks/{endpoint.id}", status_code=303)
 
