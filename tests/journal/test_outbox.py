@@ -49,10 +49,11 @@ def test_enqueue_due_marks_and_recent(outbox: OutboxStore) -> None:
     e = outbox.add_endpoint(url="http://h/", secret="x" * 16, events=["call.missed"])
     assert outbox.enqueue([row(n, e.id, 1000.0 + n) for n in range(5)]) == 5
     assert outbox.enqueue([]) == 0
+    assert outbox.enqueue([row(4, e.id, 1004.0), row(5, e.id, 1005.0)]) == 1  # 4 is there
     due = outbox.due(1002.0, 10)
     assert [d.id[-1] for d in due] == ["0", "1", "2"]  # oldest first, only the due ones
     assert [d.body for d in outbox.due(2000.0, 2)] == ['{"n":0}', '{"n":1}']
-    assert len(outbox.due(2000.0, 10, exclude=[due[0].id])) == 4
+    assert len(outbox.due(2000.0, 10, exclude=[due[0].id])) == 5
     assert outbox.next_due() == 1000.0
     assert outbox.next_due(exclude=[due[0].id]) == 1001.0
 
@@ -65,9 +66,9 @@ def test_enqueue_due_marks_and_recent(outbox: OutboxStore) -> None:
     assert second is not None and second.state == PENDING and second.attempts == 1
     assert second.next_attempt_at == 1600.0 and second.last_status == 500
     assert third is not None and third.state == FAILED and len(third.last_error or "") == 255
-    assert [d.id for d in outbox.due(1599.0, 10)] == [row(n, "", 0).id for n in (3, 4)]
-    assert outbox.counts(e.id) == {PENDING: 3, DELIVERED: 1, FAILED: 1}
-    assert [d.id[-1] for d in outbox.recent(e.id, 3)] == ["4", "3", "2"]
+    assert [d.id for d in outbox.due(1599.0, 10)] == [row(n, "", 0).id for n in (3, 4, 5)]
+    assert outbox.counts(e.id) == {PENDING: 4, DELIVERED: 1, FAILED: 1}
+    assert [d.id[-1] for d in outbox.recent(e.id, 3)] == ["5", "4", "3"]
 
 
 def test_purge_and_delete_take_finished_and_owned_rows(outbox: OutboxStore) -> None:

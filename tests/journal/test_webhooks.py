@@ -366,6 +366,32 @@ async def test_full_queue_drops_the_oldest(outbox: OutboxStore) -> None:
     assert service.stats.dropped == 2 and len(service._queue) == 3
 
 
+async def test_a_failed_outbox_write_is_retried_without_loss(
+    outbox: OutboxStore, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await receiver.start()
+    service = await start_service(outbox)
+    real = outbox.enqueue
+    failures: list[int] = []
+
+    def flaky(rows: list[object]) -> int:
+        if not failures:
+            failures.append(len(rows))
+            raise OSError("disk full")
+        return real(rows)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outbox, "enqueue", flaky)
+    try:
+        e = await service.add_endpoint(url=receiver.url, events=["call.missed"], secret=SECRET)
+        for _ in range(3):
+            service.publish(notice())
+        await wait_until(lambda: len(set(receiver.deliveries())) == 3, what="3 deliveries")
+        assert failures == [3] and service.stats.dropped == 0
+        assert len(outbox.recent(e.id)) == 3
+    finally:
+        await service.stop()
+
+
 async def test_publish_never_waits_for_the_database(outbox: OutboxStore) -> None:
     service = await start_service(outbox)
     try:

@@ -266,10 +266,24 @@ class OutboxStore:
 
     # --- outbox --------------------------------------------------------------------------
     def enqueue(self, rows: Sequence[OutboxRow]) -> int:
-        """Write deliveries in one transaction, each due at once; returns how many."""
+        """Write deliveries in one transaction, each due at once; returns how many were new.
+
+        Rows already there are skipped: a batch whose commit succeeded but reported an error
+        is written again by the caller, and must not fail forever on its own primary keys.
+        """
         if not rows:
             return 0
         with self.engine.begin() as conn:
+            existing = set(
+                conn.scalars(
+                    sa.select(webhook_outbox.c.id).where(
+                        webhook_outbox.c.id.in_([r.id for r in rows])
+                    )
+                )
+            )
+            rows = [r for r in rows if r.id not in existing]
+            if not rows:
+                return 0
             conn.execute(
                 webhook_outbox.insert(),
                 [
