@@ -394,6 +394,8 @@ class Server:
             )
         ratelog.configure(lines=new.log.rate_limit_lines, interval=new.log.rate_limit_interval)
         self.hub.switch.max_monitors_per_client = new.clients.max_monitors
+        if self.webhooks is not None:  # timeouts, retries, limits: for the next attempts
+            self.webhooks.settings = new.webhooks
         if self.cstatcp is not None:
             self.cstatcp.max_connections = new.clients.max_connections
             self.cstatcp.max_connections_per_address = new.clients.max_connections_per_address

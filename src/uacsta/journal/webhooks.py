@@ -527,7 +527,9 @@ class WebhookService:
             timestamp=int(self._clock()),
         )
         try:
-            response = await self._client.post(endpoint.url, content=body, headers=headers)
+            response = await self._client.post(
+                endpoint.url, content=body, headers=headers, timeout=self.settings.timeout
+            )
         except httpx.TimeoutException:
             return None, f"no answer within {self.settings.timeout:g} s"
         except httpx.HTTPError as exc:
