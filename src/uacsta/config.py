@@ -243,6 +243,27 @@ class JournalSettings:
 
 
 @dataclass
+class WebhookSettings:
+    """Webhook delivery (docs/webhooks.md): endpoints are configured in the admin or the API."""
+
+    #: Seconds to wait for a receiver's answer to one POST.
+    timeout: float = 10.0
+    #: Retries: ``retry_initial`` s after the first failure, doubling each time (with jitter),
+    #: at most ``retry_max`` s apart; a delivery not made within ``give_up_after`` s of its
+    #: event is marked failed.
+    retry_initial: float = 5.0
+    retry_max: float = 3600.0
+    give_up_after: float = 24 * 3600.0
+    #: Deliveries in flight at once, over all endpoints and to one endpoint.
+    max_concurrency: int = 16
+    max_per_endpoint: int = 4
+    #: Events held in memory while the database cannot take them (the oldest go first).
+    queue_size: int = 10000
+    #: Delivered and failed deliveries are kept this many days for the admin, then purged.
+    keep_days: float = 7.0
+
+
+@dataclass
 class Settings:
     phones: PhoneSettings = field(default_factory=PhoneSettings)
     clients: ClientSettings = field(default_factory=ClientSettings)
@@ -253,6 +274,7 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     connections: ConnectionSettings = field(default_factory=ConnectionSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -445,6 +467,13 @@ def validate(settings: Settings) -> None:
         raise ConfigError("phones.max_messages_per_second / connections.reserve_files: >= 0")
     if settings.journal.retention_days < 0:
         raise ConfigError("journal.retention_days: must be 0 (keep forever) or more days")
+    w = settings.webhooks
+    if w.timeout <= 0 or w.retry_initial <= 0 or w.retry_max < w.retry_initial:
+        raise ConfigError("webhooks.timeout / retry_initial / retry_max: positive, max >= initial")
+    if w.give_up_after <= 0 or w.keep_days <= 0:
+        raise ConfigError("webhooks.give_up_after / keep_days: must be positive")
+    if w.max_concurrency < 1 or w.max_per_endpoint < 1 or w.queue_size < 1:
+        raise ConfigError("webhooks.max_concurrency / max_per_endpoint / queue_size: at least 1")
     if settings.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log.level: one of DEBUG, INFO, WARNING, ERROR")
 

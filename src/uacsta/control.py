@@ -77,6 +77,16 @@ class ControlServer:
             except OperationError as exc:
                 return {"ok": False, "error": str(exc)}
             return {"ok": True, "error": None}
+        if command == "webhook-test":
+            # Queue a webhook.test event for one endpoint (operators; the durability tests).
+            webhooks = getattr(ops.parts, "webhooks", None)
+            if webhooks is None:
+                return {"ok": False, "error": "webhooks are not running"}
+            try:
+                delivery = webhooks.send_test(str(request.get("endpoint", "")))
+            except KeyError:
+                return {"ok": False, "error": "no such webhook endpoint"}
+            return {"ok": True, "delivery": delivery}
         return {"ok": False, "error": f"unknown command {command!r}"}
 
 

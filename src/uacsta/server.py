@@ -25,6 +25,7 @@ from uacsta.config import Settings
 from uacsta.control import ControlServer
 from uacsta.gateways.cstatcp import CstaTcpGateway
 from uacsta.hub import SwitchHub
+from uacsta.journal.webhooks import WebhookService
 from uacsta.journal.writer import JournalWriter
 from uacsta.net.address import connect_host, parse_listen_address
 from uacsta.net.guard import (
@@ -43,6 +44,7 @@ from uacsta.phones.service import PhoneService
 from uacsta.sip.digest import Algorithm
 from uacsta.store.db import Store
 from uacsta.store.journal import JournalStore
+from uacsta.store.outbox import OutboxStore
 from uacsta.switch.calls import CallTracker
 from uacsta.switch.function import SwitchingFunction
 from uacsta.throttle import AuthThrottle
@@ -82,6 +84,8 @@ class Server:
             block_time=settings.clients.block_time,
         )
         self.phones: PhoneService | None = None
+        #: Webhook delivery (durable outbox); notices reach it through ``publish()``.
+        self.webhooks: WebhookService | None = None
         self.cstatcp: CstaTcpGateway | None = None
         self.tr87: Any = None
         self.control: ControlServer | None = None
@@ -125,6 +129,7 @@ class Server:
         if await self.ops.restore_settings():
             self.accounts.replace(self.settings.clients.accounts)
         await self._start_journal()
+        await self._start_webhooks()
         self.inventory = Inventory(self.store)
         await asyncio.to_thread(self.inventory.load)
         self.inventory.start()
@@ -178,6 +183,17 @@ class Server:
         self._running.push_async_callback(self.journal.stop)
         if self.settings.journal.enabled:
             self.hub.on_record = self.journal.add
+
+    # ------------------------------------------------------------------ webhooks
+    async def _start_webhooks(self) -> None:
+        """Webhooks: started before the parts that publish to them and so stopped after them
+        (stop flushes the in-memory queue to the outbox, before the store closes)."""
+        assert self.store is not None
+        self.webhooks = WebhookService(OutboxStore(self.store), self.settings.webhooks)
+        await self.webhooks.start()
+        self._running.push_async_callback(self.webhooks.stop)
+        # Every notice (call.*, phone.*, dnd/forwarding) goes to the matching endpoints.
+        self.hub.notice_listeners.append(self.webhooks.publish)
 
     async def _listen_csta(self) -> None:
         assert self.cstatcp is not None
@@ -408,6 +424,8 @@ class Server:
         if self.journal is not None:
             self.journal.retention_days = new.journal.retention_days
         self.hub.switch.max_monitors_per_client = new.clients.max_monitors
+        if self.webhooks is not None:  # timeouts, retries, limits: for the next attempts
+            self.webhooks.settings = new.webhooks
         if self.cstatcp is not None:
             self.cstatcp.max_connections = new.clients.max_connections
             self.cstatcp.max_connections_per_address = new.clients.max_connections_per_address

@@ -12,7 +12,7 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -28,6 +28,7 @@ from uacsta.web.bodyguard import BodyGuard
 
 if TYPE_CHECKING:
     from uacsta.config import Settings
+    from uacsta.journal.webhooks import WebhookService
     from uacsta.journal.writer import JournalWriter
     from uacsta.operations import Operations
     from uacsta.store.db import Store
@@ -42,6 +43,7 @@ class WebParts(Protocol):
     ops: Operations
     #: The call journal (None: not running, the journal routes answer 503).
     journal: JournalWriter | None
+    webhooks: WebhookService | None
 
 
 HERE = Path(__file__).parent
@@ -191,7 +193,7 @@ def _include_optional(app: FastAPI) -> None:
     CSTA gateway, :mod:`uacsta.gateways.json`, is mounted by the server that assembles both)."""
     import importlib
 
-    for name in ("manage", "journal_api", "admin", "webclient", "provisioning"):
+    for name in ("manage", "journal_api", "webhooks_api", "admin", "webclient", "provisioning"):
         try:
             module = importlib.import_module(f"uacsta.web.{name}")
         except ModuleNotFoundError as exc:
@@ -199,3 +201,7 @@ def _include_optional(app: FastAPI) -> None:
                 raise
             continue
         app.include_router(module.router)
+        # Outgoing requests (OpenAPI "webhooks"): documented, never served.
+        described = getattr(module, "openapi_webhooks", None)
+        if isinstance(described, APIRouter):
+            app.webhooks.include_router(described)

@@ -1,5 +1,5 @@
 """The web admin (estos manual §3.2-3.9): phones, call journal, settings, status, diagnostics,
-users, tokens.
+users, tokens, webhooks.
 
 Server-rendered pages under ``/admin/``, one module per area, each calling
 :mod:`uacsta.operations`; every page needs a session of a user with role "admin" (others are
@@ -11,10 +11,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
-from uacsta.web.admin import diagnostics, journal, login, phones, settings, users
+from uacsta.web.admin import diagnostics, journal, login, phones, settings, users, webhooks
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
-for _area in (login, phones, journal, settings, diagnostics, users):
+for _area in (login, phones, journal, settings, diagnostics, users, webhooks):
     router.include_router(_area.router)
 
 

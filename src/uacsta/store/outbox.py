@@ -1,0 +1,404 @@
+"""The webhook endpoints and the durable outbox of their deliveries (SQLAlchemy Core).
+
+One outbox row is one event for one endpoint: its delivery ID (the primary key, sent as
+``X-Uacsta-Delivery`` and the payload's ``id``), the JSON body exactly as it is sent, and the
+delivery's state. A row is written before any attempt is made and only marked delivered after
+the receiver answered 2xx, so a restart or a SIGKILL loses no flushed event (at-least-once).
+Times are seconds since the epoch (UTC) as floats: the "due" query compares numbers.
+
+Plain SQLAlchemy Core, so SQLite and PostgreSQL both work. Calls are synchronous; the asyncio
+service (:mod:`uacsta.journal.webhooks`) runs them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from uacsta.store.db import Store, metadata, utcnow
+
+__all__ = [
+    "DELIVERED",
+    "FAILED",
+    "PENDING",
+    "Delivery",
+    "Endpoint",
+    "OutboxRow",
+    "OutboxStore",
+    "webhook_endpoints",
+    "webhook_outbox",
+]
+
+#: Delivery states: waiting for its (next) attempt, answered 2xx, given up.
+PENDING = "pending"
+DELIVERED = "delivered"
+FAILED = "failed"
+
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    #: The HMAC key of the signatures (shown to administrators only, never logged).
+    sa.Column("secret", sa.String(255), nullable=False),
+    #: JSON list of event types (``call.missed``...).
+    sa.Column("events", sa.Text, nullable=False),
+    #: JSON list of lines (device IDs or extensions); NULL: every line.
+    sa.Column("lines", sa.Text),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("created", sa.String(32), nullable=False),
+    sa.Column("description", sa.String(255), nullable=False, default=""),
+)
+
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    metadata,
+    #: The delivery ID (UUID): one per event and endpoint, the same on every retry.
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("endpoint_id", sa.String(16), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    #: The request body, exactly as sent (the signature covers these bytes).
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("state", sa.String(16), nullable=False, default=PENDING),
+    #: When the next attempt is due (pending rows); NULL once finished.
+    sa.Column("next_attempt_at", sa.Float),
+    sa.Column("delivered_at", sa.Float),
+    #: HTTP status of the last attempt (NULL: no answer, see last_error).
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.String(255)),
+    sa.Index("ix_webhook_outbox_due", "state", "next_attempt_at"),
+    sa.Index("ix_webhook_outbox_endpoint", "endpoint_id", "created"),
+)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Endpoint:
+    """A configured receiver. ``lines`` None: events of every line."""
+
+    id: str
+    url: str
+    secret: str
+    events: frozenset[str]
+    lines: frozenset[str] | None = None
+    enabled: bool = True
+    created: str = ""
+    description: str = ""
+
+    def to_json(self, *, secret: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "url": self.url,
+            "events": sorted(self.events),
+            "lines": sorted(self.lines) if self.lines is not None else None,
+            "enabled": self.enabled,
+            "created": self.created,
+            "description": self.description,
+        }
+        if secret:
+            out["secret"] = self.secret
+        return out
+
+    def __repr__(self) -> str:  # never the secret (logs, tracebacks)
+        return f"Endpoint(id={self.id!r}, url={self.url!r}, events={sorted(self.events)!r})"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OutboxRow:
+    """A delivery to write: one event for one endpoint."""
+
+    id: str
+    endpoint_id: str
+    event_type: str
+    body: str
+    created: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Delivery:
+    """A delivery as the outbox holds it."""
+
+    id: str
+    endpoint_id: str
+    event_type: str
+    body: str
+    created: float
+    attempts: int
+    state: str
+    next_attempt_at: float | None
+    delivered_at: float | None
+    last_status: int | None
+    last_error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "endpoint_id": self.endpoint_id,
+            "type": self.event_type,
+            "created": self.created,
+            "attempts": self.attempts,
+            "state": self.state,
+            "next_attempt_at": self.next_attempt_at,
+            "delivered_at": self.delivered_at,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+        }
+
+
+def _endpoint(row: Any) -> Endpoint:
+    m = row._mapping
+    lines = json.loads(m["lines"]) if m["lines"] is not None else None
+    return Endpoint(
+        id=m["id"],
+        url=m["url"],
+        secret=m["secret"],
+        events=frozenset(json.loads(m["events"])),
+        lines=frozenset(lines) if lines is not None else None,
+        enabled=bool(m["enabled"]),
+        created=m["created"],
+        description=m["description"] or "",
+    )
+
+
+def _delivery(row: Any) -> Delivery:
+    m = row._mapping
+    return Delivery(**{name: m[name] for name in Delivery.__slots__})
+
+
+class OutboxStore:
+    """Endpoints and outbox rows in the server's database (synchronous)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.engine = store.engine
+
+    # --- endpoints -----------------------------------------------------------------------
+    def add_endpoint(
+        self,
+        *,
+        url: str,
+        secret: str,
+        events: Iterable[str],
+        lines: Iterable[str] | None = None,
+        enabled: bool = True,
+        description: str = "",
+    ) -> Endpoint:
+        endpoint_id = secrets.token_hex(6)
+        with self.engine.begin() as conn:
+            conn.execute(
+                webhook_endpoints.insert().values(
+                    id=endpoint_id,
+                    url=url,
+                    secret=secret,
+                    events=json.dumps(sorted(set(events))),
+                    lines=json.dumps(sorted(set(lines))) if lines is not None else None,
+                    enabled=enabled,
+                    created=utcnow(),
+                    description=description,
+                )
+            )
+        found = self.get_endpoint(endpoint_id)
+        assert found is not None
+        return found
+
+    def update_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        url: str | None = None,
+        events: Iterable[str] | None = None,
+        lines: Iterable[str] | bool | None = False,
+        enabled: bool | None = None,
+        description: str | None = None,
+        secret: str | None = None,
+    ) -> Endpoint | None:
+        """Change the given fields (``lines=None`` clears the filter; ``False``: unchanged)."""
+        values: dict[str, Any] = {}
+        if url is not None:
+            values["url"] = url
+        if events is not None:
+            values["events"] = json.dumps(sorted(set(events)))
+        if lines is None:
+            values["lines"] = None
+        elif not isinstance(lines, bool):
+            values["lines"] = json.dumps(sorted(set(lines)))
+        if enabled is not None:
+            values["enabled"] = enabled
+        if description is not None:
+            values["description"] = description
+        if secret is not None:
+            values["secret"] = secret
+        if values:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    webhook_endpoints.update()
+                    .where(webhook_endpoints.c.id == endpoint_id)
+                    .values(values)
+                )
+        return self.get_endpoint(endpoint_id)
+
+    def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id)
+            ).first()
+            return _endpoint(row) if row is not None else None
+
+    def list_endpoints(self) -> list[Endpoint]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(webhook_endpoints).order_by(webhook_endpoints.c.created))
+            return [_endpoint(r) for r in rows]
+
+    def delete_endpoint(self, endpoint_id: str) -> bool:
+        """Remove the endpoint and its deliveries (pending ones are not sent)."""
+        with self.engine.begin() as conn:
+            conn.execute(webhook_outbox.delete().where(webhook_outbox.c.endpoint_id == endpoint_id))
+            deleted = conn.execute(
+                webhook_endpoints.delete().where(webhook_endpoints.c.id == endpoint_id)
+            )
+            return deleted.rowcount > 0
+
+    # --- outbox --------------------------------------------------------------------------
+    def enqueue(self, rows: Sequence[OutboxRow]) -> int:
+        """Write deliveries in one transaction, each due at once; returns how many were new.
+
+        Rows already there are skipped: a batch whose commit succeeded but reported an error
+        is written again by the caller, and must not fail forever on its own primary keys.
+        """
+        if not rows:
+            return 0
+        with self.engine.begin() as conn:
+            existing = set(
+                conn.scalars(
+                    sa.select(webhook_outbox.c.id).where(
+                        webhook_outbox.c.id.in_([r.id for r in rows])
+                    )
+                )
+            )
+            rows = [r for r in rows if r.id not in existing]
+            if not rows:
+                return 0
+            conn.execute(
+                webhook_outbox.insert(),
+                [
+                    {
+                        "id": r.id,
+                        "endpoint_id": r.endpoint_id,
+                        "event_type": r.event_type,
+                        "body": r.body,
+                        "created": r.created,
+                        "attempts": 0,
+                        "state": PENDING,
+                        "next_attempt_at": r.created,
+                    }
+                    for r in rows
+                ],
+            )
+        return len(rows)
+
+    def due(self, now: float, limit: int, *, exclude: Iterable[str] = ()) -> list[Delivery]:
+        """Pending deliveries whose attempt is due, the longest waiting first."""
+        query = (
+            sa.select(webhook_outbox)
+            .where(webhook_outbox.c.state == PENDING, webhook_outbox.c.next_attempt_at <= now)
+            .order_by(webhook_outbox.c.next_attempt_at, webhook_outbox.c.created)
+            .limit(limit)
+        )
+        skip = list(exclude)
+        if skip:
+            query = query.where(webhook_outbox.c.id.not_in(skip))
+        with self.engine.connect() as conn:
+            return [_delivery(r) for r in conn.execute(query)]
+
+    def next_due(self, *, exclude: Iterable[str] = ()) -> float | None:
+        """When the earliest pending delivery is due (None: nothing pending)."""
+        query = sa.select(sa.func.min(webhook_outbox.c.next_attempt_at)).where(
+            webhook_outbox.c.state == PENDING
+        )
+        skip = list(exclude)
+        if skip:
+            query = query.where(webhook_outbox.c.id.not_in(skip))
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+            return float(value) if value is not None else None
+
+    def mark_delivered(self, delivery_id: str, *, at: float, status: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                webhook_outbox.update()
+                .where(webhook_outbox.c.id == delivery_id)
+                .values(
+                    state=DELIVERED,
+                    attempts=webhook_outbox.c.attempts + 1,
+                    delivered_at=at,
+                    next_attempt_at=None,
+                    last_status=status,
+                    last_error=None,
+                )
+            )
+
+    def mark_failed(
+        self,
+        delivery_id: str,
+        *,
+        next_attempt_at: float | None,
+        status: int | None,
+        error: str,
+    ) -> None:
+        """An attempt failed: retry at ``next_attempt_at``, or give up (None: state failed)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                webhook_outbox.update()
+                .where(webhook_outbox.c.id == delivery_id)
+                .values(
+                    state=PENDING if next_attempt_at is not None else FAILED,
+                    attempts=webhook_outbox.c.attempts + 1,
+                    next_attempt_at=next_attempt_at,
+                    last_status=status,
+                    last_error=error[:255],
+                )
+            )
+
+    def get(self, delivery_id: str) -> Delivery | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(webhook_outbox).where(webhook_outbox.c.id == delivery_id)
+            ).first()
+            return _delivery(row) if row is not None else None
+
+    def recent(self, endpoint_id: str, limit: int = 50) -> list[Delivery]:
+        """The endpoint's latest deliveries, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(webhook_outbox)
+                .where(webhook_outbox.c.endpoint_id == endpoint_id)
+                .order_by(webhook_outbox.c.created.desc(), webhook_outbox.c.id)
+                .limit(limit)
+            )
+            return [_delivery(r) for r in rows]
+
+    def counts(self, endpoint_id: str | None = None) -> dict[str, int]:
+        """Deliveries per state (pending, delivered, failed), of one endpoint or all."""
+        query = sa.select(webhook_outbox.c.state, sa.func.count()).group_by(webhook_outbox.c.state)
+        if endpoint_id is not None:
+            query = query.where(webhook_outbox.c.endpoint_id == endpoint_id)
+        out = {PENDING: 0, DELIVERED: 0, FAILED: 0}
+        with self.engine.connect() as conn:
+            for state, count in conn.execute(query):
+                out[state] = int(count)
+        return out
+
+    def purge(self, older_than: float) -> int:
+        """Delete finished deliveries (delivered or given up) created before ``older_than``."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                webhook_outbox.delete().where(
+                    webhook_outbox.c.state != PENDING, webhook_outbox.c.created < older_than
+                )
+            ).rowcount
