@@ -336,3 +336,57 @@ async def test_phone_lost_mid_call(harness: Harness) -> None:
     assert calls.notice_types("400")["call.ended"] == 1
     offline = [n for n in calls.notices if n.type is NoticeType.PHONE_OFFLINE]
     assert [n.phone for n in offline] == [agent.mac]
+
+
+async def test_each_happening_is_one_signed_webhook(harness: Harness) -> None:
+    """A real HTTP receiver (tests/journal/receiver.py) checks every signature the documented
+    way; each call happening reaches it exactly once, each with its own delivery ID."""
+    from tests.journal.receiver import Receiver
+
+    calls = await start(harness)
+    secret = "receiver-secret-0123456789"
+    receiver = await Receiver(secret=secret).start()
+    try:
+        webhooks = calls.server.webhooks
+        assert webhooks is not None
+        kinds = ["call.ringing", "call.answered", "call.missed", "call.ended", "phone.offline"]
+        await webhooks.add_endpoint(url=receiver.url, events=kinds, secret=secret)
+        calls.sim.incoming_call("100", "+4930570")
+        await calls.wait_call("100", "alerting")
+        assert calls.sim.answer("100")
+        await calls.wait_call("100", "connected")
+        assert calls.sim.hangup("100")
+        calls.sim.incoming_call("200", "+4930571")
+        await calls.wait_call("200", "alerting")
+        calls.external_hangup("+4930571")
+        await calls.wait_rows("100", 1)
+        await calls.wait_rows("200", 1)
+        agent = next(a for a in calls.sim.agents.values() if a.phone.lines[0].number == "400")
+        agent.drop_connection()
+        expected = {
+            ("call.ringing", calls.line("100")),
+            ("call.answered", calls.line("100")),
+            ("call.ended", calls.line("100")),
+            ("call.ringing", calls.line("200")),
+            ("call.missed", calls.line("200")),
+            ("call.ended", calls.line("200")),
+            ("phone.offline", None),
+        }
+
+        async def all_delivered() -> bool:
+            counts = await webhooks.counts()
+            return counts == {"pending": 0, "delivered": len(expected), "failed": 0}
+
+        # The outbox holds one row per event and endpoint: all delivered, none pending.
+        await poll(all_delivered, "every webhook delivered", timeout=10.0)
+        got = [(r.json["type"], r.json["data"].get("line")) for r in receiver.requests]
+        assert sorted(got, key=str) == sorted(expected, key=str)  # each exactly once
+        assert all(r.valid for r in receiver.requests)
+        assert len({r.delivery for r in receiver.requests}) == len(receiver.requests)
+        missed = next(r.json for r in receiver.requests if r.json["type"] == "call.missed")
+        assert missed["data"]["call"]["outcome"] == "missed"
+        assert missed["data"]["call"]["remote_number"] == "+4930571"
+        offline = next(r.json for r in receiver.requests if r.json["type"] == "phone.offline")
+        assert offline["data"]["phone"] == agent.mac
+    finally:
+        await receiver.stop()
