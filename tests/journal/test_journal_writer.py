@@ -103,6 +103,24 @@ async def test_a_query_sees_records_not_yet_flushed(slow: SlowStore) -> None:
         await writer.stop()
 
 
+async def test_a_query_waits_for_the_batch_the_flush_task_is_writing(slow: SlowStore) -> None:
+    writer = JournalWriter(slow, flush_interval=0.01)
+    await writer.start()
+    try:
+        slow.gate.clear()  # the flush task takes the record, then its write is held
+        writer.add(record(1))
+        assert await asyncio.to_thread(slow.entered.wait, 5)
+        query = asyncio.ensure_future(writer.query())
+        await asyncio.sleep(0.05)
+        assert not query.done()  # it waits for the write in progress ...
+        slow.gate.set()
+        rows, _after = await asyncio.wait_for(query, 5)
+        assert [r.id for r in rows] == ["rec-0001"]  # ... and sees the record
+    finally:
+        slow.gate.set()
+        await writer.stop()
+
+
 async def test_add_never_waits_for_a_stalled_database(slow: SlowStore) -> None:
     writer = JournalWriter(slow, batch_size=100, flush_interval=0.01, max_queue=5000)
     await writer.start()

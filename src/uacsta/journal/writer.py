@@ -205,9 +205,10 @@ class JournalWriter:
         before: Cursor | None = None,
     ) -> tuple[list[CallRecord], Cursor | None]:
         """:meth:`JournalStore.query` in a worker thread, after a flush of what is queued
-        (a database that refuses the flush still answers the query with what it has)."""
-        if self._queue:
-            await self.flush()
+        (a database that refuses the flush still answers the query with what it has). The
+        flush is awaited even with nothing queued: a batch the flush task took may still be
+        on its way to the database, and the lock waits for it."""
+        await self.flush()
         return await asyncio.to_thread(
             lambda: self.store.query(
                 line=line,
