@@ -168,14 +168,6 @@ class SwitchHub:
                         log.exception(
                             "delivering %s to a client failed", type(action.message).__name__
                         )
-                case Notify():
-                    self._notify(action)
-                case Journal():
-                    if self.on_record is not None:
-                        try:
-                            self.on_record(action.record)
-                        except Exception:
-                            log.exception("keeping the journal row of %s failed", action.record.id)
                 case ToPhone():
                     channel = self.channels.get(action.phone)
                     if channel is None:
@@ -206,6 +198,14 @@ class SwitchHub:
                                 str(exc),
                             )
                         )
+                case Notify():
+                    self._notify(action)
+                case Journal():
+                    if self.on_record is not None:
+                        try:
+                            self.on_record(action.record)
+                        except Exception:
+                            log.exception("keeping the journal row of %s failed", action.record.id)
 
     def _fan_out(self, action: FanOut) -> None:
         event = action.event
