@@ -7,8 +7,11 @@ import asyncio
 from collections.abc import Callable
 
 from uacsta.csta import messages as m
+from uacsta.csta.types import ConnectionID, DeviceIdentifier, LocalConnectionState
 from uacsta.hub import SwitchHub
-from uacsta.switch.function import ToClient, event_to_client
+from uacsta.switch.callrecord import CallNotice, CallRecord, NoticeType, Outcome
+from uacsta.switch.calls import CallTracker
+from uacsta.switch.function import SwitchingFunction, ToClient, event_to_client
 
 LINE = "sip:100@pbx.example"
 MAC = "001565000001"
@@ -82,3 +85,54 @@ async def test_fan_out_reaches_each_kind_of_sink_with_its_own_cross_ref() -> Non
     (copy,) = [a for a in plain.actions if isinstance(a.message, m.HeldEvent)]
     assert copy.message == m.HeldEvent(monitor_cross_ref_id=plain.xref())
     assert hub.events_relayed == before + 4
+
+
+class NoticeSink(EventSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.notices: list[CallNotice] = []
+
+    def deliver_notice(self, notice: CallNotice) -> None:
+        self.notices.append(notice)
+
+
+async def test_journal_rows_and_notices_reach_their_takers_whatever_one_of_them_does() -> None:
+    """Listeners (webhooks) get every notice, the line's monitoring clients theirs, the journal
+    writer every row; one that raises stops none of the others (the hub's clock dates them)."""
+    tracker = CallTracker()
+    hub = SwitchHub(SwitchingFunction(calls=tracker), clock=lambda: 1000.0)
+    rows: list[CallRecord] = []
+    heard: list[CallNotice] = []
+
+    def broken(_notice: CallNotice) -> None:
+        raise RuntimeError("listener gone wrong")
+
+    hub.on_record = rows.append
+    hub.notice_listeners += [broken, heard.append]
+    hub.phone_ready(MAC, Phone(), [LINE])
+    client = NoticeSink()
+    hub.client_attach(client)
+    hub.client_request(client, 1, m.MonitorStart(monitor_object=LINE))
+    await asyncio.wait_for(client.answered.wait(), 5)
+    alerting = m.DeliveredEvent(
+        monitor_cross_ref_id="p1",
+        connection=ConnectionID(call_id="7", device_id=LINE),
+        alerting_device=DeviceIdentifier(LINE),
+        calling_device=DeviceIdentifier("sip:+4930555@pbx.example"),
+        local_connection_info=LocalConnectionState.ALERTING,
+    )
+    hub.phone_event(MAC, alerting)
+    hub.phone_event(
+        MAC,
+        m.ConnectionClearedEvent(
+            monitor_cross_ref_id="p1",
+            dropped_connection=ConnectionID(call_id="7", device_id="sip:+4930555@pbx.example"),
+            releasing_device=DeviceIdentifier("sip:+4930555@pbx.example"),
+        ),
+    )
+    kinds = [n.type for n in heard]
+    assert kinds[0] is NoticeType.PHONE_ONLINE
+    assert kinds[1:] == [NoticeType.CALL_RINGING, NoticeType.CALL_MISSED, NoticeType.CALL_ENDED]
+    assert [n.type for n in client.notices] == kinds[1:]  # the monitoring client's notices
+    (row,) = rows
+    assert row.outcome is Outcome.MISSED and row.started == row.ended == 1000.0
