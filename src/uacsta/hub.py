@@ -81,7 +81,7 @@ class SwitchHub:
         #: Who keeps finished calls (the journal writer); must not block.
         self.on_record: Callable[[CallRecord], None] | None = None
         #: Who gets every notice (the webhook service); must not block.
-        self.notice_listeners: list[Callable[[CallNotice], None]] = []
+        self.notice_listeners: list[Callable[[CallNotice], object]] = []
 
     # ------------------------------------------------------------------ phones
     def phone_ready(
@@ -94,6 +94,7 @@ class SwitchHub:
         emulate_alternate_call: bool = True,
         offered: frozenset[str] | None = None,
         aliases: Mapping[str, Iterable[str]] | None = None,
+        names_releasing_device: bool = True,
     ) -> None:
         self.channels[phone] = channel
         self._run(
@@ -104,6 +105,7 @@ class SwitchHub:
                 emulate_alternate_call=emulate_alternate_call,
                 offered=offered,
                 aliases=aliases,
+                names_releasing_device=names_releasing_device,
                 now=self.clock(),
             )
         )

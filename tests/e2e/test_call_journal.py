@@ -390,3 +390,34 @@ async def test_each_happening_is_one_signed_webhook(harness: Harness) -> None:
         assert offline["data"]["phone"] == agent.mac
     finally:
         await receiver.stop()
+
+
+async def test_yealink_firmware_calls_are_journaled(harness: Harness) -> None:
+    """The Yealink firmware's own event forms (simulator/yealink.py, from the firmware's
+    CSTA processor): an answered and a missed incoming call, and a call made from the line."""
+    calls = await start(harness)
+    calls.sim.incoming_call("400", "+4930580")
+    await calls.wait_call("400", "alerting")
+    assert calls.sim.answer("400")
+    await calls.wait_call("400", "connected")
+    assert calls.sim.hangup("400")
+    (answered,) = await calls.wait_rows("400", 1)
+    check(answered, direction=Direction.INCOMING, outcome=Outcome.ANSWERED, remote="+4930580",
+          answered=True)  # fmt: skip
+    calls.sim.incoming_call("400", "+4930581")
+    await calls.wait_call("400", "alerting")
+    calls.external_hangup("+4930581")
+    rows = await calls.wait_rows("400", 2)
+    assert rows[1].outcome is Outcome.MISSED, rows[1]
+    assert rows[1].answered is None and rows[1].remote_number == "+4930581"
+    calls.sim.dial("400", "200")
+    await calls.wait_call("200", "alerting")
+    assert calls.sim.answer("200")
+    await calls.wait_call("200", "connected")
+    assert calls.sim.hangup("200")
+    rows = await calls.wait_rows("400", 3)
+    check(rows[2], direction=Direction.OUTGOING, outcome=Outcome.ANSWERED, remote="200",
+          answered=True)  # fmt: skip
+    assert rows[2].internal  # 200 is a line of this server
+    (at_200,) = await calls.wait_rows("200", 1)
+    assert at_200.direction is Direction.INCOMING and at_200.internal

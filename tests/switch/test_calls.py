@@ -1393,3 +1393,33 @@ def test_any_event_sequence_keeps_the_invariants(
     assert [v for v in feed.tracker.calls() if v.phone == PHONE_A] == []
     keys = [(r.line, r.call_id) for r in feed.records]
     assert len(keys) == len(set(keys))
+
+
+def test_a_phone_that_always_names_itself_releasing_reports_missed_calls() -> None:
+    # Yealink: releasingDevice is the local account for every call end (behaviour doc,
+    # events table), so a ringing call it reports cleared was most likely given up by the
+    # caller: missed (a missed-call alert beats none); a refusal cause still says rejected.
+    tracker = make_tracker()
+    tracker.line_added(PHONE_A, LINE_A, names_releasing_device=False)
+    feed = Feed(tracker)
+    feed(1.0, yl_ringing("1.40"))
+    feed(9.0, yl_cleared("1.40"))
+    feed(10.0, yl_ringing("1.41"))
+    feed(
+        12.0,
+        m.ConnectionClearedEvent(
+            dropped_connection=ConnectionID("1.41", LINE_A),
+            releasing_device=dev(LINE_A),
+            cause=EventCause.BUSY,  # declined with 486 Busy Here
+        ),
+    )
+    assert [(r.call_id, r.outcome) for r in feed.records] == [
+        ("1.40", Outcome.MISSED),
+        ("1.41", Outcome.REJECTED),
+    ]
+    assert N.CALL_MISSED in feed.types()
+    # The same events from a phone that names who hung up: the line declined the first.
+    other = Feed()
+    other(1.0, yl_ringing("1.40"))
+    other(9.0, yl_cleared("1.40"))
+    assert [r.outcome for r in other.records] == [Outcome.REJECTED]

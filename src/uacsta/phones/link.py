@@ -284,6 +284,7 @@ class PhoneLink:
             emulate_alternate_call=self.profile.emulate_alternate_call,
             offered=self.services,
             aliases=event.aliases,
+            names_releasing_device=self.profile.names_releasing_device,
         )
 
     def _lost(self, event: tr87.Lost) -> None:

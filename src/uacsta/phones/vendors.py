@@ -87,6 +87,10 @@ class VendorProfile:
     #: The phone answers positively before it acts, so a positive answer is no proof.
     answers_before_acting: bool = False
     write_form: WriteForm = WriteForm.STANDARD
+    #: ConnectionCleared's releasingDevice says who ended the call. False: the phone names
+    #: itself whoever hung up, so an unanswered incoming call it reports cleared is taken for
+    #: missed, not declined (the call journal, ``call.missed``).
+    names_releasing_device: bool = True
     #: Remarks per service for clients (GetCSTAFeatures detail, the JSON API).
     notes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -301,6 +305,9 @@ PROFILES: dict[str, VendorProfile] = {
         silent_errors=True,
         answers_before_acting=True,
         write_form=WriteForm.YEALINK,
+        # The firmware writes the local account as releasingDevice for every call end
+        # (reference: yealink-uacsta-behaviour.md, events table).
+        names_releasing_device=False,
         notes=MappingProxyType(
             {
                 "GetMessageWaitingIndicator": (

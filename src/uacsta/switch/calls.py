@@ -150,6 +150,8 @@ class _Line:
     ended: OrderedDict[str, None] = field(default_factory=OrderedDict)
     dnd: bool | None = None
     forwarding: dict[str, tuple[bool | None, str | None]] = field(default_factory=dict)
+    #: The phone's ConnectionCleared says who hung up (see :meth:`CallTracker.line_added`).
+    names_releasing_device: bool = True
 
 
 @dataclass(slots=True)
@@ -184,10 +186,15 @@ class CallTracker:
         self._numbers: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------------ lines and phones
-    def line_added(self, phone: str, line: str) -> None:
-        """``line`` belongs to ``phone``; calls to or from it are internal."""
+    def line_added(self, phone: str, line: str, *, names_releasing_device: bool = True) -> None:
+        """``line`` belongs to ``phone``; calls to or from it are internal.
+
+        ``names_releasing_device=False``: the phone's ConnectionCleared names the line as
+        releasing device whoever hung up (Yealink), so it does not tell a declined call from
+        one the caller gave up: an unanswered incoming call it clears counts as missed."""
         st = self._line(phone, line)
         st.phone = phone
+        st.names_releasing_device = names_releasing_device
         if not st.known:
             st.known = True
             for number in _line_numbers(line):
@@ -459,7 +466,10 @@ class CallTracker:
             for call in calls:
                 self._end(st, call, now, out, by_line=False, cause=cause)
             return
-        by_line = None if releasing is None else _is_self(st.line, releasing)
+        if releasing is None or not st.names_releasing_device:
+            by_line = None  # nobody says (or the phone always names itself): the cause decides
+        else:
+            by_line = _is_self(st.line, releasing)
         # The line's own connection ended: it left the whole call, a conference's every
         # member call included (ECMA-269: one connection of the device in the conference).
         members = _unique(

@@ -139,6 +139,8 @@ class PhoneState:
     #: Services the phone's vendor profile offers, for GetCSTAFeatures (None: every one).
     #: Unlike ``services`` nothing is refused by it: the link refuses, with its reason.
     offered: frozenset[str] | None = None
+    #: Its ConnectionCleared names who hung up (False: it always names itself).
+    names_releasing_device: bool = True
 
 
 @dataclass(slots=True)
@@ -213,17 +215,21 @@ class SwitchingFunction:
         emulate_alternate_call: bool = True,
         offered: frozenset[str] | None = None,
         aliases: Mapping[str, Iterable[str]] | None = None,
+        names_releasing_device: bool = True,
         now: float = 0.0,
     ) -> list[SwitchAction]:
         """The phone's CSTA link is up and its lines are known: restore its monitors.
 
         ``aliases``: other names the phone gives a line (a Yealink account's ``tel:``);
-        ``now``: epoch seconds, the call tracker's clock."""
+        ``names_releasing_device``: its ConnectionCleared says who hung up (the call
+        tracker's rule for missed and declined calls); ``now``: epoch seconds, the call
+        tracker's clock."""
         state = self.phones.setdefault(phone, PhoneState(phone))
         state.ready = True
         state.services = services
         state.emulate_alternate_call = emulate_alternate_call
         state.offered = offered
+        state.names_releasing_device = names_releasing_device
         actions = self._set_lines(phone, device_ids, aliases)
         self._own_monitors(phone)
         for point in self.monitors.points_of_phone(phone):
@@ -426,8 +432,10 @@ class SwitchingFunction:
         tracker told which lines are ours (a call between two of them is internal)."""
         if self.calls is None:
             return
+        state = self.phones.get(phone)
+        trusted = state.names_releasing_device if state is not None else True
         for device in self.devices.by_phone(phone):
-            self.calls.line_added(phone, device.device_id)
+            self.calls.line_added(phone, device.device_id, names_releasing_device=trusted)
             if not self.own_monitors:
                 continue
             point = self.monitors.points.get(device)
