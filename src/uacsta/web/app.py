@@ -23,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from uacsta import __version__
 from uacsta.operations import OperationError
+from uacsta.web import apidocs
+from uacsta.web.apidocs import DOCS_PATHS
 from uacsta.web.auth import Auth
 from uacsta.web.bodyguard import BodyGuard
 
@@ -72,11 +74,13 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-#: FastAPI's /docs page loads Swagger UI from its CDN with an inline start-up script.
+#: The API docs (/docs Swagger UI, /redoc ReDoc, uacsta.web.apidocs): scripts from this server
+#: only, as everywhere; the two bundles insert their own <style> elements (inline styles) and
+#: ReDoc renders the logo/examples as data: or blob: images and runs its search in a worker.
 DOCS_CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; worker-src 'self' blob:; connect-src 'self'; font-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 #: HSTS (RFC 6797) for one year, sent over HTTPS only (RFC 6797 §7.2: never over plain HTTP).
 HSTS = "max-age=31536000"
@@ -96,7 +100,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        policy = DOCS_CONTENT_SECURITY_POLICY if path == "/docs" else CONTENT_SECURITY_POLICY
+        policy = DOCS_CONTENT_SECURITY_POLICY if path in DOCS_PATHS else CONTENT_SECURITY_POLICY
         https = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
@@ -119,7 +123,7 @@ def create_app(server: WebParts, *, https: bool = False) -> FastAPI:
         title="uacsta",
         version=__version__,
         description="uaCSTA server for SIP desk phones: phones, devices, calls and events.",
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc: uacsta.web.apidocs, offline, under the CSP
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -183,7 +187,9 @@ def create_app(server: WebParts, *, https: bool = False) -> FastAPI:
     from uacsta.web import metrics
 
     app.include_router(metrics.router)
+    app.include_router(apidocs.router)
     _include_optional(app)
+    app.mount(apidocs.ASSETS_URL, apidocs.assets(), name="apidocs")
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     return app
 
