@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from uacsta import __version__
 from uacsta.operations import OperationError
+from uacsta.safety import default_credentials
 from uacsta.web import apidocs
 from uacsta.web.apidocs import DOCS_PATHS
 from uacsta.web.auth import Auth
@@ -49,7 +50,18 @@ class WebParts(Protocol):
 
 
 HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def security_context(request: Request) -> dict[str, Any]:
+    """Every page's ``security_warnings`` (uacsta.safety): base.html shows them to admins."""
+    settings = getattr(getattr(request.app.state, "server", None), "settings", None)
+    found = default_credentials(settings) if settings is not None else []
+    return {"security_warnings": [c.warning for c in found]}
+
+
+templates = Jinja2Templates(
+    directory=str(HERE / "templates"), context_processors=[security_context]
+)
 
 
 def session_secret(data_dir: Path) -> str:
@@ -157,8 +169,15 @@ def create_app(server: WebParts, *, https: bool = False) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
         status = server.ops.status()
+        # "ok" (it serves); the warnings say what an operator must fix (uacsta.safety).
+        warnings = [c.warning for c in default_credentials(server.settings)]
         return JSONResponse(
-            {"status": "ok", "phones": status["phones"], "uptime": status["uptime"]}
+            {
+                "status": "ok",
+                "phones": status["phones"],
+                "uptime": status["uptime"],
+                "warnings": warnings,
+            }
         )
 
     @app.get("/", include_in_schema=False)
