@@ -15,6 +15,7 @@ import typer
 
 from uacsta import __version__
 from uacsta.config import ConfigError, Settings, load_settings
+from uacsta.safety import ALLOW_ENV, ALLOW_FLAG
 
 app = typer.Typer(help="uacsta: uaCSTA server for SIP desk phones.", no_args_is_help=True)
 phones_app = typer.Typer(help="The phone inventory.", invoke_without_command=True)
@@ -48,8 +49,25 @@ def version() -> None:
 
 
 @app.command()
-def serve(config: ConfigOpt = None) -> None:
-    """Run the server until SIGTERM/SIGINT."""
+def serve(
+    config: ConfigOpt = None,
+    allow_default_credentials: Annotated[
+        bool,
+        typer.Option(
+            ALLOW_FLAG,
+            envvar=ALLOW_ENV,
+            help="start even while a default password ('change-me') guards a listener other "
+            "machines reach (a lab); the server then warns in its log, banner, admin, /healthz",
+        ),
+    ] = False,
+) -> None:
+    """Run the server until SIGTERM/SIGINT.
+
+    Refuses to start while a well-known default password guards a listener that is not
+    loopback-only (unless --allow-default-credentials): the error names the setting to change.
+    """
+    from uacsta.banner import serve_banner
+    from uacsta.safety import DefaultCredentialsError
     from uacsta.server import Server
 
     settings = _settings(config)
@@ -60,9 +78,13 @@ def serve(config: ConfigOpt = None) -> None:
         loop_factory = None
     else:
         loop_factory = uvloop.new_event_loop
+    server = Server(settings, refuse_default_credentials=not allow_default_credentials)
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(Server(settings).run_forever())
+            runner.run(server.run_forever(lambda: typer.echo(serve_banner(server))))
+    except DefaultCredentialsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     except OSError as exc:
         typer.echo(f"cannot start: {exc} (is another server using the port?)", err=True)
         raise typer.Exit(1) from None
@@ -222,12 +244,14 @@ def demo(
     config: ConfigOpt = None,
     answer_after: Annotated[float, typer.Option(help="seconds before phones answer")] = 3.0,
 ) -> None:
-    """Run the server with simulated phones of several vendors (what ``make run`` does)."""
+    """Run the server with simulated phones of several vendors (what ``make run`` does).
+
+    Its listeners bind loopback (a wildcard address in the settings becomes 127.0.0.1), so
+    the default passwords are harmless; the log shows the phones' activity at log.level.
+    """
     from uacsta.demo import run_demo
 
     settings = _settings(config)
-    if settings.log.level.upper() == "INFO":
-        settings.log.level = "WARNING"  # the banner is what the demo shows; logs in the admin
     setup_logging(settings.log.level)
     try:
         asyncio.run(run_demo(settings, answer_after=answer_after))

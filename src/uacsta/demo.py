@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 
+from uacsta.banner import listening_lines, warning_lines
 from uacsta.config import Settings
 from uacsta.net.address import connect_host, parse_listen_address
 from uacsta.server import Server
@@ -29,7 +30,32 @@ DEMO_PHONES = (
 )
 
 
+#: Hosts meaning "every interface": the demo binds loopback instead.
+WILDCARDS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
+
+
+def on_loopback(address: str) -> str:
+    """``address`` with a wildcard host made loopback (``udp:0.0.0.0:5060`` ->
+    ``udp:127.0.0.1:5060``); explicit addresses stay as they are."""
+    parsed = parse_listen_address(address)
+    if parsed.host not in WILDCARDS:
+        return address
+    host = WILDCARDS[parsed.host]
+    return f"{parsed.transport}:{f'[{host}]' if ':' in host else host}:{parsed.port}"
+
+
+def loopback_settings(settings: Settings) -> None:
+    """The demo's listeners on loopback: its phones are simulated on this machine, and its
+    passwords are the well-known defaults, harmless only where no one else can connect
+    (uacsta.safety). ``uacsta serve`` is what offers the server to a network."""
+    settings.phones.listen = [on_loopback(a) for a in settings.phones.listen]
+    settings.clients.sip_listen = [on_loopback(a) for a in settings.clients.sip_listen]
+    settings.clients.csta_listen = [on_loopback(a) for a in settings.clients.csta_listen]
+    settings.http.listen = on_loopback(settings.http.listen)
+
+
 async def run_demo(settings: Settings, *, answer_after: float = 3.0) -> None:
+    loopback_settings(settings)
     server = Server(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -71,7 +97,7 @@ def banner(server: Server, settings: Settings, sim: Simulation) -> str:
         f"  simulated phones : {len(ready)} of {len(sim.agents)} ready, lines {', '.join(lines)}",
         "                     (they answer incoming calls after 3 s; outside numbers answer too)",
     ]
-    out += [f"  listening        : {entry}" for entry in server.listening]
+    out += listening_lines(server)
     out.append(
         f"  phone login      : username = phone MAC, password = {settings.phones.password!r}"
     )
@@ -84,8 +110,8 @@ def banner(server: Server, settings: Settings, sim: Simulation) -> str:
                 else ""
             )
         )
-    if server.http_port is not None:
-        web = next((e.split()[1] for e in server.listening if e.startswith("web ")), "")
+    if server.web_url is not None:
+        web = server.web_url
         password = (
             f"password in {server.data_dir / 'initial-admin-password'}"
             if (server.data_dir / "initial-admin-password").exists()
@@ -102,6 +128,7 @@ def banner(server: Server, settings: Settings, sim: Simulation) -> str:
         "    .venv/bin/uacsta call 100 200      # 100 calls 200; events of both lines are shown",
         "    .venv/bin/uacsta monitor 201       # watch one line's CSTA events",
         "    .venv/bin/uacsta status",
-        "",
     ]
+    out += warning_lines(server)
+    out.append("")
     return "\n".join(out)

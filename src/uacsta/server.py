@@ -14,6 +14,7 @@ import os
 import signal
 import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from uacsta.net.tls import ensure_self_signed_cert, server_context
 from uacsta.operations import Operations
 from uacsta.phones.inventory import Inventory
 from uacsta.phones.service import PhoneService
+from uacsta.safety import DefaultCredentialsError, default_credentials
 from uacsta.sip.digest import Algorithm
 from uacsta.store.db import Store
 from uacsta.store.journal import JournalStore
@@ -61,8 +63,12 @@ YOUNG_COLLECTION_INTERVAL = 0.1
 
 
 class Server:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, refuse_default_credentials: bool = False) -> None:
         self.settings = settings
+        #: ``uacsta serve`` refuses to start while a default password guards a listener other
+        #: machines reach (uacsta.safety); otherwise (tests, the demo, --allow-default-
+        #: credentials) the server starts and warns.
+        self.refuse_default_credentials = refuse_default_credentials
         self.data_dir = Path(settings.store.path).resolve()
         self.started_at = time.time()
         self.store: Store | None = None
@@ -95,6 +101,8 @@ class Server:
         self.http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self.http_port: int | None = None
+        #: Where a browser on this machine opens the web listener (loopback for a wildcard).
+        self.web_url: str | None = None
         #: Web connections, counted at accept before TLS (uacsta.net.guard).
         self.web_gate = ConnectionGate("web", self._web_gate_limits())
         self.initial_admin_password: str | None = None
@@ -128,6 +136,7 @@ class Server:
         self._running.callback(self.store.close)
         if await self.ops.restore_settings():
             self.accounts.replace(self.settings.clients.accounts)
+        self._check_default_credentials()  # with the admin's changes: before any listener
         await self._start_journal()
         await self._start_webhooks()
         self.inventory = Inventory(self.store)
@@ -170,6 +179,18 @@ class Server:
         self._running.push_async_callback(self.control.close)
         await self.control.start(self.data_dir / "uacsta.sock")
         log.info("uacsta started: %s", "; ".join(self.listening))
+
+    # ------------------------------------------------------------------ default passwords
+    def _check_default_credentials(self) -> None:
+        found = default_credentials(self.settings)
+        if found and self.refuse_default_credentials:
+            raise DefaultCredentialsError(found)
+        for credential in found:
+            log.warning("SECURITY: %s", credential.warning)
+
+    def security_warnings(self) -> list[str]:
+        """What the banner, the admin and /healthz warn of (the settings as they are now)."""
+        return [c.warning for c in default_credentials(self.settings)]
 
     # ------------------------------------------------------------------ call journal
     async def _start_journal(self) -> None:
@@ -356,7 +377,10 @@ class Server:
         if self._http_task.done():
             self._http_task.result()
         scheme = "https" if https else "http"
-        self.listening.append(f"web {scheme}://{_url_host(address.host)}:{self.http_port}/")
+        bound = sock.getsockname()[0]
+        # What it really listens on (0.0.0.0 is every interface); web_url is where to open it.
+        self.listening.append(f"web {scheme}:{_listen_host(bound)}:{self.http_port}")
+        self.web_url = f"{scheme}://{_url_host(bound)}:{self.http_port}/"
 
     def _http_tls(self, https: bool) -> dict[str, Any]:
         if not https:
@@ -470,6 +494,10 @@ class Server:
                 holder.ua.transport.gate.limits = holder.ua.transport._gate_limits()
         self.web_gate.limits = self._web_gate_limits()
         self._apply_connection_budget()
+        before = {c.warning for c in default_credentials(old)}
+        for credential in default_credentials(new):
+            if credential.warning not in before:
+                log.warning("SECURITY: %s", credential.warning)
         return restarted
 
     def _restart_http_soon(self) -> None:
@@ -486,12 +514,15 @@ class Server:
     def request_stop(self) -> None:
         self._stop.set()
 
-    async def run_forever(self) -> None:
+    async def run_forever(self, on_started: Callable[[], None] | None = None) -> None:
+        """Start, call ``on_started`` (the CLI prints its banner), run until stopped."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         await self.start()
+        if on_started is not None:
+            on_started()
         settle_gc()
         collections = YoungCollections(loop)
         try:
@@ -547,6 +578,10 @@ class YoungCollections:
 
     def cancel(self) -> None:
         self._handle.cancel()
+
+
+def _listen_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _url_host(host: str) -> str:

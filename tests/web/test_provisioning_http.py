@@ -334,3 +334,61 @@ async def test_admin_page_hands_each_phone_its_own_login(
     password = base64.b64decode(login(YEALINK)["Authorization"].split()[1]).decode()
     assert f"http://{password}@uacsta.test/provisioning/" in urls
     assert len(urls) == 3 and len(set(urls)) == 3  # one per phone, all different
+
+
+# --- the address phones are told to register to (issue 19) -----------------------------------
+
+
+def local(app: FastAPI, host: str) -> httpx.AsyncClient:
+    """A client whose requests reach the server at ``host`` (the ASGI "server" address)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{host}")
+
+
+async def test_admin_opened_from_localhost_warns_that_phones_would_get_loopback(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    from uacsta.web import provisioning
+
+    provisioning._loopback_warned.clear()
+    app = create_app(server)
+    async with local(app, "127.0.0.1") as client:
+        client.app = app  # type: ignore[attr-defined]
+        await admin_login(client, server)
+        page = await client.get("/admin/provisioning")
+        values = kv((await client.get(f"/provisioning/{YEALINK}.cfg", headers=login(YEALINK))).text)
+    assert page.status_code == 200
+    assert 'id="prov-loopback"' in page.text
+    assert (
+        "provisioning.server_host" in page.text and "UACSTA_PROVISIONING__SERVER_HOST" in page.text
+    )
+    assert values["account.16.sip_server.1.address"] == "127.0.0.1"
+    warned = [r for r in caplog.records if "loopback address" in r.getMessage()]
+    assert len(warned) == 1 and "provisioning.server_host" in warned[0].getMessage()
+
+
+async def test_server_host_setting_wins_over_the_local_address(tmp_path: Path) -> None:
+    server = make_server(tmp_path, server_host="192.0.2.10")
+    app = create_app(server)
+    async with local(app, "127.0.0.1") as client:
+        client.app = app  # type: ignore[attr-defined]
+        await admin_login(client, server)
+        page = await client.get("/admin/provisioning")
+        values = kv((await client.get(f"/provisioning/{YEALINK}.cfg", headers=login(YEALINK))).text)
+    assert values["account.16.sip_server.1.address"] == "192.0.2.10"
+    assert "<b>192.0.2.10</b>" in page.text and 'id="prov-loopback"' not in page.text
+    assert server.store is not None
+    server.store.close()
+
+
+async def test_configured_loopback_server_host_is_flagged(tmp_path: Path) -> None:
+    server = make_server(tmp_path, server_host="::1")
+    app = create_app(server)
+    async with http(app) as client:
+        client.app = app  # type: ignore[attr-defined]
+        await admin_login(client, server)
+        page = await client.get("/admin/provisioning")
+    assert (
+        'id="prov-loopback"' in page.text and "Change <code>provisioning.server_host" in page.text
+    )
+    assert server.store is not None
+    server.store.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
@@ -23,6 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from uacsta import __version__
 from uacsta.operations import OperationError
+from uacsta.safety import default_credentials
+from uacsta.web import apidocs
+from uacsta.web.apidocs import DOCS_PATHS
 from uacsta.web.auth import Auth
 from uacsta.web.bodyguard import BodyGuard
 
@@ -47,7 +50,18 @@ class WebParts(Protocol):
 
 
 HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def security_context(request: Request) -> dict[str, Any]:
+    """Every page's ``security_warnings`` (uacsta.safety): base.html shows them to admins."""
+    settings = getattr(getattr(request.app.state, "server", None), "settings", None)
+    found = default_credentials(settings) if settings is not None else []
+    return {"security_warnings": [c.warning for c in found]}
+
+
+templates = Jinja2Templates(
+    directory=str(HERE / "templates"), context_processors=[security_context]
+)
 
 
 def session_secret(data_dir: Path) -> str:
@@ -72,11 +86,13 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-#: FastAPI's /docs page loads Swagger UI from its CDN with an inline start-up script.
+#: The API docs (/docs Swagger UI, /redoc ReDoc, uacsta.web.apidocs): scripts from this server
+#: only, as everywhere; the two bundles insert their own <style> elements (inline styles) and
+#: ReDoc renders the logo/examples as data: or blob: images and runs its search in a worker.
 DOCS_CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; worker-src 'self' blob:; connect-src 'self'; font-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 #: HSTS (RFC 6797) for one year, sent over HTTPS only (RFC 6797 §7.2: never over plain HTTP).
 HSTS = "max-age=31536000"
@@ -96,7 +112,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        policy = DOCS_CONTENT_SECURITY_POLICY if path == "/docs" else CONTENT_SECURITY_POLICY
+        policy = DOCS_CONTENT_SECURITY_POLICY if path in DOCS_PATHS else CONTENT_SECURITY_POLICY
         https = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
@@ -119,7 +135,7 @@ def create_app(server: WebParts, *, https: bool = False) -> FastAPI:
         title="uacsta",
         version=__version__,
         description="uaCSTA server for SIP desk phones: phones, devices, calls and events.",
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc: uacsta.web.apidocs, offline, under the CSP
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -153,8 +169,15 @@ def create_app(server: WebParts, *, https: bool = False) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
         status = server.ops.status()
+        # "ok" (it serves); the warnings say what an operator must fix (uacsta.safety).
+        warnings = [c.warning for c in default_credentials(server.settings)]
         return JSONResponse(
-            {"status": "ok", "phones": status["phones"], "uptime": status["uptime"]}
+            {
+                "status": "ok",
+                "phones": status["phones"],
+                "uptime": status["uptime"],
+                "warnings": warnings,
+            }
         )
 
     @app.get("/", include_in_schema=False)
@@ -183,7 +206,9 @@ def create_app(server: WebParts, *, https: bool = False) -> FastAPI:
     from uacsta.web import metrics
 
     app.include_router(metrics.router)
+    app.include_router(apidocs.router)
     _include_optional(app)
+    app.mount(apidocs.ASSETS_URL, apidocs.assets(), name="apidocs")
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     return app
 

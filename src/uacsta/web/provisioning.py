@@ -436,7 +436,9 @@ async def admin_page(request: Request) -> Response:
             format_mac(m) for m in settings.provisioning.approved_macs if normalize_mac(m)
         ],
         "auto_approve": settings.provisioning.auto_approve_unknown,
-        "server_host": server_host(server, request),
+        "server_host": (host := server_host(server, request)),
+        "server_host_loopback": _is_loopback(host),
+        "server_host_configured": bool(settings.provisioning.server_host),
         "transport": settings.provisioning.transport,
         "port": port,
         "port_error": port_error,
