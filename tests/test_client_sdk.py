@@ -1,0 +1,117 @@
+"""The async SDK (:mod:`uacsta.client`) against the real server with simulated phones: make a
+call, see it ring on the event iterator, answer, list, clear, read the journal; errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Harness
+from tests.web.conftest import A, Api, B, start_api
+from uacsta.client import Client, Event, EventStream, UacstaError
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    harness = Harness(tmp_path)
+    try:
+        running = await start_api(harness)
+        try:
+            yield running
+        finally:
+            await running.client.aclose()
+    finally:
+        for sim in harness.sims:
+            await sim.close()
+        await harness.stop_server()
+
+
+async def next_notice(events: EventStream, kind: str, line: str) -> Event:
+    async with asyncio.timeout(5):
+        async for event in events:
+            if event.type == kind and event.line == line:
+                return event
+    raise AssertionError(f"the event stream ended before {kind} on {line}")
+
+
+async def test_call_lifecycle_events_and_journal(api: Api) -> None:
+    async with Client(api.base, api.token) as client:
+        devices = await client.devices()
+        assert {d["device"] for d in devices} == {A, B}
+        async with client.events(["100", "200"]) as events:
+            made = await client.make_call("100", "200")
+            assert made.device_id == A and made.call_id
+            ringing = await next_notice(events, "call.ringing", B)
+            assert ringing.remote_number == "100" and ringing.data["direction"] == "incoming"
+            call_id = ringing.call_id
+            assert call_id is not None
+
+            current = await client.calls("200")
+            assert [(c.call_id, c.state, c.direction) for c in current] == [
+                (call_id, "alerting", "incoming")
+            ]
+            await client.answer("200", call_id)
+            await next_notice(events, "call.answered", B)
+            assert [c.state for c in await client.calls("200")] == ["connected"]
+
+            await client.clear("200", call_id)
+            ended = await next_notice(events, "call.ended", B)
+            assert ended.call is not None and ended.call["outcome"] == "answered"
+            await events.unsubscribe("100")
+        assert await client.calls("200") == []
+
+        page = await client.journal(line="200", limit=1)
+        assert [item["outcome"] for item in page.items] == ["answered"]
+        everything = [item async for item in client.journal_entries(limit=1)]
+        assert {item["line"] for item in everything} == {A, B}
+        assert (await client.journal(line="100", outcome="missed")).items == []
+
+
+async def test_errors_carry_the_api_text_and_the_csta_error(api: Api) -> None:
+    async with Client(api.base, api.token) as client:
+        with pytest.raises(UacstaError) as unknown:
+            await client.make_call("999", "200")
+        assert unknown.value.status == 404
+        assert unknown.value.error == "unknown device '999': no phone has this line"
+        assert str(unknown.value) == unknown.value.error
+
+        with pytest.raises(UacstaError) as refused:
+            await client.answer("200", "no-such-call")
+        assert refused.value.status is not None and refused.value.status >= 400
+        assert refused.value.error.startswith("AnswerCall failed")
+
+        with pytest.raises(UacstaError) as bad_subscription:
+            async with client.events(["999"]):
+                pass
+        assert bad_subscription.value.error.startswith("MonitorStart failed: unknown device")
+        assert bad_subscription.value.csta_error == {
+            "category": "operation",
+            "value": "invalidDeviceID",
+        }
+
+    async with Client(api.base, "uac_wrong") as stranger:
+        with pytest.raises(UacstaError) as denied:
+            await stranger.devices()
+        assert denied.value.status == 401 and "authentication" in denied.value.error
+        with pytest.raises(UacstaError) as ws_denied:
+            async with stranger.events():
+                pass
+        assert ws_denied.value.status == 403
+
+    async with Client("http://127.0.0.1:9", api.token) as nowhere:
+        with pytest.raises(UacstaError) as unreachable:
+            await nowhere.status()
+        assert unreachable.value.status is None and "cannot reach" in unreachable.value.error
+
+
+async def test_dnd_and_forwarding(api: Api) -> None:
+    async with Client(api.base, api.token) as client:
+        await client.set_dnd("200", True)
+        assert await client.dnd("200") is True
+        await client.set_dnd("200", False)
+        await client.set_forwarding("200", True, "300")
+        assert any(f["on"] and f["to"] == "300" for f in await client.forwarding("200"))
+        await client.set_forwarding("200", False)
