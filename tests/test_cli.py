@@ -255,3 +255,38 @@ def test_help_has_no_placeholders_and_describes_every_argument() -> None:
         assert result.exit_code == 0, result.output
         text = result.stdout
         assert not re.search(r"<[a-z]+>|\{[a-z_]+\}|``|`", text), (path, text)
+
+
+async def test_the_readme_tour_leaves_no_stale_calls(tmp_path: Path) -> None:
+    """The README's tour with the demo's vendors (phones answer by themselves)."""
+    harness = Harness(tmp_path)
+    try:
+        api = await start_api(harness, ("yealink", "snom", "mitel"))
+        harness.sims[0].auto_answer(0.3)
+        try:
+            made = await cli(tmp_path, "call", "100", "200", "--watch", "1")
+            assert made.exit_code == 0, made.output
+            await wait_calls(api, "100", ["connected"])
+            listed = await cli(tmp_path, "calls", "100")
+            assert listed.exit_code == 0 and "connected" in listed.stdout, listed.output
+            steps = [
+                (["hold", "100"], ["hold"]),
+                (["retrieve", "100"], ["connected"]),
+                (["transfer", "100", "300"], []),
+            ]
+            for step, states_at_100 in steps:
+                done = await cli(tmp_path, *step)
+                assert done.exit_code == 0, (step, done.output)
+                await wait_calls(api, "100", states_at_100)
+            await wait_calls(api, "300", ["connected"])
+            hung = await cli(tmp_path, "hangup", "300")
+            assert hung.exit_code == 0, hung.output
+            for line in ("100", "200", "300"):
+                await wait_calls(api, line, [])
+                assert (await cli(tmp_path, "calls", line)).stdout.strip() == f"no calls at {line}"
+        finally:
+            await api.client.aclose()
+    finally:
+        for sim in harness.sims:
+            await sim.close()
+        await harness.stop_server()
