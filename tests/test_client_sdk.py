@@ -4,14 +4,19 @@ call, see it ring on the event iterator, answer, list, clear, read the journal; 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.util
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import Harness
 from tests.web.conftest import A, Api, B, start_api
 from uacsta.client import Client, Event, EventStream, UacstaError
+from uacsta.switch.function import SWITCH
 
 
 @pytest.fixture
@@ -115,3 +120,41 @@ async def test_dnd_and_forwarding(api: Api) -> None:
         await client.set_forwarding("200", True, "300")
         assert any(f["on"] and f["to"] == "300" for f in await client.forwarding("200"))
         await client.set_forwarding("200", False)
+
+
+async def test_the_crm_connector_example_pops_and_logs_missed_calls(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = Path(__file__).parents[1] / "examples" / "crm_connector.py"
+    spec = importlib.util.spec_from_file_location("crm_connector", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    pops: list[tuple[str, str]] = []
+    missed: list[dict[str, Any]] = []
+    monkeypatch.setattr(example, "popup", lambda line, text: pops.append((line, text)))
+    monkeypatch.setattr(example, "missed", missed.append)
+
+    connector = asyncio.create_task(example.run(api.base, api.token, ["200"], time.time()))
+    try:
+        async with asyncio.timeout(5):
+            monitors = api.server.hub.switch.monitors.client_monitors
+            while not any(m.client is not SWITCH for m in monitors.values()):
+                assert not connector.done()
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)  # the connector's subscription is answered
+            made = await api.client.post("/api/v1/devices/100/calls", json={"to": "200"})
+            assert made.status_code == 201, made.text
+            while not pops:
+                await asyncio.sleep(0.05)
+            assert pops == [(B, "incoming call from 100")]
+            call_id = made.json()["call_id"]
+            cleared = await api.client.post(f"/api/v1/devices/100/calls/{call_id}/clear")
+            assert cleared.status_code == 200, cleared.text
+            while not missed:
+                await asyncio.sleep(0.05)
+        assert missed[0]["line"] == B and missed[0]["outcome"] == "missed"
+    finally:
+        connector.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await connector
