@@ -177,8 +177,12 @@ def _control(settings: Settings, request: dict[str, Any]) -> dict[str, Any] | No
 
 def _table(table: list[list[str]], *, drop: tuple[int, ...] = ()) -> list[str]:
     """Rows in aligned columns that fit the terminal: the columns in ``drop`` are left out
-    (in that order) while too wide, then the widest column is shortened with an ellipsis."""
-    width = shutil.get_terminal_size((100, 24)).columns
+    (in that order) while too wide, then the widest column is shortened with an ellipsis.
+    Output to a pipe or a file (no ``COLUMNS``) keeps everything."""
+    if "COLUMNS" in os.environ or sys.stdout.isatty():
+        width = shutil.get_terminal_size().columns
+    else:
+        width = sys.maxsize  # into a pipe or file: every column, whole
     keep = list(range(len(table[0])))
 
     def widths() -> list[int]:
