@@ -539,15 +539,23 @@ def _own_token(settings: Settings, *, renew: bool = False) -> str:
     from uacsta.store.db import Store
     from uacsta.web.auth import Auth
 
-    store = Store(settings.store.database_url)
     try:
-        _id, value = Auth(store).create_token("uacsta CLI (local)")
-    finally:
-        store.close()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(value + "\n")
+        store = Store(settings.store.database_url)
+        try:
+            _id, value = Auth(store).create_token("uacsta CLI (local)")
+        finally:
+            store.close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(value + "\n")
+    except Exception as exc:  # no write access to the data directory or its database
+        typer.echo(
+            f"no API token: pass --token or set UACSTA_TOKEN (cannot keep one in "
+            f"{path.parent}: {exc})",
+            err=True,
+        )
+        raise typer.Exit(1) from None
     return value
 
 
