@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
 
 from tests.e2e.conftest import Harness
 from tests.web.conftest import A, Api, B, start_api
@@ -158,3 +160,34 @@ async def test_the_crm_connector_example_pops_and_logs_missed_calls(
         connector.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await connector
+
+
+@pytest.mark.parametrize(("code", "fails"), [(1000, False), (1013, True)])
+async def test_event_stream_yields_what_came_then_ends_or_says_why(code: int, fails: bool) -> None:
+    async def handler(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        assert ws.request.headers["Authorization"] == "Bearer uac_t"
+        for n in range(3):
+            await ws.send(
+                json.dumps({"type": "call.ringing", "line": "sip:100@pbx", "call_id": str(n)})
+            )
+        await ws.close(code, "too slow: the event queue overflowed")
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        client = Client(f"http://127.0.0.1:{port}", "uac_t")
+        async with client, client.events(max_queue=1) as events:
+            seen: list[Event] = []
+            if fails:
+                with pytest.raises(UacstaError) as closed:
+                    async for event in events:
+                        seen.append(event)
+                assert closed.value.error == (
+                    "the event WebSocket was closed: too slow: the event queue overflowed "
+                    "(code 1013)"
+                )
+            else:
+                seen = [event async for event in events]
+            assert [e.call_id for e in seen] == ["0", "1", "2"]
+            with pytest.raises(StopAsyncIteration if not fails else UacstaError):
+                await events.next(1)

@@ -374,11 +374,14 @@ class Client:
             cursor = page.next
 
     # --- events -----------------------------------------------------------------------------
-    def events(self, devices: Iterable[str] = ()) -> EventStream:
+    def events(self, devices: Iterable[str] = (), *, max_queue: int = 10_000) -> EventStream:
         """The event WebSocket, subscribed to ``devices`` when entered::
 
         async with api.events(["100"]) as events:
             async for event in events: ...
+
+        At most ``max_queue`` events wait for the application; then the socket is no longer
+        read, and a server whose own queue overflows closes it (1013, :class:`UacstaError`).
         """
         parts = urlsplit(self.base_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
@@ -392,10 +395,7 @@ class Client:
                 if not self._verify:
                     context.check_hostname = False
                     context.verify_mode = ssl.CERT_NONE
-        return EventStream(url, self._token, list(devices), context)
-
-
-_CLOSED = object()
+        return EventStream(url, self._token, list(devices), context, max_queue)
 
 
 class EventStream:
@@ -408,7 +408,12 @@ class EventStream:
     """
 
     def __init__(
-        self, url: str, token: str, devices: list[str], context: ssl.SSLContext | None
+        self,
+        url: str,
+        token: str,
+        devices: list[str],
+        context: ssl.SSLContext | None,
+        max_queue: int = 10_000,
     ) -> None:
         self._url = url
         self._token = token
@@ -416,7 +421,9 @@ class EventStream:
         self._context = context
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(max_queue)
+        self._ended = False  # the reader is done: iteration ends when the queue is empty
+        self._wake = asyncio.Event()
         self._waiting: dict[tuple[str, str], list[asyncio.Future[dict[str, Any]]]] = {}
         self._closed_error: UacstaError | None = None
 
@@ -516,7 +523,7 @@ class EventStream:
                     if not future.done():
                         future.set_result(data)
                     continue
-                self._queue.put_nowait(Event(type=kind, data=data))
+                await self._queue.put(Event(type=kind, data=data))  # full: stop reading
         except ConnectionClosed:
             pass
         finally:
@@ -527,20 +534,30 @@ class EventStream:
                     if not future.done():
                         future.set_exception(error)
             self._waiting.clear()
-            self._queue.put_nowait(_CLOSED)
+            self._ended = True
+            self._wake.set()
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> Event:
-        item = await self._queue.get()
-        if item is _CLOSED:
-            self._queue.put_nowait(_CLOSED)  # every later call ends too
-            if self._closed_error is not None:
-                raise self._closed_error
-            raise StopAsyncIteration
-        assert isinstance(item, Event)
-        return item
+        while self._queue.empty() and not self._ended:
+            self._wake.clear()
+            getter = asyncio.ensure_future(self._queue.get())
+            ended = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({getter, ended}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ended.cancel()
+                if not getter.done():
+                    getter.cancel()
+            if getter.done() and not getter.cancelled():
+                return getter.result()
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        if self._closed_error is not None:
+            raise self._closed_error
+        raise StopAsyncIteration
 
     async def next(self, timeout: float | None = None) -> Event:
         """The next event, waiting at most ``timeout`` seconds (TimeoutError)."""
