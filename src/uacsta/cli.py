@@ -455,7 +455,7 @@ def format_status(status: dict[str, Any]) -> list[str]:
             f"{status.get('clients', 0)} connected, {_plural(status.get('monitors', 0), 'monitor')}"
             f" (and {status.get('server_monitors', 0)} of the server's own, for the journal)",
         ),
-        ("phone monitors", str(status.get("phone_monitors", 0))),
+        ("phone monitors", f"{status.get('phone_monitors', 0)} (one per watched line, shared)"),
         (
             "relayed",
             f"{status.get('requests_relayed', 0)} requests, {status.get('events_relayed', 0)} "
