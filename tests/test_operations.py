@@ -59,7 +59,8 @@ class Parts:
         self.settings = Settings()
         self.started_at = 0.0
         self.data_dir = tmp_path
-        self.listening = ["web http://127.0.0.1:8080/"]
+        self.listening = ["web http:127.0.0.1:8080"]
+        self.web_url: str | None = "http://127.0.0.1:8080/"
         self.hub = SwitchHub()
         self.store: Store | None = Store(f"sqlite:///{tmp_path / 'uacsta.db'}")
         self.inventory: Inventory | None = Inventory(self.store)

@@ -125,8 +125,12 @@ def banner(server: Server, settings: Settings, sim: Simulation) -> str:
     out += [
         "  try, in another terminal:",
         "    .venv/bin/uacsta phones            # the inventory (simulated phones are labelled)",
-        "    .venv/bin/uacsta call 100 200      # 100 calls 200; events of both lines are shown",
-        "    .venv/bin/uacsta monitor 201       # watch one line's CSTA events",
+        "    .venv/bin/uacsta call 100 200      # 100 calls 200: its call ID, both lines' events",
+        "    .venv/bin/uacsta calls 100         # the calls at 100 now, with their IDs",
+        "    .venv/bin/uacsta hold 100          # then: uacsta retrieve 100",
+        "    .venv/bin/uacsta transfer 100 300  # 100 leaves; 200 talks to 300",
+        "    .venv/bin/uacsta hangup 300        # and no call is left",
+        "    .venv/bin/uacsta monitor 201       # watch one line's events",
         "    .venv/bin/uacsta status",
     ]
     out += warning_lines(server)

@@ -103,6 +103,8 @@ class Components(Protocol):
     started_at: float
     data_dir: Path
     listening: list[str]
+    #: Where to open the web listener (``http://127.0.0.1:8080/``); None: not listening.
+    web_url: str | None
     hub: SwitchHub
     store: Store | None
     inventory: Inventory | None
@@ -229,6 +231,7 @@ class Operations:
         return {
             "uptime": round(time.time() - parts.started_at, 1),
             "listening": parts.listening,
+            "web_url": parts.web_url,
             "phones": self.phone_counts(),
             "devices": len(sf.devices),
             "clients": len(sf.clients),

@@ -1,4 +1,5 @@
-"""`uacsta call` and `uacsta monitor`: CTI smoke tests from the command line, end to end."""
+"""`uacsta call`: a CTI smoke test from the command line, end to end, against a server named
+by ``--url`` and ``--token`` (another machine's, as an operator would use it)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import asyncio
 
 from typer.testing import CliRunner
 
-from tests.e2e.conftest import Harness, csta_port
+from tests.e2e.conftest import Harness
 from uacsta.cli import app
+from uacsta.web.auth import Auth
 
 
 async def test_call_command_places_a_call_and_shows_both_lines(harness: Harness, tmp_path) -> None:
@@ -19,23 +21,30 @@ async def test_call_command_places_a_call_and_shows_both_lines(harness: Harness,
     sim.auto_answer(0.3)
     await harness.wait_state(a.mac, "ready")
     await harness.wait_state(b.mac, "ready")
-    config = tmp_path / "cli.toml"
-    config.write_text(
-        f'[clients]\ncsta_listen = ["tcp:127.0.0.1:{csta_port(server)}"]\n'
-        '[[clients.accounts]]\nname = "crm"\npassword = "crm-secret"\n'
-        f'[store]\npath = "{tmp_path / "cli-data"}"\n'
-    )
+    assert server.store is not None
+    _id, token = Auth(server.store).create_token("cli")
+    remote = [
+        "--url",
+        f"http://127.0.0.1:{server.http_port}",
+        "--token",
+        token,
+    ]
+    env = {"UACSTA_STORE__PATH": str(tmp_path / "cli-data")}
     runner = CliRunner()
     result = await asyncio.to_thread(
-        runner.invoke, app, ["call", "100", "200", "--watch", "2", "-c", str(config)]
+        runner.invoke, app, ["call", "100", "200", "--watch", "2", *remote], env=env
     )
     assert result.exit_code == 0, result.output
-    out = result.output
-    assert "MakeCall accepted" in out
+    out = result.stdout
+    assert out.startswith("call ") and "from sip:100@sim.invalid to 200" in out
     assert "[200] DeliveredEvent" in out and "local_connection_info=alerting" in out
     assert "[100] EstablishedEvent" in out and "[200] EstablishedEvent" in out
+    assert "call.answered" in out
 
     refused = await asyncio.to_thread(
-        runner.invoke, app, ["call", "999", "200", "--watch", "0", "-c", str(config)]
+        runner.invoke, app, ["call", "999", "200", "--watch", "0", *remote], env=env
     )
-    assert refused.exit_code == 1 and "MakeCall refused" in refused.output
+    assert refused.exit_code == 1
+    assert refused.stderr.strip() == "unknown device '999': no phone has this line"
+    hung = await asyncio.to_thread(runner.invoke, app, ["hangup", "100", *remote], env=env)
+    assert hung.exit_code == 0, hung.output
