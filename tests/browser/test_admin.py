@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 from playwright.async_api import expect
 
@@ -93,10 +94,38 @@ async def test_phones_are_listed_and_can_be_disabled_and_enabled(admin: Admin) -
     first = await page.locator("#phones tbody tr").first.get_attribute("data-mac")
     assert first == max(yealink.mac, snom.mac)
 
+    # The lines column: the extensions; the filter finds a phone by one of them.
+    await expect(row.locator("td.lines")).to_have_text("100")
+    await expect(page.locator(f'tr[data-mac="{snom.mac}"] td.lines')).to_have_text("200, 201")
+    await expect(row).to_contain_text("Yealink")  # the vendor's display name
+    await expect(page.locator(f'tr[data-mac="{snom.mac}"]')).to_contain_text("snom")
+    await page.fill("#phone-filter", "201")
+    await expect(page.locator("#phones tbody tr:visible")).to_have_count(1)
+    await expect(page.locator("#phones tbody tr:visible")).to_have_attribute("data-mac", snom.mac)
+    await page.fill("#phone-filter", "")
+
     inventory = admin.server.inventory
     assert inventory is not None
-    await row.locator(".enabled-toggle").uncheck()
+    # Disabling asks first: declined, nothing changes.
+    asked: list[str] = []
+
+    async def decline(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.dismiss()
+
+    page.once("dialog", decline)
+    await row.locator(".enabled-toggle").click()
+    await expect(row.locator(".enabled-toggle")).to_be_checked()
+    assert asked and "Disable Yealink" in asked[0] and "no longer controlled" in asked[0]
+    assert inventory.get(yealink.mac).enabled is True  # type: ignore[union-attr]
+    # Accepted: disabled, and the page says what happened.
+    page.once("dialog", lambda dialog: dialog.accept())
+    await row.locator(".enabled-toggle").click()
     await expect(row.locator(".state")).to_have_text("disabled")
+    await expect(page.locator("#phone-notice")).to_contain_text(
+        f"Phone {format_mac(yealink.mac)} disabled"
+    )
+    await admin.shot("phones-disabled")
     assert inventory.get(yealink.mac).enabled is False  # type: ignore[union-attr]
     await page.reload()
     await expect(row.locator(".enabled-toggle")).not_to_be_checked()
@@ -109,30 +138,68 @@ async def test_phones_are_listed_and_can_be_disabled_and_enabled(admin: Admin) -
     await expect(row.locator(".state")).to_have_text("ready")
 
 
-async def test_phone_page_draws_the_live_message_ladder(admin: Admin) -> None:
+async def test_phone_page_draws_the_live_message_ladder(admin: Admin, tmp_path: Path) -> None:
     page = admin.page
     await admin.login()
     snom = admin.phones[1]
+    sim = admin.harness.sims[0]
+    sim.dial("100", "201")  # rings at the snom's second line (nobody answers)
+    tracker = admin.server.hub.switch.calls
+    assert tracker is not None
+    await wait_until(lambda: bool(tracker.calls("sip:201@sim.invalid")), what="201 ringing")
     await page.goto(admin.url(f"/admin/phones/{snom.mac}"))
+    # One state: the pill and what it means; no second status, no raw link state.
     await expect(page.locator("#phone-state")).to_have_text("ready")
-    await expect(page.locator(".card").filter(has_text="Lines")).to_contain_text(
-        "sip:201@sim.invalid"
-    )
-    snapshot = page.locator('a[href="/api/v1/devices/sip%3A201%40sim.invalid/snapshot"]')
-    await expect(snapshot).to_have_count(1)
+    await expect(page.locator("#phone-reason")).to_have_text("registered and under control")
+    details = page.locator("dl.details")
+    await expect(details).not_to_contain_text("Status")
+    await expect(details).not_to_contain_text("CSTA link")
+    await expect(page.locator("h1")).to_contain_text("snom")
+    lines = page.locator(".card").filter(has_text="Lines")
+    await expect(lines).to_contain_text("sip:201@sim.invalid")
+    await expect(page.locator('a[href*="/api/v1/"]')).to_have_count(0)
+    # The line's current call, from the call tracker, in plain words.
+    call = page.locator("#phone-calls tbody tr")
+    await expect(call).to_have_count(1)
+    await expect(call).to_contain_text("201")
+    await expect(call).to_contain_text("Ringing")
+    await expect(call).to_contain_text("100")
+
     ladder = page.locator("#ladder-body")
     await expect(ladder.locator(".msg.out.sip").filter(has_text="INVITE").first).to_be_visible()
     await expect(ladder.locator(".msg.sip").filter(has_text="INFO").first).to_be_visible()
     await expect(ladder.locator(".msg.csta").first).to_be_visible()
-    # Live: a new trace entry appears without reloading.
+    # A row opens to the full message: the SIP INFO with its headers and CSTA body.
+    info = ladder.locator(".msg.in.sip").filter(has_text="INFO sip:").last
+    await info.locator("summary").click()
+    full = info.locator("pre.full")
+    await expect(full).to_be_visible()
+    await expect(full).to_contain_text("Call-ID:")
+    await expect(full).to_contain_text("<?xml")
+    csta = ladder.locator(".msg.csta").last
+    await csta.locator("summary").click()
+    await expect(csta.locator("pre.full")).to_contain_text("xmlns")
+    # Live: a new trace entry appears without reloading; the opened row stays open.
     before = await ladder.locator(".msg").count()
     assert admin.server.phones is not None
-    admin.server.phones.traces[snom.mac].add("in", "csta", "ProbeFromTheTest")
-    await expect(ladder.locator(".msg.in.csta").filter(has_text="ProbeFromTheTest")).to_be_visible(
-        timeout=5000
-    )
+    admin.server.phones.traces[snom.mac].add("in", "csta", "ProbeFromTheTest", "<Probe/>")
+    probe = ladder.locator(".msg.in.csta").filter(has_text="ProbeFromTheTest")
+    await expect(probe).to_be_visible(timeout=5000)
     assert await ladder.locator(".msg").count() >= min(before + 1, 200)
+    await expect(ladder.locator("details.msg[open]")).to_have_count(2)
     await admin.shot("phone")
+
+    # The trace as a text file.
+    async with page.expect_download() as download_info:
+        await page.click("#trace-download")
+    download = await download_info.value
+    assert download.suggested_filename.startswith(f"trace-{snom.mac}-")
+    saved = tmp_path / "trace.txt"
+    await download.save_as(saved)
+    text = saved.read_text()
+    assert "phone -> uacsta CSTA ProbeFromTheTest" in text and "<Probe/>" in text
+    assert "INVITE sip:" in text and "Call-ID:" in text
+    sim.hangup("100")
 
 
 async def test_a_setting_is_saved_validated_and_survives_a_restart(admin: Admin) -> None:

@@ -275,7 +275,7 @@ async def test_admin_provisioning_page_lists_phones_and_downloads(client: Client
     await page.wait_for_url("**/admin/provisioning")
     mac = client.caller.mac
     row = page.locator(f"#prov-phones tr[data-mac='{mac}']")
-    assert "yealink" in (await row.text_content() or "")
+    assert "Yealink" in (await row.text_content() or "")
     await client.shot("provisioning")
     async with page.expect_download() as info:
         await row.locator("a.download").first.click()
