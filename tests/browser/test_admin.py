@@ -213,15 +213,37 @@ async def test_a_setting_is_saved_validated_and_survives_a_restart(admin: Admin)
     await expect(page.locator(".flash.ok")).to_contain_text("phones.keepalive_interval")
     assert admin.server.settings.phones.keepalive_interval == 45
 
-    # Refused with the key named next to the form; nothing changes.
+    # Refused: the error names the field's label, stands at the field, and the form keeps
+    # what was typed (in every field of the section); nothing changes.
     form = page.locator("#form-advanced")
     await form.locator("input[name=registration_expires]").evaluate("e => e.min = ''")
     await form.locator("input[name=registration_expires]").fill("10")
+    await form.locator("input[name=block_time]").fill("77")
     await form.locator("button[type=submit]").click()
-    await expect(page.locator('[data-error="advanced"]')).to_contain_text(
-        "phones.registration_expires"
-    )
+    error = page.locator('[data-error="advanced"][data-field="registration_expires"]')
+    await expect(error).to_contain_text("SIP expiration time: must be at least 30")
+    await expect(error).to_contain_text("phones.registration_expires")
+    field = page.locator("#form-advanced input[name=registration_expires]")
+    assert await field.input_value() == "10"
+    assert await field.get_attribute("aria-invalid") == "true"
+    assert await page.locator("#form-advanced input[name=block_time]").input_value() == "77"
+    # The message is inside the field's own label, not at the top of the page.
+    at_field = "#form-advanced label:has(input[name=registration_expires]) .field-error"
+    await expect(page.locator(at_field)).to_have_count(1)
+    await admin.shot("settings-error")
     assert admin.server.settings.phones.registration_expires == 300
+    assert admin.server.settings.phones.block_time != 77
+    # A setting of another section is refused at its own field too (a text area here).
+    await page.goto(admin.url("/admin/settings"))
+    form = page.locator("#form-phones")
+    listen = form.locator("textarea[name=listen]")
+    typed = (await listen.input_value()) + "\nbogus"
+    await listen.fill(typed)
+    await form.locator("button[type=submit]").click()
+    await expect(page.locator('[data-error="phones"][data-field="listen"]')).to_contain_text(
+        "Listen addresses: 'bogus'"
+    )
+    assert await page.locator("#form-phones textarea[name=listen]").input_value() == typed
 
     # A client account added in the client connection section.
     form = page.locator("#form-clients")
