@@ -159,7 +159,7 @@ async def test_phone_page_draws_the_live_message_ladder(admin: Admin, tmp_path: 
     await expect(lines).to_contain_text("sip:201@sim.invalid")
     await expect(page.locator('a[href*="/api/v1/"]')).to_have_count(0)
     # The line's current call, from the call tracker, in plain words.
-    call = page.locator("#phone-calls tbody tr")
+    call = page.locator("#phone-calls tbody tr")  # (server-rendered, then kept live)
     await expect(call).to_have_count(1)
     await expect(call).to_contain_text("201")
     await expect(call).to_contain_text("Ringing")
@@ -187,6 +187,9 @@ async def test_phone_page_draws_the_live_message_ladder(admin: Admin, tmp_path: 
     await expect(probe).to_be_visible(timeout=5000)
     assert await ladder.locator(".msg").count() >= min(before + 1, 200)
     await expect(ladder.locator("details.msg[open]")).to_have_count(2)
+    # The call is answered: the calls table follows without a reload.
+    assert sim.answer("201")
+    await expect(call.locator(".call-state")).to_have_text("Connected")
     await admin.shot("phone")
 
     # The trace as a text file.

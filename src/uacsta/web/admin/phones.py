@@ -269,6 +269,7 @@ async def phone_trace(request: Request, mac: str) -> JSONResponse:
             "state": record.state,
             "state_text": STATE_TEXT.get(record.state, ""),
             "reason": record.state_reason or "",
+            "calls": _current_calls(o, list(record.lines)),
             "entries": _trace(o, record.mac),
         },
         headers={"Cache-Control": "no-store"},

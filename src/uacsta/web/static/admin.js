@@ -175,6 +175,43 @@
       });
       if (atBottom) body.scrollTop = body.scrollHeight;
     }
+    // The lines' current calls (from the call tracker), refreshed with the ladder.
+    function renderCalls(calls) {
+      var box = document.getElementById("phone-calls");
+      if (!box) return;
+      box.innerHTML = "";
+      if (!calls.length) {
+        var none = document.createElement("p");
+        none.className = "muted phone-calls"; none.textContent = "No calls on this phone's lines now.";
+        box.appendChild(none);
+        return;
+      }
+      var table = document.createElement("table");
+      table.className = "data compact phone-calls";
+      var head = table.createTHead().insertRow();
+      ["Line", "State", "Other party", "Direction", "For"].forEach(function (name) {
+        var th = document.createElement("th"); th.textContent = name; head.appendChild(th);
+      });
+      var tbody = table.createTBody();
+      calls.forEach(function (c) {
+        var row = tbody.insertRow();
+        row.setAttribute("data-state", c.state);
+        row.insertCell().textContent = c.extension;
+        var state = document.createElement("span");
+        state.className = "call-state call-" + c.state; state.textContent = c.state_text;
+        row.insertCell().appendChild(state);
+        var party = row.insertCell();
+        party.textContent = c.remote;
+        if (c.internal) {
+          var badge = document.createElement("span");
+          badge.className = "badge"; badge.textContent = "internal";
+          party.appendChild(document.createTextNode(" ")); party.appendChild(badge);
+        }
+        row.insertCell().textContent = c.direction;
+        var since = row.insertCell(); since.className = "mono"; since.textContent = c.since;
+      });
+      box.appendChild(table);
+    }
     function refresh() {
       if (!live.checked || document.hidden) return;
       fetch(ladder.getAttribute("data-src"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
@@ -187,6 +224,7 @@
           render(last);
           var state = document.getElementById("phone-state");
           if (state) { state.textContent = data.state; state.className = "state big state-" + data.state; }
+          if (data.calls) renderCalls(data.calls);
           var reason = document.getElementById("phone-reason");
           if (reason) reason.textContent = data.reason || data.state_text || "";
         })
