@@ -204,6 +204,19 @@ async def test_phone_page_draws_the_live_message_ladder(admin: Admin, tmp_path: 
     assert "INVITE sip:" in text and "Call-ID:" in text
     sim.hangup("100")
 
+    # Disabling from the phone's page asks too, and the page says what happened.
+    asked: list[str] = []
+
+    async def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+
+    page.once("dialog", accept)
+    await page.click("form[action$='/enabled'] button[type=submit]")
+    await expect(page.locator(".flash.ok")).to_contain_text("disabled: its CSTA link was closed")
+    await expect(page.locator("#phone-state")).to_have_text("disabled")
+    assert asked and asked[0].startswith("Disable snom")
+
 
 async def test_a_setting_is_saved_validated_and_survives_a_restart(admin: Admin) -> None:
     page = admin.page
