@@ -78,3 +78,11 @@ def test_full_text_is_kept_for_the_newest_entries_only() -> None:
         None,
     ]
     assert [e[:4] for e in entries] == buffer.entries
+
+
+def test_no_full_text_without_room() -> None:
+    assert not TraceBuffer(size=0).keeps_details
+    assert not TraceBuffer(size=8, details=0).keeps_details
+    buffer = TraceBuffer(size=8, details=0)
+    buffer.add("in", "sip", "INFO", "INFO\r\n")
+    assert buffer.full_entries()[0][4] is None

@@ -53,6 +53,11 @@ class TraceBuffer:
         #: Where the next entry goes once the buffer is full (the oldest entry).
         self._next = 0
 
+    @property
+    def keeps_details(self) -> bool:
+        """Whether :meth:`add` keeps a full text (else the caller need not make one)."""
+        return bool(self._details.maxlen)
+
     def add(self, direction: str, kind: str, text: str, detail: str | bytes | None = None) -> None:
         if not self.size:
             return
