@@ -62,3 +62,27 @@ def test_entry_kinds_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trace, "_MAX_PAIRS", len(trace._PAIRS))
     with pytest.raises(ValueError, match="too many trace entry kinds"):
         TraceBuffer(1).add("in", "a-kind-never-seen", "x")
+
+
+def test_full_text_is_kept_for_the_newest_entries_only() -> None:
+    buffer = TraceBuffer(size=4, details=2)
+    for i in range(6):
+        buffer.add("in", "sip", f"INFO {i}", f"INFO {i}\r\nCall-ID: x{i}\r\n\r\nbody")
+    buffer.add("out", "csta", "NoBody")
+    entries = buffer.full_entries()
+    assert [e[3] for e in entries] == ["INFO 3", "INFO 4", "INFO 5", "NoBody"]
+    assert [e[4] for e in entries] == [
+        None,
+        "INFO 4\r\nCall-ID: x4\r\n\r\nbody",
+        "INFO 5\r\nCall-ID: x5\r\n\r\nbody",
+        None,
+    ]
+    assert [e[:4] for e in entries] == buffer.entries
+
+
+def test_no_full_text_without_room() -> None:
+    assert not TraceBuffer(size=0).keeps_details
+    assert not TraceBuffer(size=8, details=0).keeps_details
+    buffer = TraceBuffer(size=8, details=0)
+    buffer.add("in", "sip", "INFO", "INFO\r\n")
+    assert buffer.full_entries()[0][4] is None

@@ -124,13 +124,16 @@ ADMIN_CHANGES = "admin_changes"
 
 
 # ---------------------------------------------------------------------------- records
-def trace_entry(t: float, direction: str, kind: str, text: str) -> dict[str, Any]:
+def trace_entry(
+    t: float, direction: str, kind: str, text: str, detail: str | None = None
+) -> dict[str, Any]:
     return {
         "time": t,
         "clock": datetime.fromtimestamp(t).strftime("%H:%M:%S.%f")[:-3],
         "dir": direction,
         "kind": kind,
         "text": text,
+        "detail": detail,
     }
 
 
@@ -218,6 +221,14 @@ class Operations:
         buffer = phones.traces.get(record.mac) if phones is not None else None
         entries = list(buffer.entries) if buffer is not None else []
         return entries[-limit:] if limit else entries
+
+    def trace_details(self, mac: str) -> list[tuple[float, str, str, str, str | None]]:
+        """:meth:`trace` with each message's full text where the trace still keeps it (the
+        newest ones): the SIP message with its body, the CSTA XML."""
+        record = self.phone(mac)
+        phones = self.parts.phones
+        buffer = phones.traces.get(record.mac) if phones is not None else None
+        return buffer.full_entries() if buffer is not None else []
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 from playwright.async_api import expect
 
@@ -93,10 +94,39 @@ async def test_phones_are_listed_and_can_be_disabled_and_enabled(admin: Admin) -
     first = await page.locator("#phones tbody tr").first.get_attribute("data-mac")
     assert first == max(yealink.mac, snom.mac)
 
+    # The lines column: the extensions; the filter finds a phone by one of them.
+    await expect(row.locator("td.lines")).to_have_text("100")
+    await expect(page.locator(f'tr[data-mac="{snom.mac}"] td.lines')).to_have_text("200, 201")
+    await expect(row).to_contain_text("Yealink")  # the vendor's display name
+    snom_type = page.locator(f'tr[data-mac="{snom.mac}"] .vendor')
+    assert await snom_type.inner_text() == "snom"  # as rendered: not "Snom"
+    await page.fill("#phone-filter", "201")
+    await expect(page.locator("#phones tbody tr:visible")).to_have_count(1)
+    await expect(page.locator("#phones tbody tr:visible")).to_have_attribute("data-mac", snom.mac)
+    await page.fill("#phone-filter", "")
+
     inventory = admin.server.inventory
     assert inventory is not None
-    await row.locator(".enabled-toggle").uncheck()
+    # Disabling asks first: declined, nothing changes.
+    asked: list[str] = []
+
+    async def decline(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.dismiss()
+
+    page.once("dialog", decline)
+    await row.locator(".enabled-toggle").click()
+    await expect(row.locator(".enabled-toggle")).to_be_checked()
+    assert asked and "Disable Yealink" in asked[0] and "no longer controlled" in asked[0]
+    assert inventory.get(yealink.mac).enabled is True  # type: ignore[union-attr]
+    # Accepted: disabled, and the page says what happened.
+    page.once("dialog", lambda dialog: dialog.accept())
+    await row.locator(".enabled-toggle").click()
     await expect(row.locator(".state")).to_have_text("disabled")
+    await expect(page.locator("#phone-notice")).to_contain_text(
+        f"Phone {format_mac(yealink.mac)} disabled"
+    )
+    await admin.shot("phones-disabled")
     assert inventory.get(yealink.mac).enabled is False  # type: ignore[union-attr]
     await page.reload()
     await expect(row.locator(".enabled-toggle")).not_to_be_checked()
@@ -109,30 +139,84 @@ async def test_phones_are_listed_and_can_be_disabled_and_enabled(admin: Admin) -
     await expect(row.locator(".state")).to_have_text("ready")
 
 
-async def test_phone_page_draws_the_live_message_ladder(admin: Admin) -> None:
+async def test_phone_page_draws_the_live_message_ladder(admin: Admin, tmp_path: Path) -> None:
     page = admin.page
     await admin.login()
     snom = admin.phones[1]
+    sim = admin.harness.sims[0]
+    sim.dial("100", "201")  # rings at the snom's second line (nobody answers)
+    tracker = admin.server.hub.switch.calls
+    assert tracker is not None
+    await wait_until(lambda: bool(tracker.calls("sip:201@sim.invalid")), what="201 ringing")
     await page.goto(admin.url(f"/admin/phones/{snom.mac}"))
+    # One state: the pill and what it means; no second status, no raw link state.
     await expect(page.locator("#phone-state")).to_have_text("ready")
-    await expect(page.locator(".card").filter(has_text="Lines")).to_contain_text(
-        "sip:201@sim.invalid"
-    )
-    snapshot = page.locator('a[href="/api/v1/devices/sip%3A201%40sim.invalid/snapshot"]')
-    await expect(snapshot).to_have_count(1)
+    await expect(page.locator("#phone-reason")).to_have_text("registered and under control")
+    details = page.locator("dl.details")
+    await expect(details).not_to_contain_text("Status")
+    await expect(details).not_to_contain_text("CSTA link")
+    await expect(page.locator("h1")).to_contain_text("snom")
+    lines = page.locator(".card").filter(has_text="Lines")
+    await expect(lines).to_contain_text("sip:201@sim.invalid")
+    await expect(page.locator('a[href*="/api/v1/"]')).to_have_count(0)
+    # The line's current call, from the call tracker, in plain words.
+    call = page.locator("#phone-calls tbody tr")  # (server-rendered, then kept live)
+    await expect(call).to_have_count(1)
+    await expect(call).to_contain_text("201")
+    await expect(call).to_contain_text("Ringing")
+    await expect(call).to_contain_text("100")
+
     ladder = page.locator("#ladder-body")
     await expect(ladder.locator(".msg.out.sip").filter(has_text="INVITE").first).to_be_visible()
     await expect(ladder.locator(".msg.sip").filter(has_text="INFO").first).to_be_visible()
     await expect(ladder.locator(".msg.csta").first).to_be_visible()
-    # Live: a new trace entry appears without reloading.
+    # A row opens to the full message: the SIP INFO with its headers and CSTA body.
+    info = ladder.locator(".msg.in.sip").filter(has_text="INFO sip:").last
+    await info.locator("summary").click()
+    full = info.locator("pre.full")
+    await expect(full).to_be_visible()
+    await expect(full).to_contain_text("Call-ID:")
+    await expect(full).to_contain_text("<?xml")
+    csta = ladder.locator(".msg.csta").last
+    await csta.locator("summary").click()
+    await expect(csta.locator("pre.full")).to_contain_text("xmlns")
+    # Live: a new trace entry appears without reloading; the opened row stays open.
     before = await ladder.locator(".msg").count()
     assert admin.server.phones is not None
-    admin.server.phones.traces[snom.mac].add("in", "csta", "ProbeFromTheTest")
-    await expect(ladder.locator(".msg.in.csta").filter(has_text="ProbeFromTheTest")).to_be_visible(
-        timeout=5000
-    )
+    admin.server.phones.traces[snom.mac].add("in", "csta", "ProbeFromTheTest", "<Probe/>")
+    probe = ladder.locator(".msg.in.csta").filter(has_text="ProbeFromTheTest")
+    await expect(probe).to_be_visible(timeout=5000)
     assert await ladder.locator(".msg").count() >= min(before + 1, 200)
+    await expect(ladder.locator("details.msg[open]")).to_have_count(2)
+    # The call is answered: the calls table follows without a reload.
+    assert sim.answer("201")
+    await expect(call.locator(".call-state")).to_have_text("Connected")
     await admin.shot("phone")
+
+    # The trace as a text file.
+    async with page.expect_download() as download_info:
+        await page.click("#trace-download")
+    download = await download_info.value
+    assert download.suggested_filename.startswith(f"trace-{snom.mac}-")
+    saved = tmp_path / "trace.txt"
+    await download.save_as(saved)
+    text = saved.read_text()
+    assert "phone -> uacsta CSTA ProbeFromTheTest" in text and "<Probe/>" in text
+    assert "INVITE sip:" in text and "Call-ID:" in text
+    sim.hangup("100")
+
+    # Disabling from the phone's page asks too, and the page says what happened.
+    asked: list[str] = []
+
+    async def accept(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+
+    page.once("dialog", accept)
+    await page.click("form[action$='/enabled'] button[type=submit]")
+    await expect(page.locator(".flash.ok")).to_contain_text("disabled: its CSTA link was closed")
+    await expect(page.locator("#phone-state")).to_have_text("disabled")
+    assert asked and asked[0].startswith("Disable snom")
 
 
 async def test_a_setting_is_saved_validated_and_survives_a_restart(admin: Admin) -> None:
@@ -146,15 +230,37 @@ async def test_a_setting_is_saved_validated_and_survives_a_restart(admin: Admin)
     await expect(page.locator(".flash.ok")).to_contain_text("phones.keepalive_interval")
     assert admin.server.settings.phones.keepalive_interval == 45
 
-    # Refused with the key named next to the form; nothing changes.
+    # Refused: the error names the field's label, stands at the field, and the form keeps
+    # what was typed (in every field of the section); nothing changes.
     form = page.locator("#form-advanced")
     await form.locator("input[name=registration_expires]").evaluate("e => e.min = ''")
     await form.locator("input[name=registration_expires]").fill("10")
+    await form.locator("input[name=block_time]").fill("77")
     await form.locator("button[type=submit]").click()
-    await expect(page.locator('[data-error="advanced"]')).to_contain_text(
-        "phones.registration_expires"
-    )
+    error = page.locator('[data-error="advanced"][data-field="registration_expires"]')
+    await expect(error).to_contain_text("SIP expiration time: must be at least 30")
+    await expect(error).to_contain_text("phones.registration_expires")
+    field = page.locator("#form-advanced input[name=registration_expires]")
+    assert await field.input_value() == "10"
+    assert await field.get_attribute("aria-invalid") == "true"
+    assert await page.locator("#form-advanced input[name=block_time]").input_value() == "77"
+    # The message is inside the field's own label, not at the top of the page.
+    at_field = "#form-advanced label:has(input[name=registration_expires]) .field-error"
+    await expect(page.locator(at_field)).to_have_count(1)
+    await admin.shot("settings-error")
     assert admin.server.settings.phones.registration_expires == 300
+    assert admin.server.settings.phones.block_time != 77
+    # A setting of another section is refused at its own field too (a text area here).
+    await page.goto(admin.url("/admin/settings"))
+    form = page.locator("#form-phones")
+    listen = form.locator("textarea[name=listen]")
+    typed = (await listen.input_value()) + "\nbogus"
+    await listen.fill(typed)
+    await form.locator("button[type=submit]").click()
+    await expect(page.locator('[data-error="phones"][data-field="listen"]')).to_contain_text(
+        "Listen addresses: 'bogus'"
+    )
+    assert await page.locator("#form-phones textarea[name=listen]").input_value() == typed
 
     # A client account added in the client connection section.
     form = page.locator("#form-clients")

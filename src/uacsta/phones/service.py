@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from uacsta.config import Settings
+from uacsta.csta import codec
 from uacsta.csta import messages as m
 from uacsta.hub import SwitchHub
 from uacsta.net.flow import Flow, TransportLimits
@@ -479,10 +480,19 @@ class PhoneService:
         mac = self._flow_mac.get((flow.transport, flow.remote))
         if mac is None:
             return
-        self.traces[mac].add(direction, "sip", message.start_line())
+        trace = self.traces[mac]
+        full = message.to_bytes() if trace.keeps_details else None
+        trace.add(direction, "sip", message.start_line(), full)
 
     def trace_csta(self, mac: str, direction: str, message: m.CstaMessage) -> None:
-        self.traces[mac].add(direction, "csta", type(message).__name__)
+        trace = self.traces[mac]
+        body: bytes | None = None
+        if trace.keeps_details:
+            try:
+                body = codec.encode(message)
+            except (TypeError, ValueError):  # a message the codec cannot write: the name only
+                body = None
+        trace.add(direction, "csta", type(message).__name__, body)
 
     def observe_latency(self, service: str, seconds: float) -> None:
         if self._observe is not None:

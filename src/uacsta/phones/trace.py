@@ -5,13 +5,19 @@ decides a good part of the memory a linked phone costs: 10,000 phones x 64 entri
 ``(float, str, str, str)`` tuples is ~60 MB. Here an entry is 17 bytes (an 8-byte time in
 an ``array``, a 1-byte direction/kind code, a reference to the text), and texts are
 interned: a phone's start lines and the CSTA message names repeat with every keep-alive.
+
+The full text of a message (the SIP message with its body, the CSTA XML) is kept for the
+newest ``details`` entries only, zlib-compressed: ~32 x 0.4 kB per linked phone by default,
+so the operator can open the last exchanges without the whole history costing as much.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+import zlib
 from array import array
+from collections import deque
 
 #: (direction, kind) pairs by code; a pair not seen before gets the next code.
 _PAIRS: list[tuple[str, str]] = [("in", "sip"), ("out", "sip"), ("in", "csta"), ("out", "csta")]
@@ -33,32 +39,58 @@ def _code(direction: str, kind: str) -> int:
 class TraceBuffer:
     """The last ``size`` messages of one phone, oldest dropped first."""
 
-    __slots__ = ("_codes", "_next", "_texts", "_times", "size")
+    __slots__ = ("_codes", "_details", "_next", "_seq", "_seqs", "_texts", "_times", "size")
 
-    def __init__(self, size: int = 64) -> None:
+    def __init__(self, size: int = 64, details: int = 32) -> None:
         self.size = max(0, size)
+        #: ``(sequence number, compressed full text)`` of the newest entries that have one.
+        self._details: deque[tuple[int, bytes]] = deque(maxlen=max(0, min(details, self.size)))
+        self._seqs = array("Q")
+        self._seq = 0
         self._times = array("d")
         self._codes = bytearray()
         self._texts: list[str] = []
         #: Where the next entry goes once the buffer is full (the oldest entry).
         self._next = 0
 
-    def add(self, direction: str, kind: str, text: str) -> None:
+    @property
+    def keeps_details(self) -> bool:
+        """Whether :meth:`add` keeps a full text (else the caller need not make one)."""
+        return bool(self._details.maxlen)
+
+    def add(self, direction: str, kind: str, text: str, detail: str | bytes | None = None) -> None:
         if not self.size:
             return
         code = _code(direction, kind)
         text = sys.intern(text)
         now = time.time()
+        self._seq += 1
+        if detail is not None and self._details.maxlen:
+            raw = detail.encode("utf-8", "replace") if isinstance(detail, str) else detail
+            self._details.append((self._seq, zlib.compress(raw, 1)))
         if len(self._texts) < self.size:  # grows with use: a quiet phone costs little
             self._times.append(now)
             self._codes.append(code)
             self._texts.append(text)
+            self._seqs.append(self._seq)
             return
         i = self._next
         self._times[i] = now
         self._codes[i] = code
         self._texts[i] = text
+        self._seqs[i] = self._seq
         self._next = (i + 1) % self.size
+
+    def full_entries(self) -> list[tuple[float, str, str, str, str | None]]:
+        """``(unix time, direction, kind, text, full text or None)``, oldest first."""
+        details = {seq: blob for seq, blob in self._details}
+        order = list(range(self._next, len(self._texts))) + list(range(self._next))
+        out: list[tuple[float, str, str, str, str | None]] = []
+        for i in order:
+            blob = details.get(self._seqs[i])
+            full = zlib.decompress(blob).decode("utf-8", "replace") if blob else None
+            out.append((self._times[i], *_PAIRS[self._codes[i]], self._texts[i], full))
+        return out
 
     @property
     def entries(self) -> list[tuple[float, str, str, str]]:

@@ -353,6 +353,15 @@ PROFILES: dict[str, VendorProfile] = {
 #: A phone we do not recognise gets every service; its answers decide.
 GENERIC = VendorProfile(key="generic", name="Generic uaCSTA", emulate_alternate_call=False)
 
+
+def vendor_name(key: str | None) -> str:
+    """The vendor's display name (its profile's: ``Yealink``, ``snom``...), else ``key``."""
+    if not key:
+        return ""
+    profile = PROFILES.get(key.lower())
+    return profile.name if profile is not None else key
+
+
 _OUI = {
     "001565": "yealink",
     "805EC0": "yealink",

@@ -30,7 +30,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from uacsta.phones.mac import format_mac, normalize_mac
-from uacsta.phones.vendors import PROFILES, detect
+from uacsta.phones.vendors import PROFILES, detect, vendor_name
 from uacsta.provisioning.credentials import (
     Login,
     check_login,
@@ -387,6 +387,7 @@ def _phone_rows(server: Server, base_url: str) -> list[dict[str, Any]]:
                 "mac": record.mac,
                 "mac_display": format_mac(record.mac),
                 "vendor": vendor or record.vendor,
+                "vendor_name": vendor_name(vendor or record.vendor),
                 "model": record.model or "",
                 "state": record.state,
                 "lines": [extension_of(line) or line for line in record.lines],

@@ -31,6 +31,50 @@ router = APIRouter()
 NEEDS_RESTART = ("clients.sip_listen", "clients.csta_listen", "http.listen")
 
 
+#: Settings key → (form field name, the field's label on the page): an error names the label
+#: and is shown at the field.
+FIELDS: dict[str, tuple[str, str]] = {
+    "phones.listen": ("listen", "Listen addresses"),
+    "phones.password": ("password", "Phone password"),
+    "phones.passwords": ("phone_mac", "MAC address"),
+    "clients.sip_listen": ("sip_listen", "TR/87 (SIP) listen addresses"),
+    "clients.csta_listen": ("csta_listen", "CSTA XML (TCP) listen addresses"),
+    "clients.session_duration": ("session_duration", "Session duration"),
+    "clients.max_session_duration": ("max_session_duration", "Maximum session duration"),
+    "clients.accounts": ("new_account_name", "New account name"),
+    "phones.registration_expires": ("registration_expires", "SIP expiration time"),
+    "phones.keepalive_interval": ("keepalive_interval", "Keep-alive interval"),
+    "phones.session_expires": ("session_expires", "Session expires"),
+    "phones.csta_timeout": ("csta_timeout", "CSTA timeout"),
+    "phones.relink_backoff": ("relink_backoff", "Re-link back-off"),
+    "phones.max_parallel_setups": ("max_parallel_setups", "Parallel link set-ups"),
+    "phones.max_auth_failures": ("max_auth_failures", "Failed authentications before blocking"),
+    "phones.block_time": ("block_time", "Block time"),
+    "tls.certificate": ("certificate", "Certificate (chain) file"),
+    "tls.private_key": ("private_key", "Private key file"),
+    "provisioning.user": ("user", "HTTP user"),
+    "provisioning.password": ("password", "HTTP password"),
+    "provisioning.server_host": ("server_host", "Server address for phones"),
+    "provisioning.transport": ("transport", "Transport"),
+}
+
+
+def field_error(key: str, message: str) -> tuple[str | None, str]:
+    """The form field a refused settings key belongs to, and the message in the page's words:
+    the field's label first, the key in brackets for the settings file."""
+    found = FIELDS.get(key)
+    if found is None and key.startswith("phones.passwords."):
+        found = ("phone_password", "Password for this phone")
+    if found is None and key.startswith("clients.accounts["):
+        found = ("new_account_password", "Password") if key.endswith("password") else None
+    if found is None:
+        return None, message
+    name, label = found
+    head, sep, rest = message.partition(":")
+    detail = rest.strip() if sep and head.strip() == key else message
+    return name, f"{label}: {detail} ({key})"
+
+
 def _lines(value: str) -> list[str]:
     return [item.strip() for item in value.replace(",", "\n").splitlines() if item.strip()]
 
@@ -153,6 +197,8 @@ def _settingsrender(
     principal: Principal,
     *,
     errors: dict[str, str] | None = None,
+    field_errors: dict[str, str] | None = None,
+    typed: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     o = ops(request)
@@ -164,6 +210,8 @@ def _settingsrender(
             "nav": "settings",
             "s": s,
             "errors": errors or {},
+            "field_errors": field_errors or {},
+            "typed": typed or {},
             "per_phone": sorted(
                 (normalize_mac(k) or k for k in s.phones.passwords), key=lambda m: m
             ),
@@ -187,7 +235,21 @@ async def settings_save(request: Request) -> Response:
         restarted = await o.update_settings(changes)
     except OperationError as exc:
         log.info("settings change refused (%s): %s", section, exc)
-        return _settingsrender(request, principal, errors={section: str(exc)}, status_code=422)
+        name, message = field_error(getattr(exc, "field", "") or "", str(exc))
+        # What the operator typed stays in the form (not the passwords), the error at its field.
+        typed = {
+            k: v
+            for k, v in form.multi_items()
+            if isinstance(v, str) and k not in ("csrf", "section") and "password" not in k
+        }
+        return _settingsrender(
+            request,
+            principal,
+            errors={} if name else {section: message},
+            field_errors={f"{section}.{name}": message} if name else {},
+            typed={"__section": section, **typed},
+            status_code=422,
+        )
     keys = changed_keys(before, o.settings)
     log.info("settings changed by %s: %s", principal.name, describe(keys))
     message = f"Saved. Changed: {describe(keys)}."

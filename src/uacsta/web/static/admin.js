@@ -61,6 +61,13 @@
   document.querySelectorAll(".enabled-toggle").forEach(function (box) {
     box.addEventListener("change", function () {
       var form = box.form, row = box.closest("tr");
+      if (!box.checked) {
+        var what = form.getAttribute("data-phone") || "this phone";
+        if (!window.confirm("Disable " + what + "? Its CSTA link is closed: its lines are no longer controlled or monitored until you enable it again.")) {
+          box.checked = true;
+          return;
+        }
+      }
       var body = new URLSearchParams();
       body.set("csrf", form.elements.csrf.value);
       body.set("enabled", box.checked ? "1" : "0");
@@ -82,7 +89,10 @@
         s.className = "state state-" + data.state; s.textContent = data.state;
         var reason = document.createElement("span");
         reason.className = "reason"; reason.textContent = data.reason;
+        if (data.state_text) s.title = data.state_text;
         cell.appendChild(s); cell.appendChild(reason);
+        var notice = document.getElementById("phone-notice");
+        if (notice && data.message) { notice.textContent = data.message; notice.hidden = false; }
         row.cells[box.closest("td").cellIndex].setAttribute("data-value", data.enabled ? "1" : "0");
         Object.keys(data.counts || {}).forEach(function (state) {
           var pill = document.querySelector('#state-counts [data-state="' + state + '"] b');
@@ -124,6 +134,13 @@
     var showSip = document.getElementById("ladder-sip");
     var showCsta = document.getElementById("ladder-csta");
     var last = null;
+    var opened = {}; // rows the operator opened stay open across refreshes
+    body.querySelectorAll("details.msg").forEach(function (row) {
+      var key = row.getAttribute("data-key");
+      row.addEventListener("toggle", function () {
+        if (row.open) opened[key] = true; else delete opened[key];
+      });
+    });
     function render(entries) {
       var atBottom = body.scrollTop + body.clientHeight >= body.scrollHeight - 4;
       body.innerHTML = "";
@@ -136,17 +153,64 @@
         body.appendChild(p);
       }
       shown.forEach(function (e) {
-        var row = document.createElement("div");
+        var key = e.time + " " + e.dir + " " + e.kind + " " + e.text;
+        var row = document.createElement("details");
         row.className = "msg " + e.dir + " " + e.kind;
         row.title = (e.dir === "out" ? "uacsta → phone" : "phone → uacsta") + ": " + e.text;
+        row.setAttribute("data-key", key);
+        if (opened[key]) row.open = true;
+        row.addEventListener("toggle", function () {
+          if (row.open) opened[key] = true; else delete opened[key];
+        });
+        var summary = document.createElement("summary");
         var t = document.createElement("span"); t.className = "t"; t.textContent = e.clock;
         var arrow = document.createElement("span"); arrow.className = "arrow";
         var label = document.createElement("span"); label.className = "label"; label.textContent = e.text;
         var lane = document.createElement("span"); lane.className = "lane";
-        arrow.appendChild(label); lane.appendChild(arrow); row.appendChild(t); row.appendChild(lane);
+        arrow.appendChild(label); lane.appendChild(arrow); summary.appendChild(t); summary.appendChild(lane);
+        var full = document.createElement("pre"); full.className = "full";
+        full.textContent = e.detail || "(the full text is no longer kept)";
+        row.appendChild(summary); row.appendChild(full);
         body.appendChild(row);
       });
       if (atBottom) body.scrollTop = body.scrollHeight;
+    }
+    // The lines' current calls (from the call tracker), refreshed with the ladder.
+    function renderCalls(calls) {
+      var box = document.getElementById("phone-calls");
+      if (!box) return;
+      box.innerHTML = "";
+      if (!calls.length) {
+        var none = document.createElement("p");
+        none.className = "muted phone-calls"; none.textContent = "No calls on this phone's lines now.";
+        box.appendChild(none);
+        return;
+      }
+      var table = document.createElement("table");
+      table.className = "data compact phone-calls";
+      var head = table.createTHead().insertRow();
+      ["Line", "State", "Other party", "Direction", "For"].forEach(function (name) {
+        var th = document.createElement("th"); th.textContent = name; head.appendChild(th);
+      });
+      var tbody = table.createTBody();
+      calls.forEach(function (c) {
+        var row = tbody.insertRow();
+        row.setAttribute("data-state", c.state);
+        row.insertCell().textContent = c.extension;
+        var state = document.createElement("span");
+        state.className = "call-state call-" + c.state; state.textContent = c.state_text;
+        row.insertCell().appendChild(state);
+        var party = row.insertCell();
+        party.textContent = c.remote;
+        if (c.internal) {
+          var badge = document.createElement("span");
+          badge.className = "badge"; badge.textContent = "internal";
+          party.appendChild(document.createTextNode(" ")); party.appendChild(badge);
+        }
+        row.insertCell().textContent = c.direction;
+        var since = row.insertCell(); since.className = "mono"; since.textContent = c.since;
+      });
+      box.appendChild(table);
     }
     function refresh() {
       if (!live.checked || document.hidden) return;
@@ -160,8 +224,9 @@
           render(last);
           var state = document.getElementById("phone-state");
           if (state) { state.textContent = data.state; state.className = "state big state-" + data.state; }
+          if (data.calls) renderCalls(data.calls);
           var reason = document.getElementById("phone-reason");
-          if (reason) reason.textContent = data.reason || "—";
+          if (reason) reason.textContent = data.reason || data.state_text || "";
         })
         .catch(function () { /* logged out or server gone: keep the last picture */ });
     }

@@ -1,6 +1,9 @@
 // uacsta web client: one line, its calls, DND and forwarding, over the JSON API (/api/v1)
 // and its event WebSocket. Plain JavaScript, no build step. On every event of the line the
-// calls are re-read with SnapshotDevice, so the list is what the phone says, not a guess.
+// calls are re-read from the server's call tracker (GET /devices/{d}/calls; SnapshotDevice
+// where the server does not track calls), so the list is what the server knows, not a guess.
+// The page speaks plain words: the WebSocket's normalized notices (call.ringing, ...) feed
+// the activity list; CSTA events are used only where no notice says it (the far end holding).
 (() => {
   "use strict";
 
@@ -14,6 +17,9 @@
     calls: [], // [{call_id, device_id, state}]
     parties: new Map(), // call_id → the other party, learnt from events
     ringback: new Set(), // call_ids of own calls ringing at the far end
+    remoteHold: new Set(), // call_ids the other party put on hold
+    firstSeen: new Map(), // call_id → when this page first saw it (snapshot fallback)
+    forwardTo: "", // where "forward all calls" sends them
     ready: null,
     subscribed: false,
     ws: null,
@@ -139,19 +145,26 @@
   }
 
   // --- DND and forwarding ---------------------------------------------------------------
+  function showForward(on) {
+    const target = $("fwd-target");
+    target.hidden = !(on && state.forwardTo);
+    target.textContent = state.forwardTo ? `Calls go to ${state.forwardTo}` : "";
+  }
+
   async function refreshFeatures() {
     const note = [];
     try {
       const dnd = await api("GET", `${DEV}/dnd`);
       $("dnd").checked = !!dnd.on;
     } catch (err) {
-      note.push(`DND: ${err.message}`);
+      note.push(`Do not disturb: ${err.message}`);
     }
     try {
       const fwd = await api("GET", `${DEV}/forwarding`);
       const immediate = (fwd.forwarding || []).find((f) => f.type === "forwardImmediate");
       $("fwd").checked = !!(immediate && immediate.on);
-      if (immediate && immediate.to) $("fwd-to").value = userPart(immediate.to) || immediate.to;
+      if (immediate && immediate.to) state.forwardTo = userPart(immediate.to) || immediate.to;
+      showForward($("fwd").checked);
     } catch (err) {
       note.push(`Forwarding: ${err.message}`);
     }
@@ -170,19 +183,69 @@
   $("fwd").addEventListener("change", async (event) => {
     const box = event.target;
     const on = box.checked;
-    const to = $("fwd-to").value.trim();
-    if (on && !to) {
-      box.checked = false;
-      show("Enter the number to forward to.");
-      $("fwd-to").focus();
-      return;
+    let to = state.forwardTo;
+    if (on) {
+      to = await askNumber({
+        title: "Forward all calls",
+        hint: "Every call to your line goes straight to this number until you turn it off.",
+        ok: "Forward",
+        value: state.forwardTo,
+      });
+      if (!to) {
+        box.checked = false;
+        return;
+      }
     }
     box.disabled = true;
     const payload = { type: "forwardImmediate", on, to: to || null };
     const result = await act("Forwarding", () => api("PUT", `${DEV}/forwarding`, payload));
-    if (result === undefined) box.checked = !on;
+    if (result === undefined) {
+      box.checked = !on;
+    } else if (on) {
+      state.forwardTo = to;
+    }
+    showForward(box.checked);
     box.disabled = !state.ready;
   });
+
+  // --- the number dialog (transfer, forward a ringing call, forward all calls) -----------
+  // Resolves to the number typed, or null when cancelled.
+  function askNumber({ title, hint, ok, value = "" }) {
+    const dialog = $("number-dialog");
+    const input = $("dialog-number");
+    $("dialog-title").textContent = title;
+    $("dialog-hint").textContent = hint || "";
+    $("dialog-ok").textContent = ok;
+    input.value = value;
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (result) => {
+        if (done) return;
+        done = true;
+        $("dialog-form").removeEventListener("submit", onSubmit);
+        $("dialog-cancel").removeEventListener("click", onCancel);
+        dialog.removeEventListener("close", onClose);
+        if (dialog.open) dialog.close();
+        resolve(result);
+      };
+      const onSubmit = (event) => {
+        event.preventDefault();
+        const number = input.value.trim();
+        if (!number) {
+          input.focus();
+          return;
+        }
+        finish(number);
+      };
+      const onCancel = () => finish(null);
+      const onClose = () => finish(null);
+      $("dialog-form").addEventListener("submit", onSubmit);
+      $("dialog-cancel").addEventListener("click", onCancel);
+      dialog.addEventListener("close", onClose);
+      dialog.showModal();
+      input.focus();
+    });
+  }
 
   // --- calls ----------------------------------------------------------------------------
   let snapshotRunning = false;
@@ -194,6 +257,8 @@
     snapshotTimer = setTimeout(refreshCalls, delay);
   }
 
+  // The tracker's calls (direction, the other party, times); the phone's SnapshotDevice
+  // where the server does not track calls.
   async function refreshCalls() {
     if (snapshotRunning) {
       snapshotAgain = true;
@@ -201,8 +266,15 @@
     }
     snapshotRunning = true;
     try {
-      const snap = await api("GET", `${DEV}/snapshot`);
-      renderCalls(snap.calls || []);
+      let calls;
+      try {
+        calls = (await api("GET", `${DEV}/calls`)).map((c) => ({ ...c, tracked: true }));
+      } catch (err) {
+        if (err.status !== 503) throw err;
+        const snap = await api("GET", `${DEV}/snapshot`);
+        calls = snap.calls || [];
+      }
+      renderCalls(calls);
     } catch (err) {
       if (err.status === 503 || err.status === 404) renderCalls([]);
     } finally {
@@ -220,9 +292,9 @@
     hold: "On hold",
     held: "On hold",
     initiated: "Dialling",
-    queued: "Queued",
-    fail: "Failed",
-    null: "Ended",
+    queued: "Waiting",
+    fail: "Call failed",
+    null: "Call ended",
   };
 
   function callPath(call, action) {
@@ -233,24 +305,56 @@
     return el("button", { type: "button", class: `act ${cls}`, title: title || label, onclick }, label);
   }
 
+  function clock(seconds) {
+    const total = Math.max(0, Math.floor(seconds));
+    const h = Math.floor(total / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    const s = String(total % 60).padStart(2, "0");
+    return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+  }
+
+  function tickTimers() {
+    const now = Date.now() / 1000;
+    for (const timer of document.querySelectorAll("#calls .timer")) {
+      timer.textContent = clock(now - Number(timer.dataset.since));
+    }
+  }
+
+  function partyOf(call) {
+    const number = call.remote_number ? userPart(call.remote_number) || call.remote_number : "";
+    return { name: call.remote_name || "", number: number || state.parties.get(call.call_id) || "" };
+  }
+
   function renderCalls(calls) {
     state.calls = calls.filter((c) => c.call_id);
     const present = new Set(state.calls.map((c) => c.call_id));
     for (const id of state.ringback) if (!present.has(id)) state.ringback.delete(id);
+    for (const id of state.remoteHold) if (!present.has(id)) state.remoteHold.delete(id);
+    for (const id of state.firstSeen.keys()) if (!present.has(id)) state.firstSeen.delete(id);
     const list = $("calls");
     list.replaceChildren();
+    const now = Date.now() / 1000;
     for (const call of state.calls) {
       const st = call.state || "unknown";
-      const party = state.parties.get(call.call_id);
-      const ringing = st === "connected" && state.ringback.has(call.call_id);
+      if (!state.firstSeen.has(call.call_id)) state.firstSeen.set(call.call_id, now);
+      const { name, number } = partyOf(call);
+      const ringing =
+        st === "connected" &&
+        (state.ringback.has(call.call_id) ||
+          (call.tracked && call.direction === "outgoing" && !call.answered));
+      const heldByOther = st === "connected" && !ringing && state.remoteHold.has(call.call_id);
+      const since = call.answered || call.started || state.firstSeen.get(call.call_id);
       const actions = el("div", { class: "actions" });
       if (st === "alerting") {
         actions.append(
           callButton("Answer", "act-answer good", () =>
             act("Answer", () => api("POST", callPath(call, "answer"))).then(() => scheduleCalls())
           ),
-          callButton("Deflect", "act-deflect", () => numberAction(call, "deflect", "Deflect"),
-            "Send the ringing call to the number in the number field")
+          callButton("Forward", "act-deflect", () => numberAction(call, "deflect", {
+            title: "Forward this call",
+            hint: `Send the call from ${name || number || "this caller"} to another number.`,
+            ok: "Forward",
+          }), "Send the ringing call to another number")
         );
       }
       if (st === "connected") {
@@ -258,18 +362,19 @@
           callButton("Hold", "act-hold", () =>
             act("Hold", () => api("POST", callPath(call, "hold"))).then(() => scheduleCalls())
           ),
-          callButton("Transfer", "act-transfer", () =>
-            numberAction(call, "single-step-transfer", "Transfer"),
-            "Transfer the call to the number in the number field")
+          callButton("Transfer", "act-transfer", () => numberAction(call, "single-step-transfer", {
+            title: "Transfer the call",
+            hint: `Connect ${name || number || "the caller"} with another number; you leave the call.`,
+            ok: "Transfer",
+          }), "Pass the call on to another number")
         );
       }
       if (st === "hold" || st === "held") {
         actions.append(
-          callButton("Retrieve", "act-retrieve", () =>
-            act("Retrieve", () => api("POST", callPath(call, "retrieve"))).then(() =>
+          callButton("Resume", "act-retrieve", () =>
+            act("Resume", () => api("POST", callPath(call, "retrieve"))).then(() =>
               scheduleCalls()
-            )
-          )
+            ), "Take the call off hold")
         );
       }
       actions.append(
@@ -277,6 +382,18 @@
           act("Hang up", () => api("POST", callPath(call, "clear"))).then(() => scheduleCalls())
         )
       );
+      let label = STATE_LABEL[st] || "Call";
+      let pillClass = `state-${st}`;
+      if (ringing) {
+        label = "Ringing…";
+        pillClass = "state-ringback";
+      } else if (heldByOther) {
+        label = "On hold";
+        pillClass = "state-held";
+      }
+      const direction =
+        call.direction === "incoming" ? "Incoming call" : call.direction === "outgoing" ? "Outgoing call" : "";
+      const note = heldByOther ? "The other party put you on hold" : direction;
       list.append(
         el(
           "li",
@@ -284,17 +401,17 @@
             class: `call call-${st}`,
             "data-call-id": call.call_id,
             "data-state": st,
-            "data-progress": ringing ? "ringing" : "",
+            "data-progress": ringing ? "ringing" : heldByOther ? "held-by-other" : "",
           },
-          ringing
-            ? el("span", { class: "pill call-state state-ringback" }, "Ringing…")
-            : el("span", { class: `pill call-state state-${st}` }, STATE_LABEL[st] || st),
+          el("span", { class: `pill call-state ${pillClass}` }, label),
           el(
             "span",
             { class: "party" },
-            party ? el("b", {}, party) : el("span", { class: "muted" }, "call"),
-            el("span", { class: "muted small" }, ` #${call.call_id}`)
+            el("b", {}, name || number || "Unknown number"),
+            name && number ? el("span", { class: "muted small" }, ` ${number}`) : null,
+            note ? el("span", { class: "muted small note" }, note) : null
           ),
+          el("span", { class: "timer", "data-since": String(since), title: "Call time" }, clock(now - since)),
           actions
         )
       );
@@ -307,15 +424,10 @@
     $("transfer-held").disabled = !(held && active);
   }
 
-  async function numberAction(call, action, label) {
-    const to = numberValue();
-    if (!to) {
-      show(`${label}: enter the number in the number field first.`);
-      $("number").focus();
-      return;
-    }
-    const result = await act(label, () => api("POST", callPath(call, action), { to }));
-    if (result !== undefined) $("number").value = "";
+  async function numberAction(call, action, question) {
+    const to = await askNumber(question);
+    if (!to) return;
+    await act(question.ok, () => api("POST", callPath(call, action), { to }));
     scheduleCalls();
   }
 
@@ -497,7 +609,7 @@
     const active = state.calls.find((c) => c.state === "connected");
     if (active && !numberValue()) {
       act("Tones", () => api("POST", callPath(active, "digits"), { digits: digit }));
-      logEvent(`tone ${digit}`);
+      logEvent(`Tone ${digit} sent`);
       return;
     }
     $("number").value += digit;
@@ -508,10 +620,10 @@
     $("number").value = $("number").value.slice(0, -1);
   });
 
-  // --- events ---------------------------------------------------------------------------
+  // --- activity (plain words) ----------------------------------------------------------
   function logEvent(text) {
     const list = $("events");
-    const now = new Date().toLocaleTimeString();
+    const now = new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
     list.prepend(el("li", {}, el("time", {}, now), " ", text));
     while (list.children.length > 30) list.lastChild.remove();
   }
@@ -536,24 +648,54 @@
     return ids;
   }
 
+  function deviceText(device) {
+    if (!device) return "";
+    if (typeof device === "object") device = device.device_id || device.device || "";
+    return typeof device === "string" ? userPart(device) || device : "";
+  }
+
+  // A CSTA event of the line: kept for what no notice says, and to re-read the calls.
   function handleEvent(message) {
     const name = message.event || "";
     const data = message.data || {};
     const ids = learnParties(data);
-    const other = ids.length ? state.parties.get(ids[0]) : "";
-    logEvent(`${name.replace(/Event$/, "")}${ids.length ? ` #${ids[0]}` : ""}${other ? ` · ${other}` : ""}`);
     switch (name) {
       case "DeliveredEvent":
-        if (data.alerting_device && !isMine(data.alerting_device)) {
+        if (data.alerting_device && !isMine(deviceText(data.alerting_device))) {
           for (const id of ids) state.ringback.add(id);
         }
         break;
       case "EstablishedEvent":
         for (const id of ids) state.ringback.delete(id);
         break;
+      case "HeldEvent": {
+        const holder = deviceText(data.holding_device);
+        if (holder && !isMine(holder)) {
+          for (const id of ids) state.remoteHold.add(id);
+          logEvent(`${holder} put you on hold`);
+        }
+        break;
+      }
+      case "RetrievedEvent": {
+        const retriever = deviceText(data.retrieving_device);
+        if (retriever && !isMine(retriever)) {
+          for (const id of ids) state.remoteHold.delete(id);
+          logEvent(`${retriever} took you off hold`);
+        }
+        break;
+      }
+      case "ConferencedEvent":
+        logEvent("Conference: you talk with both callers");
+        break;
+      case "TransferredEvent":
+        logEvent("Call transferred");
+        break;
       case "ConnectionClearedEvent":
       case "FailedEvent":
-        for (const id of ids) state.ringback.delete(id);
+        for (const id of ids) {
+          state.ringback.delete(id);
+          state.remoteHold.delete(id);
+        }
         scheduleHistory(); // the ended call reaches the journal when the tracker is done
         break;
       case "DoNotDisturbEvent":
@@ -562,13 +704,16 @@
       case "ForwardingEvent":
         if (data.forwarding_type === "forwardImmediate") {
           $("fwd").checked = !!data.forward_status;
-          if (data.forward_to) $("fwd-to").value = userPart(data.forward_to) || data.forward_to;
+          if (data.forward_to) state.forwardTo = userPart(data.forward_to) || data.forward_to;
+          showForward($("fwd").checked);
         }
         break;
       case "OutOfServiceEvent":
         setReady(false);
+        logEvent("Your phone is out of service");
         break;
       case "BackInServiceEvent":
+        if (state.ready === false) logEvent("Your phone is back in service");
         refreshStatus();
         break;
       case "MonitorEndedEvent":
@@ -578,6 +723,50 @@
         break;
       default:
         break;
+    }
+    scheduleCalls();
+  }
+
+  // A normalized notice (call.ringing, call.answered, ...): the activity list in plain words.
+  function handleNotice(notice) {
+    const who =
+      notice.remote_name ||
+      (notice.remote_number ? userPart(notice.remote_number) || notice.remote_number : "") ||
+      (notice.call_id ? state.parties.get(notice.call_id) : "") ||
+      "unknown number";
+    if (notice.call_id && notice.remote_number) {
+      state.parties.set(notice.call_id, userPart(notice.remote_number) || notice.remote_number);
+    }
+    const record = notice.call || {};
+    switch (notice.type) {
+      case "call.ringing":
+        logEvent(`Ringing: call from ${who}`);
+        break;
+      case "call.dialing":
+        logEvent(`Calling ${who}`);
+        break;
+      case "call.answered":
+        logEvent(`Connected with ${who}`);
+        break;
+      case "call.held":
+        logEvent(`On hold: ${who}`);
+        break;
+      case "call.retrieved":
+        logEvent(`Back with ${who}`);
+        break;
+      case "call.missed":
+        logEvent(`Missed call from ${who}`);
+        scheduleHistory(300);
+        break;
+      case "call.ended": {
+        const talk = record.talk_seconds ? ` after ${clock(record.talk_seconds)}` : "";
+        logEvent(`Call ended: ${who}${talk}`);
+        if (notice.call_id) state.remoteHold.delete(notice.call_id);
+        scheduleHistory(300);
+        break;
+      }
+      default:
+        return;
     }
     scheduleCalls();
   }
@@ -621,6 +810,8 @@
         }
       } else if (message.type === "event") {
         handleEvent(message);
+      } else if (typeof message.type === "string" && message.type.startsWith("call.")) {
+        handleNotice(message);
       }
     });
     ws.addEventListener("close", () => {
@@ -638,6 +829,7 @@
   connect();
   setInterval(refreshStatus, 15000);
   setInterval(() => refreshHistory(), 60000);
+  setInterval(tickTimers, 1000);
   setInterval(() => {
     if (!state.subscribed) refreshCalls(); // no events: poll instead
   }, 5000);
