@@ -49,8 +49,10 @@ stopped) and write batches.
 The launcher (``--instrumented-server``) is ``uacsta serve`` with two records patched in,
 both cheap and the same in every round: ``SwitchHub.phone_event`` counts the phone events
 by type (one dict increment per event), ``JournalStore.add`` (one batch write, in the
-writer's worker thread) records its start, end and rows: hence the batches and rows per
-batch (the writer itself counts rows, not batches, and ``status`` shows neither).
+writer's worker thread) records its start, end, rows and the thread's CPU time in it:
+hence the batches, rows per batch (the writer itself counts rows, not batches, and
+``status`` shows neither) and the writer thread's CPU per call (part of the server's CPU;
+the thread holds the GIL for SQLAlchemy's Python work, the loop waits for it then).
 
 "Journal writes never block the event path", measured end to end: for every answered or
 missed call, the phone's DeliveredEvent INFO handed to the kernel (``sendto`` returned, in
@@ -133,7 +135,7 @@ def instrumented_server(config: str, out: str, *, tracker: bool = True) -> None:
         server.CallTracker = lambda: None  # type: ignore[assignment,misc]
 
     events: Counter[str] = Counter()
-    batches: list[tuple[float, float, int]] = []
+    batches: list[tuple[float, float, int, float]] = []
     phone_event, store_add = SwitchHub.phone_event, JournalStore.add
 
     def counted_event(self: Any, phone: str, event: Any) -> None:
@@ -142,11 +144,11 @@ def instrumented_server(config: str, out: str, *, tracker: bool = True) -> None:
 
     def timed_add(self: Any, records: Any) -> int:
         records = list(records)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.thread_time()
         try:
             return store_add(self, records)
         finally:
-            batches.append((t0, time.perf_counter(), len(records)))
+            batches.append((t0, time.perf_counter(), len(records), time.thread_time() - cpu0))
 
     SwitchHub.phone_event = counted_event  # type: ignore[method-assign]
     JournalStore.add = timed_add  # type: ignore[method-assign]
@@ -490,7 +492,8 @@ async def run_round(name: str, args: argparse.Namespace) -> dict[str, Any]:
     batches = timings["batches"]
     in_window = [b for b in batches if t0 <= b[0] <= t0 + args.seconds]
     write_ms = Histogram()
-    write_ms.record_many(end - start for start, end, _ in batches)
+    write_ms.record_many(end - start for start, end, *_ in batches)
+    write_cpu = sum(b[3] for b in batches)
     r: dict[str, Any] = {
         "round": name,
         "journal": journal,
@@ -521,6 +524,8 @@ async def run_round(name: str, args: argparse.Namespace) -> dict[str, Any]:
         if batches
         else None,
         "journal_write": summary(write_ms),
+        "journal_thread_cpu_s": round(write_cpu, 4),
+        "journal_thread_us_per_row": round(write_cpu / rows * 1e6, 1) if rows else None,
         "server_exit_code": code,
     }
     if got is not None:
@@ -528,7 +533,7 @@ async def run_round(name: str, args: argparse.Namespace) -> dict[str, Any]:
         h, during, clear = Histogram(), Histogram(), Histogram()
         for sent_at, read_at in pairs:
             h.record(read_at - sent_at)
-            busy = any(b0 <= read_at and sent_at <= b1 for b0, b1, _ in batches)
+            busy = any(b0 <= read_at and sent_at <= b1 for b0, b1, *_ in batches)
             (during if busy else clear).record(read_at - sent_at)
         r["client_events"] = got["received"]
         r["delivered_matched"] = h.count
@@ -555,18 +560,20 @@ COLUMNS = (
     ("journal_batches", "write batches"),
     ("journal_rows_per_batch", "rows / batch"),
     ("journal_write_p99_ms", "batch write p99 ms"),
+    ("journal_thread_us_per_row", "writer thread µs CPU / row"),
     ("delivered_p50_ms", "Delivered phone->client p50 ms"),
     ("delivered_p99_ms", "p99 ms"),
     ("delivered_max_ms", "max ms"),
     ("delivered_during_write_count", "events during a write"),
-    ("delivered_during_write_p99_ms", "their p99 ms"),
+    ("delivered_during_write_p50_ms", "their p50 ms"),
+    ("delivered_no_write_p50_ms", "the others' p50 ms"),
     ("other_processes_cores", "other load (cores)"),
 )
 
 
 def flatten(r: dict[str, Any]) -> dict[str, Any]:
     row = {k: v for k, v in r.items() if not isinstance(v, dict)}
-    for part in ("journal_write", "delivered", "delivered_during_write"):
+    for part in ("journal_write", "delivered", "delivered_during_write", "delivered_no_write"):
         for key, value in (r.get(part) or {}).items():
             row[f"{part}_{key.replace('.', '')}"] = value
     return row
