@@ -46,13 +46,24 @@ missed and skipped; the phone events the server received per completed call; eve
 relayed to clients (status); journal rows (``sqlite3`` on the database after the server
 stopped) and write batches.
 
-The launcher (``--instrumented-server``) is ``uacsta serve`` with two records patched in,
-both cheap and the same in every round: ``SwitchHub.phone_event`` counts the phone events
-by type (one dict increment per event), ``JournalStore.add`` (one batch write, in the
-writer's worker thread) records its start, end, rows and the thread's CPU time in it:
-hence the batches, rows per batch (the writer itself counts rows, not batches, and
-``status`` shows neither) and the writer thread's CPU per call (part of the server's CPU;
-the thread holds the GIL for SQLAlchemy's Python work, the loop waits for it then).
+The subtractions compare separate runs on a shared 2-core box: run to run, the same round
+varies by ±10 % (±200 µs per call), more than the tracker or the journal cost. So the
+launcher (``--instrumented-server``, ``uacsta serve`` with records patched in) also charges
+them directly, inside the server, in every round:
+
+- **tracker**: the event loop thread's CPU time (``time.thread_time``) in
+  ``CallTracker.event``, ``SwitchingFunction._tracked`` (its output made into actions) and
+  ``SwitchHub._notify`` (its notices handed to the webhook service and clients), per
+  completed call; the timer's own cost (a clock read at each end, ~1 µs a call) is in it;
+- **journal**: the loop's CPU in ``JournalWriter.add`` plus the writer thread's CPU in
+  ``JournalStore.add`` (one batch write, timed with its start, end and rows), per completed
+  call; the flush task's few wake-ups (every 0.25 s) are not in it. The writer thread holds
+  the GIL for SQLAlchemy's Python work: the loop waits for it then, which is what the
+  latency split below looks for;
+- ``SwitchHub.phone_event`` counts the phone events by type (one dict increment each).
+
+Hence also the batches and rows per batch (the writer counts rows, not batches, and
+``status`` shows neither).
 
 "Journal writes never block the event path", measured end to end: for every answered or
 missed call, the phone's DeliveredEvent INFO handed to the kernel (``sendto`` returned, in
@@ -129,7 +140,10 @@ def instrumented_server(config: str, out: str, *, tracker: bool = True) -> None:
     ``tracker=False``: the switching function gets no call tracker (no setting does that)."""
     from uacsta import cli, server
     from uacsta.hub import SwitchHub
+    from uacsta.journal.writer import JournalWriter
     from uacsta.store.journal import JournalStore
+    from uacsta.switch.calls import CallTracker
+    from uacsta.switch.function import SwitchingFunction
 
     if not tracker:
         server.CallTracker = lambda: None  # type: ignore[assignment,misc]
@@ -137,6 +151,27 @@ def instrumented_server(config: str, out: str, *, tracker: bool = True) -> None:
     events: Counter[str] = Counter()
     batches: list[tuple[float, float, int, float]] = []
     phone_event, store_add = SwitchHub.phone_event, JournalStore.add
+    #: Event-loop thread CPU seconds spent in the tracker and in the journal's add.
+    charged: dict[str, float] = {"tracker": 0.0, "journal_add": 0.0}
+
+    def charge(cls: Any, name: str, key: str) -> None:
+        original = getattr(cls, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            cpu0 = time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                charged[key] += time.thread_time() - cpu0
+
+        setattr(cls, name, timed)
+
+    # The tracker's work for an event: the event itself, turning its output into actions,
+    # and handing its notices on (webhooks, clients); none of these calls nests another.
+    charge(CallTracker, "event", "tracker")
+    charge(SwitchingFunction, "_tracked", "tracker")
+    charge(SwitchHub, "_notify", "tracker")
+    charge(JournalWriter, "add", "journal_add")
 
     def counted_event(self: Any, phone: str, event: Any) -> None:
         events[type(event).__name__] += 1
@@ -155,7 +190,8 @@ def instrumented_server(config: str, out: str, *, tracker: bool = True) -> None:
     try:
         cli.serve(pathlib.Path(config))
     finally:
-        pathlib.Path(out).write_text(json.dumps({"events": events, "batches": batches}))
+        timings = {"events": events, "batches": batches, "charged": charged}
+        pathlib.Path(out).write_text(json.dumps(timings))
 
 
 # ---------------------------------------------------------------------- the phones
@@ -494,6 +530,11 @@ async def run_round(name: str, args: argparse.Namespace) -> dict[str, Any]:
     write_ms = Histogram()
     write_ms.record_many(end - start for start, end, *_ in batches)
     write_cpu = sum(b[3] for b in batches)
+    charged = timings["charged"]
+
+    def per_call(seconds: float) -> float | None:
+        return round(seconds / completed * 1e6, 1) if completed else None
+
     r: dict[str, Any] = {
         "round": name,
         "journal": journal,
@@ -520,12 +561,17 @@ async def run_round(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "journal_rows": rows,
         "journal_batches": len(batches),
         "journal_batches_in_window": len(in_window),
-        "journal_rows_per_batch": round(sum(n for *_, n in batches) / len(batches), 1)
+        "journal_rows_per_batch": round(sum(b[2] for b in batches) / len(batches), 1)
         if batches
         else None,
         "journal_write": summary(write_ms),
         "journal_thread_cpu_s": round(write_cpu, 4),
         "journal_thread_us_per_row": round(write_cpu / rows * 1e6, 1) if rows else None,
+        "tracker_cpu_s": round(charged["tracker"], 4),
+        "tracker_us_per_call": per_call(charged["tracker"]),
+        "journal_add_us_per_call": per_call(charged["journal_add"]),
+        "journal_thread_us_per_call": per_call(write_cpu),
+        "journal_us_per_call": per_call(charged["journal_add"] + write_cpu),
         "server_exit_code": code,
     }
     if got is not None:
@@ -554,13 +600,14 @@ COLUMNS = (
     ("server_cpu_s", "server CPU s (window)"),
     ("server_us_per_call", "server µs CPU / call"),
     ("server_run_us_per_call", "same, schedstat ns"),
+    ("tracker_us_per_call", "tracker µs CPU / call (inside)"),
+    ("journal_us_per_call", "journal µs CPU / call (inside)"),
     ("phone_events_per_call", "phone events / call"),
     ("events_relayed", "events relayed"),
     ("journal_rows", "journal rows"),
     ("journal_batches", "write batches"),
     ("journal_rows_per_batch", "rows / batch"),
     ("journal_write_p99_ms", "batch write p99 ms"),
-    ("journal_thread_us_per_row", "writer thread µs CPU / row"),
     ("delivered_p50_ms", "Delivered phone->client p50 ms"),
     ("delivered_p99_ms", "p99 ms"),
     ("delivered_max_ms", "max ms"),
@@ -634,6 +681,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{diff.get('B-T_schedstat', '-')} µs (schedstat).",
         "The tracker runs for every monitored line whatever journal.enabled says, so B "
         "includes it and C - B is the journal writer and its rows, not the tracker.",
+        "The subtractions compare separate runs on a shared box (±10 % run to run); the "
+        "'inside' columns charge the tracker and the journal directly, in the server's "
+        "threads, and are the figures to quote.",
         "Other load: CPU used by processes outside the benchmark during the window, in cores "
         "(2 on this box); latencies and, less so, CPU figures taken while it is high are not "
         "comparable with quiet runs.",
