@@ -47,7 +47,9 @@ relayed to clients (status); journal rows (``sqlite3`` on the database after the
 stopped) and write batches.
 
 The subtractions compare separate runs on a shared 2-core box: run to run, the same round
-varies by ±10 % (±200 µs per call), more than the tracker or the journal cost. So the
+varies by 10-25 % (200-500 µs per call: under other load the server handles more datagrams
+per loop wake-up and spends less per call), as much as the tracker and the journal cost. So
+the
 launcher (``--instrumented-server``, ``uacsta serve`` with records patched in) also charges
 them directly, inside the server, in every round:
 
@@ -681,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{diff.get('B-T_schedstat', '-')} µs (schedstat).",
         "The tracker runs for every monitored line whatever journal.enabled says, so B "
         "includes it and C - B is the journal writer and its rows, not the tracker.",
-        "The subtractions compare separate runs on a shared box (±10 % run to run); the "
+        "The subtractions compare separate runs on a shared box (10-25 % run to run); the "
         "'inside' columns charge the tracker and the journal directly, in the server's "
         "threads, and are the figures to quote.",
         "Other load: CPU used by processes outside the benchmark during the window, in cores "
