@@ -172,9 +172,15 @@ def free_port() -> int:
 
 
 def write_config(
-    folder: pathlib.Path, port: int, *, keepalive_interval: int | None = None
+    folder: pathlib.Path,
+    port: int,
+    *,
+    keepalive_interval: int | None = None,
+    journal_enabled: bool | None = None,
 ) -> pathlib.Path:
-    """Production defaults except addresses, passwords, data directory and log level."""
+    """Production defaults except addresses, passwords, data directory and log level;
+    ``journal_enabled`` (None: the default, no ``[journal]`` section) sets
+    ``journal.enabled``."""
     phones = [
         "[phones]",
         f'listen = ["udp:{HOST}:{port}", "tcp:{HOST}:{port}"]',
@@ -199,6 +205,11 @@ def write_config(
                 f'listen = "tcp:{HOST}:0"',
                 "[log]",
                 'level = "WARNING"',
+                *(
+                    []
+                    if journal_enabled is None
+                    else ["[journal]", f"enabled = {str(journal_enabled).lower()}"]
+                ),
                 "",
             ]
         )
@@ -218,7 +229,9 @@ async def wait_for(
 
 class ServerProcess:
     """``uacsta serve`` in its own process; ``instrumented`` runs :func:`instrumented_server`
-    instead (the same server, plus fan-out and relay timestamps written to ``timings_path``)."""
+    instead (the same server, plus fan-out and relay timestamps written to ``timings_path``),
+    ``launcher`` another script's ``--instrumented-server <config> <timings_path>
+    [*launcher_args]`` (a benchmark's own patches, e.g. ``calls.py``'s)."""
 
     def __init__(
         self,
@@ -227,10 +240,17 @@ class ServerProcess:
         *,
         keepalive_interval: int | None = None,
         instrumented: bool = False,
+        launcher: str | None = None,
+        launcher_args: Sequence[str] = (),
+        journal_enabled: bool | None = None,
     ) -> None:
         self.folder = folder
         self.port = port
-        self.config = write_config(folder, port, keepalive_interval=keepalive_interval)
+        self.config = write_config(
+            folder, port, keepalive_interval=keepalive_interval, journal_enabled=journal_enabled
+        )
+        self.launcher = launcher or (__file__ if instrumented else None)
+        self.launcher_args = list(launcher_args)
         self.sock = folder / "data" / "uacsta.sock"
         self.log = folder / "server.log"
         self.instrumented = instrumented
@@ -244,8 +264,14 @@ class ServerProcess:
         return self.proc.pid
 
     async def start(self) -> dict[str, Any]:
-        if self.instrumented:
-            args = [__file__, "--instrumented-server", str(self.config), str(self.timings_path)]
+        if self.launcher is not None:
+            args = [
+                self.launcher,
+                "--instrumented-server",
+                str(self.config),
+                str(self.timings_path),
+                *self.launcher_args,
+            ]
         else:
             args = ["-m", "uacsta.cli", "serve", "--config", str(self.config)]
         with self.log.open("wb") as log:

@@ -1,7 +1,8 @@
 """A few seconds of the benchmarks' load generator, so it keeps working (no timing asserts).
 
 A real server process (``uacsta serve``), 20 simulated phones and 2 CSTA-over-TCP clients in
-processes of their own (``benchmarks/common.py``), 200 GetDoNotDisturb requests relayed.
+processes of their own (``benchmarks/common.py``), 200 GetDoNotDisturb requests relayed;
+``phones_link.py`` with 300 TCP phones; one round of ``calls.py`` in small.
 """
 
 from __future__ import annotations
@@ -79,3 +80,22 @@ def test_phones_link_smoke_each_phone_from_its_own_address(common) -> None:  # t
     assert row["phones_linked_in_simulator"] == phones
     assert row["server_exit_code"] == 0
     assert row["server_rss_after_kb"] >= row["server_rss_idle_kb"] > 0
+
+
+async def test_calls_smoke_journal_round(common) -> None:  # type: ignore[no-untyped-def]
+    """``calls.py`` round C in small: 10 phones, 20 calls/s for 1 s; every call is one
+    journal row, and every DeliveredEvent the phones sent is matched at the client."""
+    import argparse
+
+    import calls
+
+    args = argparse.Namespace(phones=10, rate=20.0, seconds=1.0, ring=0.1, talk=0.2)
+    r = await calls.run_round("C", args)
+    assert r["server_exit_code"] == 0
+    assert r["calls_started"] + r["calls_skipped"] == 20
+    assert r["calls_completed"] == r["calls_started"] > 0
+    assert r["journal_rows"] == r["calls_completed"]
+    assert r["journal_batches"] >= 1
+    assert r["phone_events"]["DeliveredEvent"] == r["calls_started"]
+    assert r["delivered_matched"] == r["calls_started"]
+    assert r["delivered_unmatched_lines"] == 0
