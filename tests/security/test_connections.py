@@ -101,7 +101,7 @@ level = "INFO"
                     r"(phones|csta|tr87) (udp|tcp|tls):127\.0\.0\.1:(\d+)", started.group(1)
                 ):
                     ports[f"{kind}-{transport}"] = int(port)
-                ports["web"] = int(re.findall(r"http://127\.0\.0\.1:(\d+)/", started.group(1))[0])
+                ports["web"] = int(re.findall(r"web http:127\.0\.0\.1:(\d+)", started.group(1))[0])
                 break
             if proc.poll() is not None:
                 break
