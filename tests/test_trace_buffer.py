@@ -66,6 +66,7 @@ def test_entry_kinds_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_full_text_is_kept_for_the_newest_entries_only() -> None:
     buffer = TraceBuffer(size=4, details=2)
+    buffer.watch(60)
     for i in range(6):
         buffer.add("in", "sip", f"INFO {i}", f"INFO {i}\r\nCall-ID: x{i}\r\n\r\nbody")
     buffer.add("out", "csta", "NoBody")
@@ -84,5 +85,21 @@ def test_no_full_text_without_room() -> None:
     assert not TraceBuffer(size=0).keeps_details
     assert not TraceBuffer(size=8, details=0).keeps_details
     buffer = TraceBuffer(size=8, details=0)
+    buffer.watch(60)
     buffer.add("in", "sip", "INFO", "INFO\r\n")
     assert buffer.full_entries()[0][4] is None
+
+
+def test_full_text_only_while_someone_watches(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(trace.time, "monotonic", lambda: clock[0])
+    buffer = TraceBuffer(size=8, details=4)
+    assert not buffer.keeps_details  # nobody looks: no text is made or kept
+    buffer.add("in", "sip", "INFO 1", "INFO 1\r\n")
+    buffer.watch(600)
+    assert buffer.keeps_details
+    buffer.add("in", "sip", "INFO 2", "INFO 2\r\n")
+    clock[0] += 601
+    assert not buffer.keeps_details
+    buffer.add("in", "sip", "INFO 3", "INFO 3\r\n")
+    assert [e[4] for e in buffer.full_entries()] == [None, "INFO 2\r\n", None]

@@ -119,6 +119,9 @@ class Components(Protocol):
         ...
 
 
+#: Seconds a phone's trace keeps full messages after someone last looked at it.
+TRACE_WATCH = 600.0
+
 #: Store key of the settings changed in the web admin (they override the file).
 ADMIN_CHANGES = "admin_changes"
 
@@ -223,12 +226,16 @@ class Operations:
         return entries[-limit:] if limit else entries
 
     def trace_details(self, mac: str) -> list[tuple[float, str, str, str, str | None]]:
-        """:meth:`trace` with each message's full text where the trace still keeps it (the
-        newest ones): the SIP message with its body, the CSTA XML."""
+        """:meth:`trace` with each message's full text where the trace keeps it: the newest
+        ones since someone started watching this phone's trace (this call starts or renews
+        that for :data:`TRACE_WATCH` seconds): the SIP message with its body, the CSTA XML."""
         record = self.phone(mac)
         phones = self.parts.phones
-        buffer = phones.traces.get(record.mac) if phones is not None else None
-        return buffer.full_entries() if buffer is not None else []
+        buffer = phones.traces[record.mac] if phones is not None else None
+        if buffer is None:
+            return []
+        buffer.watch(TRACE_WATCH)
+        return buffer.full_entries()
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict[str, Any]:

@@ -170,8 +170,12 @@ async def test_phone_page_draws_the_live_message_ladder(admin: Admin, tmp_path: 
     await expect(ladder.locator(".msg.out.sip").filter(has_text="INVITE").first).to_be_visible()
     await expect(ladder.locator(".msg.sip").filter(has_text="INFO").first).to_be_visible()
     await expect(ladder.locator(".msg.csta").first).to_be_visible()
-    # A row opens to the full message: the SIP INFO with its headers and CSTA body.
+    # Full messages are kept from the moment someone watches the trace (this page): the
+    # call is answered, and the phone's INFO with its event opens to the whole message.
+    assert sim.answer("201")
+    await expect(call.locator(".call-state")).to_have_text("Connected")
     info = ladder.locator(".msg.in.sip").filter(has_text="INFO sip:").last
+    await expect(info).to_be_visible()
     await info.locator("summary").click()
     full = info.locator("pre.full")
     await expect(full).to_be_visible()
@@ -188,9 +192,6 @@ async def test_phone_page_draws_the_live_message_ladder(admin: Admin, tmp_path: 
     await expect(probe).to_be_visible(timeout=5000)
     assert await ladder.locator(".msg").count() >= min(before + 1, 200)
     await expect(ladder.locator("details.msg[open]")).to_have_count(2)
-    # The call is answered: the calls table follows without a reload.
-    assert sim.answer("201")
-    await expect(call.locator(".call-state")).to_have_text("Connected")
     await admin.shot("phone")
 
     # The trace as a text file.

@@ -7,8 +7,10 @@ an ``array``, a 1-byte direction/kind code, a reference to the text), and texts 
 interned: a phone's start lines and the CSTA message names repeat with every keep-alive.
 
 The full text of a message (the SIP message with its body, the CSTA XML) is kept for the
-newest ``details`` entries only, zlib-compressed: ~32 x 0.4 kB per linked phone by default,
-so the operator can open the last exchanges without the whole history costing as much.
+newest ``details`` entries only, zlib-compressed (~32 x 0.4 kB), and only while an operator
+watches the phone's trace (:meth:`TraceBuffer.watch`, renewed by every look, e.g. the admin's
+phone page): writing and compressing every message of every phone cost a fifth of the
+server's CPU per relayed request, for texts nobody reads.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def _code(direction: str, kind: str) -> int:
 class TraceBuffer:
     """The last ``size`` messages of one phone, oldest dropped first."""
 
-    __slots__ = ("_codes", "_details", "_next", "_seq", "_seqs", "_texts", "_times", "size")
+    __slots__ = ("_codes", "_details", "_next", "_seq", "_seqs", "_texts", "_times",
+                 "_watched_until", "size")  # fmt: skip
 
     def __init__(self, size: int = 64, details: int = 32) -> None:
         self.size = max(0, size)
@@ -52,11 +55,17 @@ class TraceBuffer:
         self._texts: list[str] = []
         #: Where the next entry goes once the buffer is full (the oldest entry).
         self._next = 0
+        #: Full texts are kept until then (``time.monotonic``): someone watches the trace.
+        self._watched_until = 0.0
 
     @property
     def keeps_details(self) -> bool:
         """Whether :meth:`add` keeps a full text (else the caller need not make one)."""
-        return bool(self._details.maxlen)
+        return bool(self._details.maxlen) and time.monotonic() < self._watched_until
+
+    def watch(self, seconds: float) -> None:
+        """Keep full texts for the next ``seconds`` (an operator opened the trace)."""
+        self._watched_until = max(self._watched_until, time.monotonic() + seconds)
 
     def add(self, direction: str, kind: str, text: str, detail: str | bytes | None = None) -> None:
         if not self.size:
@@ -65,7 +74,7 @@ class TraceBuffer:
         text = sys.intern(text)
         now = time.time()
         self._seq += 1
-        if detail is not None and self._details.maxlen:
+        if detail is not None and self.keeps_details:
             raw = detail.encode("utf-8", "replace") if isinstance(detail, str) else detail
             self._details.append((self._seq, zlib.compress(raw, 1)))
         if len(self._texts) < self.size:  # grows with use: a quiet phone costs little
