@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
 
 from tests.e2e.conftest import Harness, wait_until
+from tests.journal.receiver import Receiver
 from uacsta.clients.cstatcp import CstaTcpClient
 from uacsta.csta import messages as m
 from uacsta.csta.types import ConnectionID, ForwardingType
@@ -26,12 +29,36 @@ from uacsta.switch.monitors import PointState
 class Calls:
     """The running server, its simulated phones, a CSTA client and what the server told."""
 
-    def __init__(self, server: Server, sim: Simulation, client: CstaTcpClient) -> None:
+    def __init__(
+        self,
+        server: Server,
+        sim: Simulation,
+        client: CstaTcpClient,
+        receiver: Receiver | None = None,
+    ) -> None:
         self.server = server
         self.sim = sim
         self.client = client
         self.notices: list[CallNotice] = []
+        #: A real HTTP receiver subscribed to every event type (each test compares).
+        self.receiver = receiver
         server.hub.notice_listeners.append(self.notices.append)
+
+    async def check_webhooks(self) -> None:
+        """Every notice of the test reached the receiver as one signed webhook, none twice."""
+        assert self.receiver is not None and self.server.webhooks is not None
+        webhooks = self.server.webhooks
+        expected = Counter((n.type.value, n.line) for n in self.notices)
+
+        async def all_delivered() -> bool:
+            counts = await webhooks.counts()
+            return counts == {"pending": 0, "delivered": sum(expected.values()), "failed": 0}
+
+        await poll(all_delivered, "every notice delivered as a webhook", timeout=10.0)
+        got = Counter((r.json["type"], r.json["data"].get("line")) for r in self.receiver.requests)
+        assert got == expected
+        assert all(r.valid for r in self.receiver.requests)
+        assert len({r.delivery for r in self.receiver.requests}) == len(self.receiver.requests)
 
     def line(self, number: str) -> str:
         """The line's device ID as the phone reports it (Mitel adds ``;user=phone``)."""
@@ -114,7 +141,7 @@ async def poll(predicate: Callable[[], Awaitable[bool]], what: str, timeout: flo
         await asyncio.sleep(0.02)
 
 
-async def start(harness: Harness) -> Calls:
+async def start(harness: Harness, receiver: Receiver | None = None) -> Calls:
     server = await harness.start_server()
     sim = harness.simulation(external_answer_delay=None)
     agents = [
@@ -137,7 +164,23 @@ async def start(harness: Harness) -> Calls:
         5.0,
         "the server's monitors",
     )
-    return Calls(server, sim, await harness.csta_client())
+    calls = Calls(server, sim, await harness.csta_client(), receiver)
+    if receiver is not None:
+        assert server.webhooks is not None
+        await server.webhooks.add_endpoint(
+            url=receiver.url, events=[t.value for t in NoticeType], secret=receiver.secret
+        )
+    return calls
+
+
+@pytest.fixture
+async def calls(harness: Harness) -> AsyncIterator[Calls]:
+    """The phones, a client, and a real webhook receiver for every event type."""
+    receiver = await Receiver(secret="journal-e2e-secret-0123456789").start()
+    try:
+        yield await start(harness, receiver)
+    finally:
+        await receiver.stop()
 
 
 def check(
@@ -160,8 +203,7 @@ def check(
     assert record.talk_seconds >= 0 and record.ring_seconds >= 0
 
 
-async def test_incoming_answered_and_missed(harness: Harness) -> None:
-    calls = await start(harness)
+async def test_incoming_answered_and_missed(calls: Calls) -> None:
     calls.sim.incoming_call("100", "+4930555")
     await calls.wait_call("100", "alerting")
     assert calls.sim.answer("100")
@@ -184,10 +226,10 @@ async def test_incoming_answered_and_missed(harness: Harness) -> None:
     assert calls.notice_types("200") == Counter(
         {"call.ringing": 1, "call.missed": 1, "call.ended": 1}
     )
+    await calls.check_webhooks()
 
 
-async def test_outgoing_unanswered_and_busy(harness: Harness) -> None:
-    calls = await start(harness)
+async def test_outgoing_unanswered_and_busy(calls: Calls) -> None:
     calls.sim.dial("300", "+4940777")
     await calls.wait_call("300", "connected")  # the caller's own connection
     assert calls.sim.hangup("300")
@@ -211,10 +253,10 @@ async def test_outgoing_unanswered_and_busy(harness: Harness) -> None:
           answered=False)  # fmt: skip
     assert calls.notice_types("300")["call.ended"] == 2
     assert calls.notice_types("300")["call.dialing"] == 2
+    await calls.check_webhooks()
 
 
-async def test_deflect_and_forward(harness: Harness) -> None:
-    calls = await start(harness)
+async def test_deflect_and_forward(calls: Calls) -> None:
     calls.sim.incoming_call("100", "+4930557")
     ringing = await calls.wait_call("100", "alerting")
     await calls.request(m.DeflectCall(call_to_be_diverted=ringing, new_destination="200"))
@@ -247,10 +289,10 @@ async def test_deflect_and_forward(harness: Harness) -> None:
     rows = await calls.wait_rows("200", 2)
     check(rows[1], direction=Direction.INCOMING, outcome=Outcome.ANSWERED, remote="+4930558",
           answered=True)  # fmt: skip
+    await calls.check_webhooks()
 
 
-async def test_blind_and_attended_transfer(harness: Harness) -> None:
-    calls = await start(harness)
+async def test_blind_and_attended_transfer(calls: Calls) -> None:
     calls.sim.incoming_call("100", "+4930559")
     await calls.wait_call("100", "alerting")
     assert calls.sim.answer("100")
@@ -284,10 +326,10 @@ async def test_blind_and_attended_transfer(harness: Harness) -> None:
     calls.external_hangup("+4930560")
     (at_300,) = await calls.wait_rows("300", 1)
     assert at_300.answered is not None and at_300.direction is Direction.INCOMING
+    await calls.check_webhooks()
 
 
-async def test_conference(harness: Harness) -> None:
-    calls = await start(harness)
+async def test_conference(calls: Calls) -> None:
     calls.sim.incoming_call("100", "+4930561")
     await calls.wait_call("100", "alerting")
     assert calls.sim.answer("100")
@@ -307,10 +349,10 @@ async def test_conference(harness: Harness) -> None:
     assert {r.outcome for r in rows} == {Outcome.ANSWERED}
     assert any(r.related for r in rows)  # the conference links the calls
     await calls.wait_rows("200", 1)
+    await calls.check_webhooks()
 
 
-async def test_phone_lost_mid_call(harness: Harness) -> None:
-    calls = await start(harness)
+async def test_phone_lost_mid_call(calls: Calls) -> None:
     started = await calls.client.request(m.MonitorStart(monitor_object=calls.line("400")))
     assert isinstance(started, m.MonitorStartResponse)
     xref = started.monitor_cross_ref_id
@@ -336,13 +378,12 @@ async def test_phone_lost_mid_call(harness: Harness) -> None:
     assert calls.notice_types("400")["call.ended"] == 1
     offline = [n for n in calls.notices if n.type is NoticeType.PHONE_OFFLINE]
     assert [n.phone for n in offline] == [agent.mac]
+    await calls.check_webhooks()
 
 
 async def test_each_happening_is_one_signed_webhook(harness: Harness) -> None:
     """A real HTTP receiver (tests/journal/receiver.py) checks every signature the documented
     way; each call happening reaches it exactly once, each with its own delivery ID."""
-    from tests.journal.receiver import Receiver
-
     calls = await start(harness)
     secret = "receiver-secret-0123456789"
     receiver = await Receiver(secret=secret).start()
@@ -392,10 +433,9 @@ async def test_each_happening_is_one_signed_webhook(harness: Harness) -> None:
         await receiver.stop()
 
 
-async def test_yealink_firmware_calls_are_journaled(harness: Harness) -> None:
+async def test_yealink_firmware_calls_are_journaled(calls: Calls) -> None:
     """The Yealink firmware's own event forms (simulator/yealink.py, from the firmware's
     CSTA processor): an answered and a missed incoming call, and a call made from the line."""
-    calls = await start(harness)
     calls.sim.incoming_call("400", "+4930580")
     await calls.wait_call("400", "alerting")
     assert calls.sim.answer("400")
@@ -421,3 +461,4 @@ async def test_yealink_firmware_calls_are_journaled(harness: Harness) -> None:
     assert rows[2].internal  # 200 is a line of this server
     (at_200,) = await calls.wait_rows("200", 1)
     assert at_200.direction is Direction.INCOMING and at_200.internal
+    await calls.check_webhooks()
