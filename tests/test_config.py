@@ -50,6 +50,7 @@ def test_toml_then_environment_precedence(tmp_path: Path) -> None:
         ({"UACSTA_PHONES__LISTEN": "sctp:0.0.0.0:5060"}, "phones.listen"),
         ({"UACSTA_PHONES__SESSION_EXPIRES": "30"}, "RFC 4028"),
         ({"UACSTA_HTTP__LISTEN": "tcp:0.0.0.0:http"}, "http.listen"),
+        ({"UACSTA_CLIENTS__SESSION_DURATION": "-5"}, "clients.session_duration: must be positive"),
     ],
 )
 def test_errors_name_the_key(env: dict[str, str], message: str) -> None:

@@ -459,6 +459,8 @@ def validate(settings: Settings) -> None:
         ("http.head_timeout", h.head_timeout),
         ("http.body_timeout", h.body_timeout),
         ("clients.idle_timeout", settings.clients.idle_timeout),
+        ("clients.session_duration", settings.clients.session_duration),
+        ("clients.max_session_duration", settings.clients.max_session_duration),
         ("connections.handshake_timeout", settings.connections.handshake_timeout),
     ):
         if seconds <= 0:
