@@ -40,6 +40,11 @@ log = logging.getLogger("uacsta.phones.link")
 
 _OUT_OF_SERVICE = m.CSTAErrorCode.system_resource_availability("outOfService")
 
+#: Seconds a stopping link waits for the phone's answer to its BYE. The BYE goes out at once
+#: (and once more at T1 over UDP); a live phone answers in milliseconds, and a phone that is
+#: gone must not hold up a shutdown or a disable.
+BYE_WAIT = 1.0
+
 
 class LinkState(enum.Enum):
     LINKING = "linking"
@@ -202,7 +207,7 @@ class PhoneLink:
                 await self._task
         if send_bye and usage is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.service.ua.request("BYE", usage), 2.0)
+                await asyncio.wait_for(self.service.ua.request("BYE", usage), BYE_WAIT)
             self.service.ua.remove_usage(usage)
 
     # --- the dialog's events ------------------------------------------------------------------
