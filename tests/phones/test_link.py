@@ -32,16 +32,6 @@ SFD = b"""<SwitchingFunctionDevices xmlns="http://www.ecmainternational.org/stan
 </deviceList></SwitchingFunctionDevices>"""
 
 
-class Pending:
-    def __init__(self, response: Response) -> None:
-        self.flow: Flow | None = FLOW
-        self._response = response
-
-    def __await__(self) -> Any:
-        yield from asyncio.sleep(0).__await__()
-        return self._response
-
-
 class FakeUA:
     """Answers the INVITE with 200; keeps in-dialog requests for the test to answer."""
 
@@ -56,12 +46,14 @@ class FakeUA:
         return f"<sip:{user}@{host}:5060>"
 
     def request(self, request: Request | str, dest: Any, **kw: Any) -> Any:
-        if isinstance(request, Request):
+        if isinstance(request, Request):  # the INVITE: answered 200 in the next iteration
             headers = (
                 ("Contact", "<sip:001565aabbcc@192.0.2.7:5062>"),
                 ("Session-Expires", "1800;refresher=uac"),
             )
-            return Pending(build_response(request, 200, to_tag="ph", headers=headers))
+            ok = build_response(request, 200, to_tag="ph", headers=headers)
+            asyncio.get_running_loop().call_soon(kw["then"], ok)
+            return None
         self.sent.append((request, kw.get("body", b""), kw["then"]))
         return None
 

@@ -217,7 +217,7 @@ class PhoneLink:
             case tr87.Answer():  # first: one per client request
                 self._answer(event)
             case tr87.SendRequest():  # the INVITE, out of dialog
-                asyncio.get_running_loop().create_task(self._send_invite(event))
+                self._send_invite(event)
             case tr87.Measured():
                 self.service.observe_latency(event.service, event.seconds)
             case tr87.PhoneEvent():
@@ -242,30 +242,41 @@ class PhoneLink:
     def _now(self) -> float:
         return self.driver.now()
 
-    async def _send_invite(self, event: tr87.SendRequest) -> None:
-        """The (initial) INVITE goes out of dialog, to the phone's registered flow."""
+    def _send_invite(self, event: tr87.SendRequest) -> None:
+        """The (initial) INVITE goes out of dialog, on the flow the phone registered on. Its
+        answer is acted on as it is read (the 2xx ACKed at once): a task resumed later, under
+        a burst of phones linking, let phones re-send their 2xx for want of the ACK."""
         invite = event.request
         assert invite is not None
+        token = event.token
+
+        def result(outcome: Response | BaseException) -> None:
+            now = self._now()
+            if isinstance(outcome, TimeoutError):
+                self.dialog.receive_timeout(token, now)
+            elif not isinstance(outcome, Response):
+                self.dialog.receive_failure(token, str(outcome) or type(outcome).__name__, now)
+            else:
+                if outcome.is_success:
+                    try:
+                        dialog = Dialog.from_uac(invite, outcome)
+                    except DialogError as exc:
+                        self.dialog.receive_failure(token, str(exc), now)
+                        self.driver.pump()
+                        return
+                    self.driver.usage = DialogUsage(
+                        dialog,
+                        self.target.flow,
+                        on_request=self.driver.receive,
+                        local_host=self.target.local_host,
+                    )
+                self.dialog.receive_response(token, outcome, now)
+            self.driver.pump()
+
         try:
-            pending = self.service.ua.request(invite, self.target.flow, timeout=event.timeout)
-            response = await pending
-        except TimeoutError:
-            self.dialog.receive_timeout(event.token, self._now())
+            self.service.ua.request(invite, self.target.flow, then=result, timeout=event.timeout)
         except (TransportError, DialogError, OSError) as exc:
-            self.dialog.receive_failure(event.token, str(exc), self._now())
-        else:
-            status = f"{response.status_code} {response.reason}"
-            if response.is_success and pending.flow is None:  # nothing to ACK on
-                self.dialog.stop(f"phone answered the CSTA INVITE with {status}", bye=False)
-            elif response.is_success and pending.flow is not None:
-                self.driver.usage = DialogUsage(
-                    Dialog.from_uac(invite, response),
-                    pending.flow,
-                    on_request=self.driver.receive,
-                    local_host=self.target.local_host,
-                )
-            self.dialog.receive_response(event.token, response, self._now())
-        self.driver.pump()
+            result(exc)
 
     def _confirm(self, response: Response) -> None:
         usage = self.usage
