@@ -192,8 +192,11 @@ def test_csv_export_has_a_header_iso_times_and_quotes() -> None:
     assert row["target"] == "'-200"
     assert row["related"] == "c2 c3"
     assert row["outcome"] == "deflected"
-    (again,) = csv.reader(io.StringIO("".join(csv_lines([record(2, answered=None)], header=False))))
+    assert row["internal"] == "false"
+    again_record = record(2, answered=None, internal=True)
+    (again,) = csv.reader(io.StringIO("".join(csv_lines([again_record], header=False))))
     assert again[rows[0].index("answered")] == ""
+    assert again[rows[0].index("internal")] == "true"  # the other party was one of our lines
 
 
 def test_outcome_labels_and_durations_in_plain_words() -> None:

@@ -37,6 +37,7 @@ CSV_COLUMNS = (
     "target",
     "cause",
     "related",
+    "internal",
 )
 
 #: A cell a spreadsheet would read as a formula (OWASP "CSV injection"): =, +, -, @, and the
@@ -79,6 +80,7 @@ def _row(record: CallRecord) -> list[str]:
         record.target,
         record.cause,
         " ".join(record.related),
+        "true" if record.internal else "false",
     ]
     return [safe_cell(c) for c in cells]
 
