@@ -243,9 +243,7 @@ class Operations:
         parts = self.parts
         sf = parts.hub.switch
         phones = parts.phones
-        own = {"clients": 0, "server": 0}  # clients' monitors, the switch's own (journal)
-        for monitor in sf.monitors.client_monitors.values():
-            own["server" if monitor.client is SWITCH else "clients"] += 1
+        server_monitors = sf.monitors.count_of(SWITCH)  # the switch's own (the journal's)
         return {
             "uptime": round(time.time() - parts.started_at, 1),
             "listening": parts.listening,
@@ -253,8 +251,8 @@ class Operations:
             "phones": self.phone_counts(),
             "devices": len(sf.devices),
             "clients": len(sf.clients),
-            "monitors": own["clients"],
-            "server_monitors": own["server"],
+            "monitors": len(sf.monitors.client_monitors) - server_monitors,
+            "server_monitors": server_monitors,
             "phone_monitors": len(sf.monitors.points),
             "requests_relayed": parts.hub.requests_relayed,
             "events_relayed": parts.hub.events_relayed,

@@ -55,9 +55,7 @@ def census(server: Server) -> dict[str, int]:
         "links": len(links),
         "ready links": sum(link.state is LinkState.READY for link in links.values()),
         "relink timers": len(server.phones._relink),
-        "client monitors": sum(
-            cm.client is not SWITCH for cm in sf.monitors.client_monitors.values()
-        ),
+        "client monitors": len(sf.monitors.client_monitors) - sf.monitors.count_of(SWITCH),
         "monitor points": len(points),
         "active monitor points": sum(p.state is PointState.ACTIVE for p in points),
         "pending switch requests": sf.pending_count,

@@ -12,6 +12,7 @@ event (``Ready``, ``PeerRequest``, ``Lost``, ...) through ``act``.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 
 from uacsta.net.errors import TransportError
@@ -111,21 +112,22 @@ class DialogDriver:
             server.reply(487)
 
     # --- out -----------------------------------------------------------------------------------
+    def outcome(self, token: int, outcome: Response | BaseException) -> None:
+        """The final outcome of the request the dialog sent under ``token`` (a response, a
+        TimeoutError, or why it could not be sent): fed to the dialog, then carried out."""
+        now = self.now()
+        if isinstance(outcome, Response):
+            self.dialog.receive_response(token, outcome, now)
+        elif isinstance(outcome, TimeoutError):
+            self.dialog.receive_timeout(token, now)
+        else:
+            self.dialog.receive_failure(token, str(outcome) or type(outcome).__name__, now)
+        if not self.closed:
+            self.pump()
+
     def _send(self, event: SendRequest) -> None:
         """An in-dialog request; its outcome goes back to the dialog while it is read."""
-        token = event.token
-
-        def result(outcome: Response | BaseException) -> None:
-            now = self.now()
-            if isinstance(outcome, Response):
-                self.dialog.receive_response(token, outcome, now)
-            elif isinstance(outcome, TimeoutError):
-                self.dialog.receive_timeout(token, now)
-            else:
-                self.dialog.receive_failure(token, str(outcome) or type(outcome).__name__, now)
-            if not self.closed:
-                self.pump()
-
+        result = functools.partial(self.outcome, event.token)
         if self.usage is None:
             result(SipError("the SIP dialog is not established"))
             return

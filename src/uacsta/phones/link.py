@@ -251,27 +251,19 @@ class PhoneLink:
         token = event.token
 
         def result(outcome: Response | BaseException) -> None:
-            now = self._now()
-            if isinstance(outcome, TimeoutError):
-                self.dialog.receive_timeout(token, now)
-            elif not isinstance(outcome, Response):
-                self.dialog.receive_failure(token, str(outcome) or type(outcome).__name__, now)
-            else:
-                if outcome.is_success:
-                    try:
-                        dialog = Dialog.from_uac(invite, outcome)
-                    except DialogError as exc:
-                        self.dialog.receive_failure(token, str(exc), now)
-                        self.driver.pump()
-                        return
+            if isinstance(outcome, Response) and outcome.is_success:
+                try:
+                    dialog = Dialog.from_uac(invite, outcome)
+                except DialogError as exc:
+                    outcome = exc  # a 2xx no dialog can be made of: the set-up failed
+                else:
                     self.driver.usage = DialogUsage(
                         dialog,
                         self.target.flow,
                         on_request=self.driver.receive,
                         local_host=self.target.local_host,
                     )
-                self.dialog.receive_response(token, outcome, now)
-            self.driver.pump()
+            self.driver.outcome(token, outcome)
 
         try:
             self.service.ua.request(invite, self.target.flow, then=result, timeout=event.timeout)
