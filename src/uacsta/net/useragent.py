@@ -170,6 +170,9 @@ class UserAgent:
         self._callbacks: dict[TransactionKey, tuple[ResponseCallback, contextvars.Context]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        #: How many :meth:`_handle` calls are running (a handler answering inside one nests a
+        #: second): the timer is re-armed once, when the outermost returns.
+        self._handling = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -395,6 +398,15 @@ class UserAgent:
         self._handle(self.core.receive(message, flow, self._now()))
 
     def _handle(self, events: list[Event]) -> None:
+        self._handling += 1
+        try:
+            self._handle_events(events)
+        finally:
+            self._handling -= 1
+        if not self._handling:
+            self._rearm()
+
+    def _handle_events(self, events: list[Event]) -> None:
         for event in events:
             match event:
                 case Transmit():
@@ -415,7 +427,6 @@ class UserAgent:
                 case BindingsExpired():
                     if self._on_expired is not None:
                         self._on_expired(event.bindings)
-        self._rearm()
 
     def _transmit(self, event: Transmit[Flow]) -> None:
         flow = event.flow

@@ -61,7 +61,12 @@ class TraceBuffer:
     @property
     def keeps_details(self) -> bool:
         """Whether :meth:`add` keeps a full text (else the caller need not make one)."""
-        return bool(self._details.maxlen) and time.monotonic() < self._watched_until
+        # Never watched (the common case): no clock read.
+        return (
+            self._watched_until > 0.0
+            and bool(self._details.maxlen)
+            and time.monotonic() < self._watched_until
+        )
 
     def watch(self, seconds: float) -> None:
         """Keep full texts for the next ``seconds`` (an operator opened the trace)."""
