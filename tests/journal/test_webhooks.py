@@ -184,8 +184,9 @@ def test_url_validation_accepts() -> None:
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'uacsta.db'}"
+def db_url(store_url: str) -> str:
+    """A fresh database of each engine (SQLite, PostgreSQL)."""
+    return store_url
 
 
 @pytest.fixture
