@@ -16,7 +16,6 @@ Calls are synchronous; the asyncio server runs them in a worker thread.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -203,8 +202,11 @@ def engine_url(url: str) -> sa.URL:
         raise StoreError(f"store.url is not a database URL: {exc}") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.drivername == "postgresql+psycopg" and importlib.util.find_spec("psycopg") is None:
-        raise StoreError(f"PostgreSQL needs the psycopg driver: {POSTGRES_HINT}")
+    if parsed.drivername == "postgresql+psycopg":
+        try:
+            import psycopg  # noqa: F401  (the optional driver: a clear word when it is missing)
+        except ImportError:
+            raise StoreError(f"PostgreSQL needs the psycopg driver: {POSTGRES_HINT}") from None
     return parsed
 
 
