@@ -289,6 +289,8 @@ class Store:
             self.engine = sa.create_engine(parsed)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._closed = False
+        event.listen(self.engine, "checkin", self._checkin)
         try:
             self._migrate()
         except sa.exc.OperationalError as exc:
@@ -318,7 +320,14 @@ class Store:
         return str(self.engine.dialect.name)
 
     def close(self) -> None:
+        """Close the pool's connections, and any still in use (a worker thread of a
+        cancelled task) as it comes back."""
+        self._closed = True
         self.engine.dispose()
+
+    def _checkin(self, dbapi_connection: Any, _record: Any) -> None:
+        if self._closed and dbapi_connection is not None:
+            dbapi_connection.close()
 
     # --- phones --------------------------------------------------------------------------
     def load_phones(self) -> list[PhoneRecord]:
