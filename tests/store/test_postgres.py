@@ -231,6 +231,54 @@ def test_a_version_2_outbox_gets_its_lease_columns_and_keeps_its_rows(store_url:
         store.close()
 
 
+# --- both engines: the store's own behaviour ------------------------------------------------------
+
+
+def test_phones_settings_users_and_tokens_round_trip(store: Store) -> None:
+    phone = PhoneRecord(
+        mac="001565000001",
+        vendor="yealink",
+        model="T54W",
+        ip="192.0.2.10",
+        port=5060,
+        transport="tls",
+        state="ready",
+        enabled=False,
+        simulated=True,
+        lines=["sip:100@pbx", "sip:101@pbx"],
+    )
+    assert store.save_phones([phone, PhoneRecord(mac="001565000002")]) == 2
+    assert store.load_phones()[0] == phone
+    phone.state, phone.enabled, phone.lines = "offline", True, []
+    assert store.save_phones([phone]) == 1
+    first, second = store.load_phones()
+    assert first == phone and second.vendor == "generic" and second.enabled is True
+    assert store.delete_phone("001565000002") and not store.delete_phone("001565000002")
+
+    store.set_setting("phones.password", "s3cret")
+    store.set_setting("journal.retention_days", 30)
+    store.set_setting("phones.password", {"nested": [1, True, None]})
+    assert store.get_settings() == {
+        "phones.password": {"nested": [1, True, None]},
+        "journal.retention_days": 30,
+    }
+
+    store.set_user("alice", "hash-1", "user", "100")
+    store.set_user("alice", "hash-2", "user", "100")
+    store.set_user("root", "hash-3", "admin", None)
+    assert [u["name"] for u in store.list_users()] == ["alice", "root"]
+    user = store.get_user("alice")
+    assert user is not None and user["password_hash"] == "hash-2"
+    store.add_session("h" * 64, "alice", "2999-01-01T00:00:00+00:00", keep=2)
+    assert store.session_user("h" * 64) is not None
+    assert store.delete_user("alice") and store.session_user("h" * 64) is None
+
+    store.add_token("t1", "crm", "a" * 64, scopes=["read", "control"], expires=None)
+    token = store.find_token("a" * 64)
+    assert token is not None and token["scopes"] == ["control", "read"]
+    assert store.delete_token("t1") and store.find_token("a" * 64) is None
+
+
 # --- both engines: what phones and calls bring, several writers -------------------------------
 
 
