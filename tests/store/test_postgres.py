@@ -371,6 +371,10 @@ def test_a_claimed_delivery_is_held_by_one_sender_until_its_lease_ends(store_url
             "5",
         }
 
+        # A stopping sender gives back everything it holds.
+        assert a.release_all(worker="node-c") == 6
+        assert len(b.claim(1101.0, 10, worker="node-e", lease=30.0)) == 6
+
         # exclude / skip_endpoints, and a delivered row is never claimed again.
         a.enqueue([OutboxRow(id="other", endpoint_id=f.id, event_type="t", body="{}", created=1)])
         assert a.claim(2000.0, 10, worker="node-a", lease=1.0, skip_endpoints=[e.id]) == [

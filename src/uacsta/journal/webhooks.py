@@ -301,16 +301,16 @@ class WebhookService:
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
-        abandoned = list(self._inflight)
         for task in list(self._inflight.values()):
             task.cancel()
         if self._inflight:
             await asyncio.gather(*self._inflight.values(), return_exceptions=True)
-        if abandoned:  # another node may take them at once
-            try:
-                await asyncio.to_thread(self.outbox.release, abandoned, worker=self.sender)
-            except Exception as exc:  # their leases run out instead
-                log.warning("webhooks: could not release %d deliveries: %s", len(abandoned), exc)
+        # What this node held (attempts cut off, a claim the cancelled sender never started):
+        # another node may take it at once.
+        try:
+            await asyncio.to_thread(self.outbox.release_all, worker=self.sender)
+        except Exception as exc:  # the leases run out instead
+            log.warning("webhooks: could not release the deliveries held: %s", exc)
         if self._writer is not None:
             await self._writer  # returns once the queue is written (or cannot be)
         if self._client is not None:

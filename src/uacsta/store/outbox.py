@@ -395,6 +395,15 @@ class OutboxStore:
                 .values(claimed_by=None, lease_until=None)
             ).rowcount
 
+    def release_all(self, *, worker: str) -> int:
+        """End every lease ``worker`` holds on a pending delivery (it stops)."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                webhook_outbox.update()
+                .where(webhook_outbox.c.claimed_by == worker, webhook_outbox.c.state == PENDING)
+                .values(claimed_by=None, lease_until=None)
+            ).rowcount
+
     def due(self, now: float, limit: int, *, exclude: Iterable[str] = ()) -> list[Delivery]:
         """Pending deliveries whose attempt is due, the longest waiting first (held or not;
         a sender takes rows with :meth:`claim`)."""
