@@ -16,11 +16,14 @@ run: $(STAMP)
 	$(BIN)/uacsta demo
 
 # Real test peers come from Debian packages; install them when missing (root, as on CI).
-# sipp (sip-tester) is the independent SIP peer; chromium drives the browser tests.
-SYSPKGS := sip-tester:sipp chromium:chromium
+# sipp (sip-tester) is the independent SIP peer; chromium drives the browser tests;
+# postgresql's server binaries (not on PATH: a pair's check may be a path glob) run the
+# store tests' throw-away PostgreSQL server.
+SYSPKGS := sip-tester:sipp chromium:chromium postgresql:/usr/lib/postgresql/*/bin/initdb
 sysdeps:
-	@missing=""; for pair in $(SYSPKGS); do pkg=$${pair%%:*}; bin=$${pair##*:}; \
-	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	@missing=""; for pair in $(SYSPKGS); do pkg=$${pair%%:*}; bin=$${pair#*:}; \
+	  case $$bin in /*) ls $$bin >/dev/null 2>&1;; *) command -v $$bin >/dev/null 2>&1;; esac \
+	  || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \

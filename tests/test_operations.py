@@ -5,7 +5,7 @@ socket's mapping of those errors."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -55,14 +55,14 @@ class FakePhones:
 
 
 class Parts:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, url: str = "") -> None:
         self.settings = Settings()
         self.started_at = 0.0
         self.data_dir = tmp_path
         self.listening = ["web http:127.0.0.1:8080"]
         self.web_url: str | None = "http://127.0.0.1:8080/"
         self.hub = SwitchHub()
-        self.store: Store | None = Store(f"sqlite:///{tmp_path / 'uacsta.db'}")
+        self.store: Store | None = Store(url or f"sqlite:///{tmp_path / 'uacsta.db'}")
         self.inventory: Inventory | None = Inventory(self.store)
         record, _ = self.inventory.upsert(MAC)
         record.vendor = "yealink"
@@ -81,8 +81,12 @@ class Parts:
 
 
 @pytest.fixture
-def parts(tmp_path: Path) -> Parts:
-    return Parts(tmp_path)
+def parts(tmp_path: Path, store_url: str) -> Iterator[Parts]:
+    """The parts on a fresh database of each engine (SQLite, PostgreSQL)."""
+    made = Parts(tmp_path, store_url)
+    yield made
+    if made.store is not None:
+        made.store.close()
 
 
 def test_a_phone_by_any_spelling_or_what_is_wrong(parts: Parts) -> None:

@@ -169,6 +169,7 @@ def serve(
     from uacsta.banner import serve_banner
     from uacsta.safety import DefaultCredentialsError
     from uacsta.server import Server
+    from uacsta.store.db import StoreError
 
     settings = _settings(config)
     setup_logging(settings.log.level)
@@ -182,7 +183,7 @@ def serve(
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(server.run_forever(lambda: typer.echo(serve_banner(server))))
-    except DefaultCredentialsError as exc:
+    except (DefaultCredentialsError, StoreError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     except OSError as exc:

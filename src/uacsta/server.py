@@ -26,7 +26,7 @@ from uacsta.config import Settings
 from uacsta.control import ControlServer
 from uacsta.gateways.cstatcp import CstaTcpGateway
 from uacsta.hub import SwitchHub
-from uacsta.journal.webhooks import WebhookService
+from uacsta.journal.webhooks import WebhookService, sender_id
 from uacsta.journal.writer import JournalWriter
 from uacsta.net.address import connect_host, parse_listen_address
 from uacsta.net.guard import (
@@ -210,7 +210,9 @@ class Server:
         """Webhooks: started before the parts that publish to them and so stopped after them
         (stop flushes the in-memory queue to the outbox, before the store closes)."""
         assert self.store is not None
-        self.webhooks = WebhookService(OutboxStore(self.store), self.settings.webhooks)
+        self.webhooks = WebhookService(
+            OutboxStore(self.store), self.settings.webhooks, sender=sender_id(str(self.data_dir))
+        )
         await self.webhooks.start()
         self._running.push_async_callback(self.webhooks.stop)
         # Every notice (call.*, phone.*, dnd/forwarding) goes to the matching endpoints.

@@ -1,9 +1,9 @@
-"""Journal fixtures: a store on a fresh SQLite file and hand-written call records."""
+"""Journal fixtures: a store on a fresh database of each engine (SQLite, PostgreSQL) and
+hand-written call records."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,8 +36,8 @@ def record(n: int, **changes: Any) -> CallRecord:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    db = Store(f"sqlite:///{tmp_path / 'journal.db'}")
+def store(store_url: str) -> Iterator[Store]:
+    db = Store(store_url)
     yield db
     db.close()
 

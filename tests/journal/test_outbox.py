@@ -1,8 +1,9 @@
-"""The outbox store on a real SQLite file: endpoints, enqueue, due, marks, recent, purge."""
+"""The outbox store on a real database of each engine (SQLite, PostgreSQL): endpoints,
+enqueue, due, claims and leases, marks, recent, purge."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
@@ -11,8 +12,8 @@ from uacsta.store.outbox import DELIVERED, FAILED, PENDING, OutboxRow, OutboxSto
 
 
 @pytest.fixture
-def outbox(tmp_path: Path) -> OutboxStore:
-    store = Store(f"sqlite:///{tmp_path / 'uacsta.db'}")
+def outbox(store_url: str) -> Iterator[OutboxStore]:
+    store = Store(store_url)
     yield OutboxStore(store)
     store.close()
 

@@ -184,8 +184,9 @@ def test_url_validation_accepts() -> None:
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'uacsta.db'}"
+def db_url(store_url: str) -> str:
+    """A fresh database of each engine (SQLite, PostgreSQL)."""
+    return store_url
 
 
 @pytest.fixture
@@ -455,7 +456,8 @@ async def test_restart_in_process_stop_flushes_and_abandoned_instance_loses_noth
 # --- the real server as a subprocess: SIGTERM, SIGKILL, receiver back ----------------------------
 
 
-def write_config(folder: Path) -> Path:
+def write_config(folder: Path, url: str = "") -> Path:
+    """The server's settings; ``url``: ``store.url`` (empty: SQLite in the data directory)."""
     config = folder / "uacsta.toml"
     config.write_text(
         "\n".join(
@@ -468,6 +470,7 @@ def write_config(folder: Path) -> Path:
                 'csta_listen = ["tcp:127.0.0.1:0"]',
                 "[store]",
                 f'path = "{folder / "data"}"',
+                f'url = "{url}"',
                 "[http]",
                 'listen = "tcp:127.0.0.1:0"',
                 "[log]",
@@ -485,9 +488,9 @@ def write_config(folder: Path) -> Path:
 class Serve:
     """``python -m uacsta.cli serve`` with its control socket."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, url: str = "") -> None:
         self.folder = folder
-        self.config = write_config(folder)
+        self.config = write_config(folder, url)
         self.sock = folder / "data" / "uacsta.sock"
         self.proc: asyncio.subprocess.Process | None = None
         self.runs = 0
@@ -545,17 +548,21 @@ class Serve:
 
 
 @pytest.mark.timeout(180)
-async def test_real_server_sigterm_sigkill_then_receiver_back(tmp_path: Path) -> None:
+async def test_real_server_sigterm_sigkill_then_receiver_back(
+    tmp_path: Path, store_url: str
+) -> None:
     """Acceptance: the receiver is down; the server queues events and is stopped with SIGTERM
     (its in-memory queue flushed), restarted, queues more and is SIGKILLed once they are in
     the outbox; the receiver comes back and the server is started again: every event arrives,
-    none twice (by delivery ID), each correctly signed."""
+    none twice (by delivery ID), each correctly signed. SQLite in the data directory (the
+    default), and PostgreSQL (``store.url``)."""
     receiver = Receiver(secret=SECRET, port=free_port())
-    db_url = f"sqlite:///{tmp_path / 'data' / 'uacsta.db'}"
+    postgres = store_url.startswith("postgresql")
+    db_url = store_url if postgres else f"sqlite:///{tmp_path / 'data' / 'uacsta.db'}"
     store = Store(db_url)
     outbox = OutboxStore(store)
     e = outbox.add_endpoint(url=receiver.url, secret=SECRET, events=list(EVENT_TYPES))
-    server = Serve(tmp_path)
+    server = Serve(tmp_path, store_url if postgres else "")
     try:
         # 1. receiver down; SIGTERM right after queueing: stop() must flush the queue.
         await server.start()

@@ -1,27 +1,33 @@
 """Server-side web sessions and API tokens in the store: expiry, the per-user bound, revocation.
 
-A real SQLite database in a temporary directory; times are given explicitly (ISO 8601 UTC).
+A real database of each engine (SQLite, PostgreSQL); times are given explicitly (ISO 8601 UTC).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
 
 from uacsta.store.db import Store
 from uacsta.web.auth import ALL_SCOPES, Auth, Principal, Refusal, token_hash
 
 
-def _store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'uacsta.db'}")
+@pytest.fixture
+def store_at(store_url: str) -> Iterator[Store]:
+    store = Store(store_url)
+    yield store
+    store.close()
 
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
-def test_a_session_ends_at_its_expiry(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_a_session_ends_at_its_expiry(store_at: Store) -> None:
+    store = store_at
     auth = Auth(store, session_lifetime=60)
     auth.set_password("alice", "pw-alice-1", role="user", extension="100")
     session_id = auth.open_session("alice")
@@ -33,8 +39,8 @@ def test_a_session_ends_at_its_expiry(tmp_path: Path) -> None:
     assert store.session_user(session_id, _iso(now)) is None
 
 
-def test_a_user_keeps_at_most_max_sessions(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_a_user_keeps_at_most_max_sessions(store_at: Store) -> None:
+    store = store_at
     auth = Auth(store, max_sessions_per_user=2)
     auth.set_password("alice", "pw-alice-1", role="user", extension="100")
     auth.set_password("bob", "pw-bob-1", role="user", extension="200")
@@ -45,8 +51,8 @@ def test_a_user_keeps_at_most_max_sessions(tmp_path: Path) -> None:
     assert store.session_user(token_hash(bob)) is not None  # another user's are untouched
 
 
-def test_password_change_and_deletion_end_the_users_sessions(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_password_change_and_deletion_end_the_users_sessions(store_at: Store) -> None:
+    store = store_at
     auth = Auth(store)
     auth.set_password("alice", "pw-alice-1", role="user", extension="100")
     auth.set_password("bob", "pw-bob-1", role="user", extension="200")
@@ -58,8 +64,8 @@ def test_password_change_and_deletion_end_the_users_sessions(tmp_path: Path) -> 
     assert store.session_user(token_hash(bob)) is None
 
 
-def test_tokens_carry_scopes_and_expiry(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_tokens_carry_scopes_and_expiry(store_at: Store) -> None:
+    store = store_at
     auth = Auth(store)
     _, full = auth.create_token("full")
     _, read = auth.create_token("wallboard", scopes={"read"})
@@ -73,9 +79,9 @@ def test_tokens_carry_scopes_and_expiry(tmp_path: Path) -> None:
     # A day later the token has expired: refused with the reason, not mistaken for unknown.
     store.engine.dispose()
     with store.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "UPDATE api_tokens SET expires = ? WHERE name = 'old'",
-            (_iso(datetime.now(UTC) - timedelta(seconds=1)),),
+        conn.execute(
+            sa.text("UPDATE api_tokens SET expires = :expires WHERE name = 'old'"),
+            {"expires": _iso(datetime.now(UTC) - timedelta(seconds=1))},
         )
     refused = auth.authenticate_token(old)
     assert isinstance(refused, Refusal) and "expired" in refused.reason

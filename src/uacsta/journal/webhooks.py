@@ -8,6 +8,13 @@ takes due rows from the outbox and POSTs them. A row is marked delivered only af
 answer, so delivery is at-least-once: a receiver dedupes by the delivery ID (``id`` in the
 body, ``X-Uacsta-Delivery`` in the headers), which stays the same on every retry.
 
+Several nodes on one database each run this service: the sender claims the rows it attempts
+(:meth:`uacsta.store.outbox.OutboxStore.claim`, a lease of the HTTP timeout plus
+:data:`LEASE_MARGIN`), so each delivery is attempted by one node at a time; whichever node is
+up sends what the others queued. Each node's sender has its own ID (:func:`sender_id`: the
+host and the data directory), stable across restarts, so a node killed mid-attempt takes its
+rows back at once when it starts again instead of waiting for the lease to run out.
+
 Signature (like Stripe's and Standard Webhooks'): ``X-Uacsta-Signature: v1=<hex>`` where hex is
 HMAC-SHA256 keyed with the endpoint's secret (its UTF-8 bytes) over
 ``f"{timestamp}.".encode() + body``, ``timestamp`` being ``X-Uacsta-Timestamp`` (Unix seconds
@@ -24,6 +31,7 @@ import json
 import logging
 import random
 import secrets
+import socket
 import time
 import uuid
 from collections import deque
@@ -53,6 +61,7 @@ __all__ = [
     "build_payload",
     "endpoint_matches",
     "new_secret",
+    "sender_id",
     "sign",
     "signature_headers",
     "url_for_log",
@@ -76,6 +85,18 @@ IDLE_POLL = 5.0
 #: Finished rows are purged this often (seconds).
 PURGE_INTERVAL = 3600.0
 MAX_URL = 2048
+#: A claimed delivery is held this long beyond the HTTP timeout (the marks after the answer,
+#: a busy database) before another sender may take it.
+LEASE_MARGIN = 30.0
+
+
+def sender_id(data_dir: str | None = None) -> str:
+    """This node's sender ID in the outbox (``claimed_by``): the host name, and a digest of
+    the data directory (two nodes on one host have two directories), at most 64 characters."""
+    host = socket.gethostname()[:48] or "uacsta"
+    if data_dir is None:
+        return host
+    return f"{host}:{hashlib.sha256(data_dir.encode()).hexdigest()[:12]}"
 
 
 class WebhookError(ValueError):
@@ -226,9 +247,13 @@ class WebhookService:
         *,
         clock: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
+        sender: str | None = None,
     ) -> None:
         self.outbox = outbox
         self.settings = settings or WebhookSettings()
+        #: Who holds the rows this service attempts (:func:`sender_id`); services sharing a
+        #: database need different ones.
+        self.sender = sender or sender_id()
         self._clock = clock
         self._transport = transport
         self._endpoints: dict[str, Endpoint] = {}
@@ -240,9 +265,6 @@ class WebhookService:
         self._sender: asyncio.Task[None] | None = None
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._per_endpoint: dict[str, int] = {}
-        #: Attempts finished while the sender's due query ran: that query may predate their
-        #: mark in the outbox, so its answer must not start them again.
-        self._finished: set[str] = set()
         self._client: httpx.AsyncClient | None = None
         self._rlog = RateLimitedLog(log)
         self._last_purge = 0.0
@@ -283,6 +305,12 @@ class WebhookService:
             task.cancel()
         if self._inflight:
             await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        # What this node held (attempts cut off, a claim the cancelled sender never started):
+        # another node may take it at once.
+        try:
+            await asyncio.to_thread(self.outbox.release_all, worker=self.sender)
+        except Exception as exc:  # the leases run out instead
+            log.warning("webhooks: could not release the deliveries held: %s", exc)
         if self._writer is not None:
             await self._writer  # returns once the queue is written (or cannot be)
         if self._client is not None:
@@ -418,30 +446,39 @@ class WebhookService:
             )
             if purged:
                 log.info("webhooks: %d finished deliveries purged", purged)
-        room = self.settings.max_concurrency - len(self._inflight)
+        s = self.settings
+        room = s.max_concurrency - len(self._inflight)
         if room <= 0:
             return IDLE_POLL  # a finishing attempt wakes us
-        self._finished.clear()
+        limit = min(room, DUE_BATCH)
+        full = [e for e, n in self._per_endpoint.items() if n >= s.max_per_endpoint]
+        inflight = list(self._inflight)  # taken here: the worker thread must not iterate it
         rows = await asyncio.to_thread(
-            self.outbox.due, now, DUE_BATCH, exclude=list(self._inflight)
+            lambda: self.outbox.claim(
+                now,
+                limit,
+                worker=self.sender,
+                lease=s.timeout + LEASE_MARGIN,
+                exclude=inflight,
+                skip_endpoints=full,
+            )
         )
-        waiting = False  # due rows left for lack of room: a finishing attempt wakes us
+        unstarted: list[str] = []  # claimed, no room after all: back to every sender
         for row in rows:
-            if self._closing:
-                break
-            if row.id in self._finished or row.id in self._inflight:
-                waiting = True  # its done callback woke us: the next look sees its new state
+            if row.id in self._inflight:  # its lease ran out while in flight: still ours
                 continue
             if (
-                len(self._inflight) >= self.settings.max_concurrency
-                or self._per_endpoint.get(row.endpoint_id, 0) >= self.settings.max_per_endpoint
+                self._closing
+                or len(self._inflight) >= s.max_concurrency
+                or self._per_endpoint.get(row.endpoint_id, 0) >= s.max_per_endpoint
             ):
-                waiting = True
+                unstarted.append(row.id)
                 continue
             self._start_attempt(row)
-        if waiting:
-            return IDLE_POLL
-        if len(rows) == DUE_BATCH:
+        if unstarted:
+            await asyncio.to_thread(self.outbox.release, unstarted, worker=self.sender)
+            return IDLE_POLL  # a finishing attempt wakes us
+        if len(rows) == limit:
             return 0.05
         next_due = await asyncio.to_thread(self.outbox.next_due, exclude=list(self._inflight))
         if next_due is None:
@@ -455,7 +492,6 @@ class WebhookService:
 
         def done(_: asyncio.Task[None]) -> None:
             self._inflight.pop(row.id, None)
-            self._finished.add(row.id)
             left = self._per_endpoint.get(row.endpoint_id, 1) - 1
             if left > 0:
                 self._per_endpoint[row.endpoint_id] = left

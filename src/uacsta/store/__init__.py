@@ -1,5 +1,6 @@
 """Persistence: the phone inventory, runtime settings, the call journal and the webhook
-outbox (SQLite by default, any SQLAlchemy URL)."""
+outbox (SQLite by default; PostgreSQL for several nodes sharing one database,
+docs/postgresql.md)."""
 
 from uacsta.store import (
     journal,  # the call_journal table joins the metadata create_all uses

@@ -1,9 +1,15 @@
 """The database: phone inventory, lines and runtime settings, on SQLAlchemy Core.
 
 SQLite (WAL, synchronous=NORMAL) is the embedded default; a restart or a SIGKILL loses nothing
-that was flushed, and the server flushes changed phones in batches, never per message. The
-schema is versioned by a small ordered list of migrations applied at open: the tables are few
-and simple, so Alembic's machinery would be more than the job needs.
+that was flushed, and the server flushes changed phones in batches, never per message.
+PostgreSQL (``postgresql+psycopg://user:password@host:5432/db``, the ``postgres`` extra) is the
+database several nodes share (docs/postgresql.md): a pool with pre-ping, READ COMMITTED, and
+writes that are safe when two nodes write the same row (upserts, never read-then-insert).
+
+The schema is versioned by a small ordered list of migrations applied at open, in one
+transaction (on PostgreSQL under an advisory lock, so nodes starting together migrate once):
+the tables are few and simple, so Alembic's machinery would be more than the job needs.
+Times are ISO 8601 UTC text of one format (compared as text), booleans are the engine's own.
 Calls are synchronous; the asyncio server runs them in a worker thread.
 """
 
@@ -12,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,17 +101,48 @@ schema_version = sa.Table(
     sa.Column("applied", sa.String(32), nullable=False),
 )
 
+
+@dataclass(frozen=True, slots=True)
+class AddColumn:
+    """A migration step: add a nullable column unless the table has it (``create_all`` made
+    a table that is new in this version with every column already)."""
+
+    table: str
+    column: str
+    type: str  # SQL both engines take: TEXT, VARCHAR(n), FLOAT, INTEGER
+
+    def apply(self, conn: sa.Connection) -> None:
+        names = {c["name"] for c in sa.inspect(conn).get_columns(self.table)}
+        if self.column not in names:
+            conn.execute(sa.text(f"ALTER TABLE {self.table} ADD COLUMN {self.column} {self.type}"))
+
+
 # Ordered migrations: index + 1 is the version they produce. Version 1 is the initial schema.
 # A new database gets the current schema from ``create_all`` and all versions marked applied.
-MIGRATIONS: list[list[str]] = [
+MIGRATIONS: list[list[AddColumn]] = [
     [],
     # 2: API token scopes and expiry (existing rows: NULL = every scope, never expires).
     # The web_sessions table is new, so create_all makes it.
     [
-        "ALTER TABLE api_tokens ADD COLUMN scopes TEXT",
-        "ALTER TABLE api_tokens ADD COLUMN expires VARCHAR(32)",
+        AddColumn("api_tokens", "scopes", "TEXT"),
+        AddColumn("api_tokens", "expires", "VARCHAR(32)"),
+    ],
+    # 3: webhook delivery leases (several nodes share the outbox; NULL: nobody holds it).
+    [
+        AddColumn("webhook_outbox", "claimed_by", "VARCHAR(64)"),
+        AddColumn("webhook_outbox", "lease_until", "FLOAT"),
     ],
 ]
+
+#: Key of the PostgreSQL advisory lock the migrations run under (any constant, ours alone).
+MIGRATION_LOCK = 0x75614353  # "uaCS"
+
+#: PostgreSQL pool: connections kept, extra ones under load, checked before use (a server
+#: restart or a dropped connection costs a reconnect, not an error), renewed after 30 min
+#: (under a proxy's or firewall's idle cut-off).
+PG_POOL = {"pool_size": 5, "max_overflow": 10, "pool_timeout": 30, "pool_recycle": 1800}
+PG_CONNECT_TIMEOUT = 10
+POSTGRES_HINT = "pip install 'uacsta[postgres]'"
 
 #: Mode of the SQLite database file (SQLite gives its -wal and -shm files the same mode) and
 #: of directories created for it: it holds password hashes and the settings changed in the
@@ -152,6 +189,61 @@ class PhoneRecord:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+class StoreError(RuntimeError):
+    """The database cannot be used: a driver is missing, the server cannot be reached."""
+
+
+def engine_url(url: str) -> sa.URL:
+    """The URL to open: ``postgresql://`` (and ``postgres://``) without a driver means psycopg
+    (version 3, the ``postgres`` extra), never SQLAlchemy's default of psycopg2."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise StoreError(f"store.url is not a database URL: {exc}") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername == "postgresql+psycopg":
+        try:
+            import psycopg  # noqa: F401  (the optional driver: a clear word when it is missing)
+        except ImportError:
+            raise StoreError(f"PostgreSQL needs the psycopg driver: {POSTGRES_HINT}") from None
+    return parsed
+
+
+def fit(table: sa.Table, row: Mapping[str, Any], *, keep: Sequence[str] = ()) -> dict[str, Any]:
+    """``row`` with text clipped to its column's length (PostgreSQL refuses longer values,
+    SQLite stores them: a phone's long User-Agent must not fail a whole batch on one engine).
+    Columns in ``keep`` (keys) are left whole."""
+    out = dict(row)
+    for name, value in row.items():
+        if isinstance(value, str) and name not in keep:
+            length = getattr(table.c[name].type, "length", None)
+            if length is not None and len(value) > length:
+                out[name] = value[:length]
+    return out
+
+
+def _upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows, or update the ones whose primary key is there, in one statement: two
+    nodes writing the same row never fail on the key (SQLite and PostgreSQL: ON CONFLICT)."""
+    keys = [c.name for c in table.primary_key.columns]
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        insert: Any
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        statement = insert(table)
+        others = {c.name: statement.excluded[c.name] for c in table.c if c.name not in keys}
+        conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=others), rows)
+        return
+    for row in rows:  # any other database: update, else insert
+        where = sa.and_(*(table.c[k] == row[k] for k in keys))
+        if conn.execute(table.update().where(where).values(row)).rowcount == 0:
+            conn.execute(table.insert().values(row))
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -176,30 +268,66 @@ def _private_sqlite_file(path: Path) -> None:
 
 class Store:
     def __init__(self, url: str) -> None:
+        parsed = engine_url(url)
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             _private_sqlite_file(Path(url[len("sqlite:///") :]))
         self.url = url
-        self.engine = sa.create_engine(url, future=True)
+        if parsed.get_backend_name() == "postgresql":
+            self.engine = sa.create_engine(
+                parsed,
+                pool_pre_ping=True,
+                # The server's default may be stricter (serializable): every write here is
+                # one short statement or an upsert, correct under READ COMMITTED.
+                isolation_level="READ COMMITTED",
+                connect_args={
+                    "connect_timeout": PG_CONNECT_TIMEOUT,
+                    "application_name": "uacsta",
+                },
+                **PG_POOL,
+            )
+        else:
+            self.engine = sa.create_engine(parsed)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._migrate()
+        self._closed = False
+        event.listen(self.engine, "checkin", self._checkin)
+        try:
+            self._migrate()
+        except sa.exc.OperationalError as exc:
+            self.engine.dispose()
+            where = parsed.render_as_string(hide_password=True)
+            raise StoreError(f"cannot open the database {where}: {exc.orig}") from exc
 
     def _migrate(self) -> None:
-        fresh = not sa.inspect(self.engine).has_table(schema_version.name)
-        metadata.create_all(self.engine)
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # one node migrates, the others wait
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+            fresh = not sa.inspect(conn).has_table(schema_version.name)
+            metadata.create_all(conn)
             current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
             current = current or 0
-            for version, statements in enumerate(MIGRATIONS, start=1):
+            for version, steps in enumerate(MIGRATIONS, start=1):
                 if version <= current:
                     continue
                 if not fresh:  # create_all made a new database at the current schema
-                    for statement in statements:
-                        conn.execute(sa.text(statement))
+                    for step in steps:
+                        step.apply(conn)
                 conn.execute(schema_version.insert().values(version=version, applied=utcnow()))
 
+    @property
+    def dialect(self) -> str:
+        """``sqlite``, ``postgresql``, ..."""
+        return str(self.engine.dialect.name)
+
     def close(self) -> None:
+        """Close the pool's connections, and any still in use (a worker thread of a
+        cancelled task) as it comes back."""
+        self._closed = True
         self.engine.dispose()
+
+    def _checkin(self, dbapi_connection: Any, _record: Any) -> None:
+        if self._closed and dbapi_connection is not None:
+            dbapi_connection.close()
 
     # --- phones --------------------------------------------------------------------------
     def load_phones(self) -> list[PhoneRecord]:
@@ -209,27 +337,12 @@ class Store:
 
     def save_phones(self, records: Iterable[PhoneRecord]) -> int:
         """Insert or update phones in one transaction; returns how many were written."""
-        rows = [r.to_row() for r in records]
+        # One row per MAC (the last wins), clipped to the columns (what a phone reports).
+        rows = list({r.mac: fit(phones, r.to_row(), keep=("mac",)) for r in records}.values())
         if not rows:
             return 0
         with self.engine.begin() as conn:
-            existing = {
-                m
-                for (m,) in conn.execute(
-                    sa.select(phones.c.mac).where(phones.c.mac.in_([r["mac"] for r in rows]))
-                )
-            }
-            updates = [r for r in rows if r["mac"] in existing]
-            inserts = [r for r in rows if r["mac"] not in existing]
-            if inserts:
-                conn.execute(phones.insert(), inserts)
-            if updates:
-                stmt = (
-                    phones.update()
-                    .where(phones.c.mac == sa.bindparam("_mac"))
-                    .values({c.name: sa.bindparam(c.name) for c in phones.c if c.name != "mac"})
-                )
-                conn.execute(stmt, [{**r, "_mac": r["mac"]} for r in updates])
+            _upsert(conn, phones, rows)
         return len(rows)
 
     def delete_phone(self, mac: str) -> bool:
@@ -243,8 +356,7 @@ class Store:
 
     def set_setting(self, key: str, value: Any) -> None:
         with self.engine.begin() as conn:
-            conn.execute(settings_table.delete().where(settings_table.c.key == key))
-            conn.execute(settings_table.insert().values(key=key, value=json.dumps(value)))
+            _upsert(conn, settings_table, [{"key": key, "value": json.dumps(value)}])
 
     # --- users and API tokens ------------------------------------------------------------
     def get_user(self, name: str) -> dict[str, Any] | None:
@@ -257,17 +369,15 @@ class Store:
             return [dict(r._mapping) for r in conn.execute(sa.select(users).order_by(users.c.name))]
 
     def set_user(self, name: str, password_hash: str, role: str, extension: str | None) -> None:
+        row = {
+            "name": name,
+            "password_hash": password_hash,
+            "role": role,
+            "extension": extension,
+            "created": utcnow(),
+        }
         with self.engine.begin() as conn:
-            conn.execute(users.delete().where(users.c.name == name))
-            conn.execute(
-                users.insert().values(
-                    name=name,
-                    password_hash=password_hash,
-                    role=role,
-                    extension=extension,
-                    created=utcnow(),
-                )
-            )
+            _upsert(conn, users, [row])
 
     def delete_user(self, name: str) -> bool:
         with self.engine.begin() as conn:

@@ -9,6 +9,12 @@ phones no longer report.
 Reads are newest first and paged with a keyset cursor ``(started, id)``: a page costs the same
 at the millionth row as at the first, and rows written meanwhile never shift a page.
 
+Several nodes on one database (PostgreSQL): a row's key is the tracker's record ID, a random
+UUID made by the node that tracked the call, so two nodes never write the same key; a batch
+written twice (a commit whose answer was lost) stays one row per call through
+``INSERT ... ON CONFLICT (id) DO NOTHING``. Text is clipped to its column (PostgreSQL refuses
+longer values) so one long remote name never fails a batch.
+
 Calls are synchronous (plain Core, SQLite and PostgreSQL alike); the server runs them in a
 worker thread through :class:`uacsta.journal.writer.JournalWriter`, which batches the writes.
 """
@@ -24,7 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from uacsta.store.db import Store, metadata
+from uacsta.store.db import Store, fit, metadata
 from uacsta.switch.callrecord import CallRecord, Direction, Outcome
 from uacsta.switch.devices import extension_of
 
@@ -152,11 +158,10 @@ class JournalStore:
 
     def add(self, records: Iterable[CallRecord]) -> int:
         """Write records in one transaction; an ID already there (or twice in the batch) stays
-        one row, the first written. Returns how many rows were new (as the driver counts
-        them; informational)."""
+        one row, the first written. Returns how many rows were new."""
         rows: dict[str, dict[str, Any]] = {}
         for record in records:
-            rows.setdefault(record.id, _row(record))
+            rows.setdefault(record.id, fit(call_journal, _row(record), keep=("id",)))
         if not rows:
             return 0
         dialect = self.engine.dialect.name
@@ -168,6 +173,13 @@ class JournalStore:
                 else:
                     from sqlalchemy.dialects.postgresql import insert
                 statement = insert(call_journal).on_conflict_do_nothing(index_elements=["id"])
+                if self.engine.dialect.insert_executemany_returning:
+                    # The IDs of the rows actually inserted (skipped ones return nothing):
+                    # an exact count, where an executemany's rowcount is the driver's guess.
+                    result = conn.execute(
+                        statement.returning(call_journal.c.id), list(rows.values())
+                    )
+                    return len(result.all())
                 result = conn.execute(statement, list(rows.values()))
                 return max(0, int(result.rowcount))
             # Any other database: skip the IDs that are there (one node writes a record).

@@ -6,6 +6,21 @@ delivery's state. A row is written before any attempt is made and only marked de
 the receiver answered 2xx, so a restart or a SIGKILL loses no flushed event (at-least-once).
 Times are seconds since the epoch (UTC) as floats: the "due" query compares numbers.
 
+Several senders on one database (nodes sharing PostgreSQL, or processes sharing a SQLite file)
+never send a delivery at the same time: a sender takes due rows with :meth:`OutboxStore.claim`,
+one ``UPDATE ... RETURNING`` that sets ``claimed_by`` (the sender) and ``lease_until`` (when
+another sender may take the row) on pending, due rows nobody holds. On PostgreSQL the rows are
+chosen by ``SELECT ... FOR UPDATE SKIP LOCKED``: two senders claiming at once lock disjoint
+rows and neither waits, and a row another sender just claimed or marked is seen in its
+committed state before it is taken (READ COMMITTED re-checks the condition on the locked row).
+SQLite has one writer at a time, so the statement is atomic there as it stands. A mark
+(delivered, failed) and :meth:`OutboxStore.release` end the lease; a sender that dies holds its
+rows until the lease runs out (or until it starts again under the same sender ID), so a row
+is attempted again by another sender only after the lease: keep it longer than an attempt
+(:mod:`uacsta.journal.webhooks` uses the HTTP timeout plus a margin) and node clocks in step
+(NTP). Delivery stays at-least-once (a receiver dedupes by the delivery ID); the lease makes
+two senders posting the same row at once not happen in normal operation.
+
 Plain SQLAlchemy Core, so SQLite and PostgreSQL both work. Calls are synchronous; the asyncio
 service (:mod:`uacsta.journal.webhooks`) runs them in a worker thread.
 """
@@ -73,6 +88,9 @@ webhook_outbox = sa.Table(
     #: HTTP status of the last attempt (NULL: no answer, see last_error).
     sa.Column("last_status", sa.Integer),
     sa.Column("last_error", sa.String(255)),
+    #: The sender holding the row (its attempt in flight), until ``lease_until``.
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("lease_until", sa.Float),
     sa.Index("ix_webhook_outbox_due", "state", "next_attempt_at"),
     sa.Index("ix_webhook_outbox_endpoint", "endpoint_id", "created"),
 )
@@ -302,8 +320,93 @@ class OutboxStore:
             )
         return len(rows)
 
+    def claim(
+        self,
+        now: float,
+        limit: int,
+        *,
+        worker: str,
+        lease: float,
+        exclude: Iterable[str] = (),
+        skip_endpoints: Iterable[str] = (),
+    ) -> list[Delivery]:
+        """Take up to ``limit`` pending, due deliveries no other worker holds (the longest
+        waiting first) for ``worker`` until ``now + lease``; returns them. ``exclude``: delivery IDs
+        not to take (the caller's own attempts in flight); ``skip_endpoints``: endpoints whose
+        deliveries not to take (the caller has no room for them)."""
+        o = webhook_outbox.c
+        # Nobody holds it, the lease ran out, or it is the worker's own (it started again
+        # after dying mid-attempt; its attempts in flight are in ``exclude``).
+        free = sa.or_(o.lease_until.is_(None), o.lease_until <= now, o.claimed_by == worker)
+        chosen = (
+            sa.select(o.id)
+            .where(
+                o.state == PENDING,
+                o.next_attempt_at <= now,
+                free,
+            )
+            .order_by(o.next_attempt_at, o.created)
+            .limit(max(1, limit))
+        )
+        skip = list(exclude)
+        if skip:
+            chosen = chosen.where(o.id.not_in(skip))
+        endpoints = list(skip_endpoints)
+        if endpoints:
+            chosen = chosen.where(o.endpoint_id.not_in(endpoints))
+        if self.engine.dialect.name == "postgresql":
+            chosen = chosen.with_for_update(skip_locked=True)
+        held = {"claimed_by": worker, "lease_until": now + lease}
+        with self.engine.begin() as conn:
+            if self.engine.dialect.update_returning:
+                statement = (
+                    webhook_outbox.update()
+                    .where(o.id.in_(chosen.scalar_subquery()))
+                    .values(held)
+                    .returning(*webhook_outbox.c)
+                )
+                taken = [_delivery(r) for r in conn.execute(statement)]
+            else:  # no UPDATE ... RETURNING: one conditional update per row, kept if it won
+                taken = []
+                for row in conn.execute(sa.select(webhook_outbox).where(o.id.in_(chosen))).all():
+                    won = conn.execute(
+                        webhook_outbox.update()
+                        .where(
+                            o.id == row.id,
+                            o.state == PENDING,
+                            free,
+                        )
+                        .values(held)
+                    )
+                    if won.rowcount == 1:
+                        taken.append(_delivery(row))
+        return sorted(taken, key=lambda d: (d.next_attempt_at or 0.0, d.created))
+
+    def release(self, delivery_ids: Iterable[str], *, worker: str) -> int:
+        """End ``worker``'s leases on these deliveries (claimed, not attempted): any sender
+        may take them at once."""
+        ids = list(delivery_ids)
+        if not ids:
+            return 0
+        with self.engine.begin() as conn:
+            return conn.execute(
+                webhook_outbox.update()
+                .where(webhook_outbox.c.id.in_(ids), webhook_outbox.c.claimed_by == worker)
+                .values(claimed_by=None, lease_until=None)
+            ).rowcount
+
+    def release_all(self, *, worker: str) -> int:
+        """End every lease ``worker`` holds on a pending delivery (it stops)."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                webhook_outbox.update()
+                .where(webhook_outbox.c.claimed_by == worker, webhook_outbox.c.state == PENDING)
+                .values(claimed_by=None, lease_until=None)
+            ).rowcount
+
     def due(self, now: float, limit: int, *, exclude: Iterable[str] = ()) -> list[Delivery]:
-        """Pending deliveries whose attempt is due, the longest waiting first."""
+        """Pending deliveries whose attempt is due, the longest waiting first (held or not;
+        a sender takes rows with :meth:`claim`)."""
         query = (
             sa.select(webhook_outbox)
             .where(webhook_outbox.c.state == PENDING, webhook_outbox.c.next_attempt_at <= now)
@@ -317,10 +420,17 @@ class OutboxStore:
             return [_delivery(r) for r in conn.execute(query)]
 
     def next_due(self, *, exclude: Iterable[str] = ()) -> float | None:
-        """When the earliest pending delivery is due (None: nothing pending)."""
-        query = sa.select(sa.func.min(webhook_outbox.c.next_attempt_at)).where(
-            webhook_outbox.c.state == PENDING
+        """When the earliest pending delivery is due, or its lease ends if a sender holds it
+        longer (None: nothing pending)."""
+        o = webhook_outbox.c
+        when = sa.case(
+            (
+                sa.and_(o.lease_until.is_not(None), o.lease_until > o.next_attempt_at),
+                o.lease_until,
+            ),
+            else_=o.next_attempt_at,
         )
+        query = sa.select(sa.func.min(when)).where(webhook_outbox.c.state == PENDING)
         skip = list(exclude)
         if skip:
             query = query.where(webhook_outbox.c.id.not_in(skip))
@@ -340,6 +450,8 @@ class OutboxStore:
                     next_attempt_at=None,
                     last_status=status,
                     last_error=None,
+                    claimed_by=None,
+                    lease_until=None,
                 )
             )
 
@@ -362,6 +474,8 @@ class OutboxStore:
                     next_attempt_at=next_attempt_at,
                     last_status=status,
                     last_error=error[:255],
+                    claimed_by=None,
+                    lease_until=None,
                 )
             )
 

@@ -1,0 +1,1 @@
+"""Real engines started by the tests (a throw-away PostgreSQL server, ...)."""
