@@ -54,13 +54,18 @@ class LinkState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where the phone is: its registered contact, the flow it registered on, its AOR."""
+    """Where the phone is: its registered contact, the flow it registered on, its AOR.
+
+    Behind an edge proxy ``route`` holds the Path the phone registered with (RFC 3327):
+    the INVITE carries it as Route headers and ``flow`` leads to its first hop.
+    """
 
     contact: str
     flow: Flow
     aor: str
     #: Our address as the phone knows it (the host it registered to).
     local_host: str | None
+    route: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=256)
@@ -179,6 +184,7 @@ class PhoneLink:
             contact=ua.contact(flow.transport, "uacsta", host),
             via=ua.via(flow.transport, host),
             call_id=generate_call_id(host or "uacsta"),
+            route=self.target.route,
         )
         self.dialog.start(target, self._now())
         self.driver.pump()

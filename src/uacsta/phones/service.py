@@ -8,6 +8,11 @@ source (rate-limited: a stranger must not flood the log). Repeated failures bloc
 guesser, not the phone (:mod:`uacsta.throttle`): per address and phone, per address, and per
 phone for addresses it never registered from. Nonces are bound to the source address, and a
 nonce answered without qop is good once, so a captured REGISTER cannot be replayed.
+
+Behind an edge proxy (``phones.trusted_proxies``, docs/edge.md) the source address is the
+phone's as its Via names it (:class:`uacsta.sip.proxies.TrustedProxies`), and the binding's
+Path (RFC 3327) is the Route set of the INVITE; the inventory keeps contact and Path, so a
+phone can be linked from its stored binding (:meth:`PhoneService.link_stored`).
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from uacsta.sip.digest import Algorithm, DigestServer, NonceManager
 from uacsta.sip.errors import SipParseError
 from uacsta.sip.helpers import generate_tag
 from uacsta.sip.message import Message, Request
-from uacsta.sip.registrar import Binding, Registrar, RegistrarPolicy
+from uacsta.sip.proxies import TrustedProxies
+from uacsta.sip.registrar import Binding, Registrar, RegistrarPolicy, route_to
 from uacsta.sip.uri import SipUri, parse_uri
 from uacsta.sipauth import Authenticated, Blocked, DigestGuard, Failed
 from uacsta.store.db import utcnow
@@ -98,6 +104,8 @@ class PhoneService:
         )
         #: REGISTER authentication: one rule with the TR/87 INVITE's (uacsta.sipauth).
         self.guard = DigestGuard(self.digest, self.throttle)
+        #: Edge proxies whose requests name the phone's address in its Via.
+        self.proxies = TrustedProxies(p.trusted_proxies)
         self._observe = observe_latency
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -147,6 +155,7 @@ class PhoneService:
             max_account_failures=p.max_account_failures,
         )
         self.digest.algorithms = tuple(Algorithm.parse(a) for a in p.digest_algorithms)
+        self.proxies = TrustedProxies(p.trusted_proxies)
         limit = self.settings.phones.max_parallel_setups
         if limit != self._setup_limit:
             # Set-ups already waiting finish under the old limit; new ones use the new one.
@@ -212,7 +221,8 @@ class PhoneService:
     def _register(self, sr: ServerRequest) -> None:
         request, flow = sr.request, sr.flow
         now = asyncio.get_running_loop().time()
-        source = flow.remote[0]
+        address = self.proxies.client_address(request, flow.remote)
+        source = address[0]
         # The account is the phone's MAC: a block of this address or of that phone does not
         # hold a phone that registered from here before (uacsta.sipauth, uacsta.throttle).
         verdict = self.guard.check(
@@ -232,7 +242,7 @@ class PhoneService:
                 verdict.wait,
             )
         elif isinstance(verdict, Failed):
-            self._auth_failed(sr, verdict)
+            self._auth_failed(address, verdict)
         if not isinstance(verdict, Authenticated):
             sr.reply(verdict.status, verdict.phrase, to_tag=generate_tag(), headers=verdict.headers)
             return
@@ -254,10 +264,10 @@ class PhoneService:
         reg = self.registrar.process_register(request, now, flow)
         sr.respond(reg.response(request, to_tag=generate_tag()))
         if reg.ok:
-            self._registered(mac, request, flow, reg.bindings, now)
+            self._registered(mac, request, flow, reg.bindings, address)
 
-    def _auth_failed(self, sr: ServerRequest, verdict: Failed) -> None:
-        source = sr.flow.remote[0]
+    def _auth_failed(self, address: tuple[str, int], verdict: Failed) -> None:
+        source = address[0]
         user = verdict.user
         self.auth_failures += 1
         hint = "" if user and normalize_mac(user) else " (the username must be the phone's MAC)"
@@ -265,7 +275,7 @@ class PhoneService:
             ("refused", source),
             "REGISTER from %s:%d as %r refused: %s%s",
             source,
-            sr.flow.remote[1],
+            address[1],
             user,
             verdict.reason,
             hint,
@@ -279,7 +289,14 @@ class PhoneService:
             )
 
     # ------------------------------------------------------------------ registrations
-    def _registered(self, mac: str, request: Request, flow: Flow, bindings, now: float) -> None:  # type: ignore[no-untyped-def]
+    def _registered(
+        self,
+        mac: str,
+        request: Request,
+        flow: Flow,
+        bindings: tuple[Binding, ...],
+        address: tuple[str, int],
+    ) -> None:
         record, new = self.inventory.upsert(mac)
         if new:
             record.enabled = self.settings.phones.auto_activate
@@ -299,9 +316,10 @@ class PhoneService:
         record.user_agent = user_agent
         record.simulated = bool(user_agent and SIMULATOR_TAG in user_agent)
         record.identity = str(request.to.uri) if isinstance(request.to.uri, SipUri) else None
-        record.ip, record.port = flow.remote
+        record.ip, record.port = address
         record.transport = flow.transport
         if not bindings:
+            record.contact, record.path = None, []
             log.info("phone %s un-registered", mac)
             self._forget_target(mac)
             self.inventory.touch(record)
@@ -309,16 +327,22 @@ class PhoneService:
             return
         record.last_login = utcnow()
         binding = bindings[0]
+        record.contact, record.path = str(binding.contact.uri), list(binding.path)
         target = Target(
-            contact=str(binding.contact.uri),
+            contact=record.contact,
             flow=flow,
             aor=binding.aor,
-            local_host=_host_phones_use(request),
+            # Behind an edge the Request-URI names the edge: we are the address it reached.
+            local_host=_local_host(flow) if binding.path else _host_phones_use(request),
+            route=binding.path,
         )
         previous = self.targets.get(mac)
         self._forget_target(mac)
         self.targets[mac] = target
-        self._flow_mac[(flow.transport, flow.remote)] = mac
+        if not binding.path:
+            # The flow is the phone's own (an edge's flow carries every phone behind it: its
+            # closing is not the phone's, and its messages are not this phone's trace).
+            self._flow_mac[(flow.transport, flow.remote)] = mac
         link = self.links.get(mac)
         if not record.enabled:
             self.inventory.set_state(record, "disabled", "disabled by the administrator")
@@ -333,6 +357,34 @@ class PhoneService:
             log.info("phone %s moved to %s: re-linking", mac, flow)
             self._spawn(link.stop("phone re-registered elsewhere", bye=False))
         self._start_link(mac)
+
+    async def link_stored(self, mac: str) -> bool:
+        """Link a phone from its stored binding (contact and Path in the inventory), without
+        waiting for its next REGISTER: a node taking over the phones of another. The INVITE
+        goes to the first Path hop (the edge that still holds the phone's flow), or to the
+        contact itself. False when the phone has no stored binding or is not enabled."""
+        record = self.inventory.get(mac)
+        if record is None or not record.contact or not record.enabled or self._closing:
+            return False
+        try:
+            hop = route_to(record.contact, record.path)
+            aor = parse_uri(record.identity or record.contact)
+        except SipParseError:
+            return False
+        if not isinstance(aor, SipUri):
+            return False
+        flow = await self.ua.flow_to(hop.transport, hop.host, hop.port)
+        link = self.links.get(mac)
+        if link is not None:
+            await link.stop("linked from its stored binding", bye=False)
+        self._forget_target(mac)
+        self.targets[mac] = Target(
+            contact=hop.uri, flow=flow, aor=aor.aor, local_host=_local_host(flow), route=hop.route
+        )
+        if not hop.route:
+            self._flow_mac[(flow.transport, flow.remote)] = mac
+        self._start_link(mac)
+        return True
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """A background task kept referenced until done (the loop holds only weak ones)."""
@@ -516,6 +568,13 @@ def _aor_user(request: Request) -> str | None:
     except SipParseError:
         return None
     return (uri.user or "") if isinstance(uri, SipUri) else None
+
+
+def _local_host(flow: Flow) -> str | None:
+    """Our address on ``flow`` when the socket is bound to one (a wildcard listener: None,
+    the listener's advertised address)."""
+    host = flow.local[0]
+    return None if host in ("", "0.0.0.0", "::") else host
 
 
 def _host_phones_use(request: Request) -> str | None:

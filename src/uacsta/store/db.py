@@ -42,6 +42,10 @@ phones = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False, default=True),
     sa.Column("simulated", sa.Boolean, nullable=False, default=False),
     sa.Column("lines", sa.Text, nullable=False, default="[]"),
+    #: The registered binding: contact URI and Path (JSON list, RFC 3327), enough to send the
+    #: phone a request without a new REGISTER (through the edge proxy named in the Path).
+    sa.Column("contact", sa.String(512)),
+    sa.Column("path", sa.Text),
 )
 
 settings_table = sa.Table(
@@ -105,6 +109,11 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE api_tokens ADD COLUMN scopes TEXT",
         "ALTER TABLE api_tokens ADD COLUMN expires VARCHAR(32)",
     ],
+    # 3: the phone's registered binding (contact, Path) for linking it from another node.
+    [
+        "ALTER TABLE phones ADD COLUMN contact VARCHAR(512)",
+        "ALTER TABLE phones ADD COLUMN path TEXT",
+    ],
 ]
 
 #: Mode of the SQLite database file (SQLite gives its -wal and -shm files the same mode) and
@@ -138,16 +147,21 @@ class PhoneRecord:
     enabled: bool = True
     simulated: bool = False
     lines: list[str] = field(default_factory=list)
+    #: The registered contact and its Path (RFC 3327; empty: registered directly).
+    contact: str | None = None
+    path: list[str] = field(default_factory=list)
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)
         row["lines"] = json.dumps(self.lines)
+        row["path"] = json.dumps(self.path)
         return row
 
     @classmethod
     def from_row(cls, row: Any) -> PhoneRecord:
         data = dict(row._mapping)
         data["lines"] = json.loads(data.get("lines") or "[]")
+        data["path"] = json.loads(data.get("path") or "[]")
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -185,7 +199,8 @@ class Store:
         self._migrate()
 
     def _migrate(self) -> None:
-        fresh = not sa.inspect(self.engine).has_table(schema_version.name)
+        before = set(sa.inspect(self.engine).get_table_names())
+        fresh = schema_version.name not in before
         metadata.create_all(self.engine)
         with self.engine.begin() as conn:
             current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
@@ -195,6 +210,9 @@ class Store:
                     continue
                 if not fresh:  # create_all made a new database at the current schema
                     for statement in statements:
+                        words = statement.split()
+                        if words[:2] == ["ALTER", "TABLE"] and words[2] not in before:
+                            continue  # create_all made this table at the current schema
                         conn.execute(sa.text(statement))
                 conn.execute(schema_version.insert().values(version=version, applied=utcnow()))
 
