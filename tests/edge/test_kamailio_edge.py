@@ -8,6 +8,7 @@ loopback sockets. Phones bind 127.0.0.2 and up, Kamailio and the nodes 127.0.0.1
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import PASSWORD, Harness, phone_ports, wait_until
-from tests.engines.kamailio import KamailioEdge, kamailio_edge
+from tests.engines.kamailio import KamailioEdge, free_port, kamailio_edge
 from uacsta.csta import messages as m
 from uacsta.server import Server
 from uacsta.simulator.agent import PhoneAgent
@@ -32,12 +33,20 @@ def node_uri(server: Server, transport: str = "udp") -> str:
 
 
 class Edge:
-    """Nodes (harnesses), the edge in front of them, phones registering to the edge."""
+    """Nodes (harnesses), the edge in front of them, phones registering to the edge.
+
+    Closed in the order of a real shutdown: the nodes first (their BYEs cross the edge and
+    the phones answer), then the phones, then the edge.
+    """
 
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.nodes: list[Harness] = []
         self.sims: list[Simulation] = []
+        self._edges = contextlib.ExitStack()
+
+    def kamailio(self, nodes: list[str]) -> KamailioEdge:
+        return self._edges.enter_context(kamailio_edge(nodes, self.tmp_path / "kamailio"))
 
     async def node(self, **phones: Any) -> Server:
         harness = Harness(self.tmp_path / f"node{len(self.nodes)}")
@@ -66,10 +75,14 @@ class Edge:
         return agent
 
     async def close(self) -> None:
+        for harness in self.nodes:
+            for client in harness.clients:
+                await client.close()
+            harness.clients.clear()
+            await harness.stop_server()
         for sim in self.sims:
             await sim.close()
-        for harness in self.nodes:
-            await harness.stop_server()
+        self._edges.close()
 
 
 @pytest.fixture
@@ -96,42 +109,110 @@ async def wait_ready(server: Server, agent: PhoneAgent, edge: KamailioEdge) -> N
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 async def test_phone_links_through_the_edge_and_csta_crosses_it(
-    edge_setup: Edge, tmp_path: Path, transport: str
+    edge_setup: Edge, transport: str
 ) -> None:
     server = await edge_setup.node()
-    with kamailio_edge([node_uri(server)], tmp_path / "kamailio") as edge:
-        agent = edge_setup.phone(edge, ["200"], transport=transport)
-        await agent.start()
-        await wait_ready(server, agent, edge)
+    edge = edge_setup.kamailio([node_uri(server)])
+    agent = edge_setup.phone(edge, ["200"], transport=transport)
+    await agent.start()
+    await wait_ready(server, agent, edge)
 
-        assert server.inventory is not None
-        record = server.inventory.get(agent.mac)
-        assert record is not None and record.lines == ["sip:200@sim.invalid"]
-        # The binding's Path is the edge's, with the phone's address as the edge saw it.
-        assert len(record.path) == 1 and f"127.0.0.1:{edge.port}" in record.path[0]
-        assert "received=" in record.path[0]
-        assert record.contact is not None and record.contact.startswith(f"sip:{agent.mac}@")
-        if transport == "udp":
-            # The phone's own address, from its Via below the edge's (trusted proxy).
-            assert (record.ip, record.port) == ("127.0.0.2", agent.local_port)
+    assert server.inventory is not None
+    record = server.inventory.get(agent.mac)
+    assert record is not None and record.lines == ["sip:200@sim.invalid"]
+    # The binding's Path is the edge's, with the phone's address as the edge saw it.
+    assert len(record.path) == 1 and f"127.0.0.1:{edge.port}" in record.path[0]
+    assert "received=" in record.path[0]
+    assert record.contact is not None and record.contact.startswith(f"sip:{agent.mac}@")
+    if transport == "udp":
+        # The phone's own address, from its Via below the edge's (trusted proxy).
+        assert (record.ip, record.port) == ("127.0.0.2", agent.local_port)
 
-        # The CSTA INVITE came through the edge and the edge stays in the dialog.
-        usage = agent.usage
-        assert usage is not None
-        assert usage.flow.remote == (edge.host, edge.port) or usage.flow == agent._flow
-        assert any(f"127.0.0.1:{edge.port}" in r for r in usage.dialog.route_set)
-        if transport == "tcp":
-            assert usage.flow == agent._flow  # over the connection the phone registered on
+    # The CSTA INVITE came through the edge and the edge stays in the dialog.
+    usage = agent.usage
+    assert usage is not None
+    assert usage.flow.remote == (edge.host, edge.port) or usage.flow == agent._flow
+    assert any(f"127.0.0.1:{edge.port}" in r for r in usage.dialog.route_set)
+    if transport == "tcp":
+        assert usage.flow == agent._flow  # over the connection the phone registered on
 
-        # A client's request reaches the phone; its answer and its event come back.
-        client = await edge_setup.nodes[0].csta_client()
-        started = await client.request(m.MonitorStart(monitor_object="200"))
-        assert isinstance(started, m.MonitorStartResponse)
-        done = await client.request(m.SetDoNotDisturb(device="200", do_not_disturb_on=True))
-        assert isinstance(done, m.SetDoNotDisturbResponse)
-        event = await client.wait_for(m.DoNotDisturbEvent, WAIT)
-        assert event.monitor_cross_ref_id == started.monitor_cross_ref_id
-        assert agent.received["SetDoNotDisturb"] == 1
-        await client.close()
-        edge_setup.nodes[0].clients.remove(client)
-        await asyncio.sleep(0)
+    # A client's request reaches the phone; its answer and its event come back.
+    client = await edge_setup.nodes[0].csta_client()
+    started = await client.request(m.MonitorStart(monitor_object="200"))
+    assert isinstance(started, m.MonitorStartResponse)
+    done = await client.request(m.SetDoNotDisturb(device="200", do_not_disturb_on=True))
+    assert isinstance(done, m.SetDoNotDisturbResponse)
+    event = await client.wait_for(m.DoNotDisturbEvent, WAIT)
+    assert event.monitor_cross_ref_id == started.monitor_cross_ref_id
+    assert agent.received["SetDoNotDisturb"] == 1
+
+
+async def test_one_phone_guessing_passwords_does_not_block_the_edge(edge_setup: Edge) -> None:
+    # Low limits: three wrong REGISTERs from one address block it for every phone.
+    server = await edge_setup.node(max_auth_failures=2, max_source_failures=3)
+    edge = edge_setup.kamailio([node_uri(server)])
+    guesser = edge_setup.phone(edge, ["300"], host="127.0.0.3", password="guess")
+    await guesser.start(register=False)
+    statuses = [await guesser.register() for _ in range(5)]
+    assert statuses[:2] == [403, 403]
+    assert statuses[-1] == 403
+    assert server.phones is not None
+    # Blocked: the guessing phone's address, never the edge's.
+    assert server.phones.throttle.blocked_for("127.0.0.3", guesser.mac, _now()) > 0
+    assert server.phones.throttle.blocked_for("127.0.0.1", None, _now()) == 0
+
+    phone = edge_setup.phone(edge, ["200"])
+    await phone.start()
+    await wait_ready(server, phone, edge)
+    assert phone.last_register_status == 200
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+async def test_probing_marks_a_node_up_and_the_phone_links_once_it_is(edge_setup: Edge) -> None:
+    port = free_port()
+    uri = f"sip:127.0.0.1:{port}"
+    edge = edge_setup.kamailio([uri])
+    # Nothing listens yet: the OPTIONS probe finds the node down, REGISTERs get 503.
+    await wait_until(lambda: edge.states().get(uri, "").startswith("I"), WAIT, "node down")
+    agent = edge_setup.phone(edge, ["200"])
+    await agent.start(register=False)
+    assert await agent.register() == 503
+
+    server = await edge_setup.node(listen=[f"udp:127.0.0.1:{port}"])
+    await wait_until(lambda: edge.states().get(uri) == "AP", WAIT, "node probed up")
+    assert await agent.register() == 200
+    await wait_ready(server, agent, edge)
+
+
+async def test_registrations_stick_to_one_node_and_move_when_it_stops(edge_setup: Edge) -> None:
+    servers = [await edge_setup.node(), await edge_setup.node()]
+    uris = [node_uri(s) for s in servers]
+    edge = edge_setup.kamailio(uris)
+    await wait_until(lambda: set(edge.states().values()) == {"AP"}, WAIT, "nodes probed up")
+    agent = edge_setup.phone(edge, ["200"])
+    await agent.start(register=False)
+    for _ in range(3):
+        assert await agent.register() == 200
+    bound = [s for s in servers if _bound(s, agent)]
+    assert len(bound) == 1, "re-REGISTERs of one phone went to different nodes"
+    first = bound[0]
+    await wait_ready(first, agent, edge)
+
+    # The phone's node stops: its next REGISTER lands on the other, which links it.
+    index = servers.index(first)
+    other = servers[1 - index]
+    await edge_setup.nodes[index].stop_server()
+    assert await agent.register() == 200
+    assert _bound(other, agent)
+    await wait_ready(other, agent, edge)
+    assert edge.states()[uris[index]].startswith("I")
+
+
+def _bound(server: Server, agent: PhoneAgent) -> bool:
+    assert server.phones is not None
+    return any(
+        b.aor.startswith(f"sip:{agent.mac}@") for b in server.phones.registrar.all_bindings()
+    )

@@ -43,7 +43,7 @@ def kamailio_binary() -> str:
     return path
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     """A port free for both UDP and TCP (Kamailio binds both)."""
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
@@ -117,7 +117,7 @@ def kamailio_edge(
     rundir = Path(tempfile.mkdtemp(prefix="kam-"))
     dispatcher = workdir / "dispatcher.list"
     dispatcher.write_text("".join(f"1 {uri}\n" for uri in nodes))
-    port = _free_port(host)
+    port = free_port(host)
     log_path = workdir / "kamailio.log"
     args = [
         binary, "-DD", "-E", "-f", str(CONFIG), "-w", str(workdir), "-Y", str(rundir),
