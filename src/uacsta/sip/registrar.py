@@ -288,7 +288,7 @@ class Registrar:
                 return _fail(404, "Domain Not Served")
 
         # Step 2: of the extensions a registrar can be required to support, Path only.
-        unsupported = [t for t in request.header_values("Require") if t.lower() not in SUPPORTED]
+        unsupported = [t for t in _option_tags(request, "Require") if t.lower() not in SUPPORTED]
         if unsupported:
             return _fail(420, headers=tuple(("Unsupported", tag) for tag in unsupported))
         # RFC 3327 §5.3: stored whether or not the UA supports it (the edge needs it to reach
@@ -462,9 +462,14 @@ def route_to(contact: str, path: Iterable[str] = ()) -> RouteTo:
     )
 
 
+def _option_tags(request: Request, name: str) -> list[str]:
+    """The option tags of a Supported/Require header, however the values were written."""
+    return [t.strip() for v in request.header_values(name) for t in v.split(",") if t.strip()]
+
+
 def _supports_path(request: Request) -> bool:
-    tags = (*request.header_values("Supported"), *request.header_values("Require"))
-    return any(t.strip().lower() == "path" for t in tags)
+    tags = (*_option_tags(request, "Supported"), *_option_tags(request, "Require"))
+    return any(t.lower() == "path" for t in tags)
 
 
 def _delta(value: str | None) -> int | None:
