@@ -216,3 +216,33 @@ def _bound(server: Server, agent: PhoneAgent) -> bool:
     return any(
         b.aor.startswith(f"sip:{agent.mac}@") for b in server.phones.registrar.all_bindings()
     )
+
+
+async def test_another_node_links_the_phone_from_its_stored_binding(edge_setup: Edge) -> None:
+    """A node that takes a phone over (its node stopped) links it from the contact and Path
+    in the inventory, before the phone's next REGISTER: the INVITE goes to the edge."""
+    servers = [await edge_setup.node(), await edge_setup.node()]
+    edge = edge_setup.kamailio([node_uri(s) for s in servers])
+    agent = edge_setup.phone(edge, ["200"])
+    await agent.start(register=False)
+    assert await agent.register() == 200
+    (first,) = [s for s in servers if _bound(s, agent)]
+    await wait_ready(first, agent, edge)
+    assert first.inventory is not None
+    stored = first.inventory.get(agent.mac)
+    assert stored is not None and stored.contact and stored.path
+    index = servers.index(first)
+    await edge_setup.nodes[index].stop_server()
+
+    other = servers[1 - index]
+    assert other.inventory is not None and other.phones is not None
+    record, _ = other.inventory.upsert(agent.mac)  # what a shared inventory would hold
+    for name in ("contact", "path", "identity", "user_agent"):
+        setattr(record, name, getattr(stored, name))
+    registrations = agent.registrations
+    assert await other.phones.link_stored(agent.mac)
+    await wait_ready(other, agent, edge)
+    assert agent.registrations == registrations  # no new REGISTER was needed
+    assert agent.usage is not None
+    assert any(f"127.0.0.1:{edge.port}" in r for r in agent.usage.dialog.route_set)
+    assert str(phone_ports(other)["udp"]) in agent.usage.dialog.remote_target
