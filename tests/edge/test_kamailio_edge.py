@@ -19,6 +19,7 @@ from tests.e2e.conftest import PASSWORD, Harness, phone_ports, wait_until
 from tests.engines.kamailio import KamailioEdge, free_port, kamailio_edge
 from uacsta.csta import messages as m
 from uacsta.server import Server
+from uacsta.sip.registrar import route_to
 from uacsta.simulator.agent import PhoneAgent
 from uacsta.simulator.runtime import Simulation
 
@@ -107,12 +108,15 @@ async def wait_ready(server: Server, agent: PhoneAgent, edge: KamailioEdge) -> N
         raise AssertionError(f"{agent.mac}: {state(server, agent.mac)}\n{edge.log()}") from None
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize(
+    ("transport", "node_transport"), [("udp", "udp"), ("tcp", "udp"), ("udp", "tcp")]
+)
 async def test_phone_links_through_the_edge_and_csta_crosses_it(
-    edge_setup: Edge, transport: str
+    edge_setup: Edge, transport: str, node_transport: str
 ) -> None:
+    """Phone to edge and edge to node, each over UDP or TCP."""
     server = await edge_setup.node()
-    edge = edge_setup.kamailio([node_uri(server)])
+    edge = edge_setup.kamailio([node_uri(server, node_transport)])
     agent = edge_setup.phone(edge, ["200"], transport=transport)
     await agent.start()
     await wait_ready(server, agent, edge)
@@ -123,6 +127,8 @@ async def test_phone_links_through_the_edge_and_csta_crosses_it(
     # The binding's Path is the edge's, with the phone's address as the edge saw it.
     assert len(record.path) == 1 and f"127.0.0.1:{edge.port}" in record.path[0]
     assert "received=" in record.path[0]
+    # Requests to the phone go to the edge over the transport it used towards this node.
+    assert route_to(record.contact or "", record.path).transport == node_transport
     assert record.contact is not None and record.contact.startswith(f"sip:{agent.mac}@")
     if transport == "udp":
         # The phone's own address, from its Via below the edge's (trusted proxy).
