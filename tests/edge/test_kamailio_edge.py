@@ -19,9 +19,9 @@ from tests.e2e.conftest import PASSWORD, Harness, phone_ports, wait_until
 from tests.engines.kamailio import KamailioEdge, free_port, kamailio_edge
 from uacsta.csta import messages as m
 from uacsta.server import Server
-from uacsta.sip.registrar import route_to
 from uacsta.simulator.agent import PhoneAgent
 from uacsta.simulator.runtime import Simulation
+from uacsta.sip.registrar import route_to
 
 pytestmark = pytest.mark.kamailio
 
@@ -252,3 +252,28 @@ async def test_another_node_links_the_phone_from_its_stored_binding(edge_setup: 
     assert agent.usage is not None
     assert any(f"127.0.0.1:{edge.port}" in r for r in agent.usage.dialog.route_set)
     assert str(phone_ports(other)["udp"]) in agent.usage.dialog.remote_target
+
+
+async def test_a_lost_connection_to_the_edge_is_not_the_phones(edge_setup: Edge) -> None:
+    """The node's TCP connection to the edge closes: the phone is still registered, and its
+    link is set up again over a new connection to the first Path hop, no REGISTER needed."""
+    server = await edge_setup.node(keepalive_interval=0.3)
+    edge = edge_setup.kamailio([node_uri(server, "tcp")])
+    agent = edge_setup.phone(edge, ["200"])
+    await agent.start(register=False)
+    assert await agent.register() == 200
+    await wait_ready(server, agent, edge)
+    assert server.phones is not None
+    link = server.phones.links[agent.mac]
+    old = link.target.flow
+    server.phones.ua.transport.close_flow(old)
+
+    def relinked() -> bool:
+        assert server.phones is not None
+        now = server.phones.links.get(agent.mac)
+        return now is not None and now is not link and state(server, agent.mac) == "ready"
+
+    await wait_until(relinked, WAIT, "link set up again")
+    assert agent.registrations == 1
+    assert server.phones.links[agent.mac].target.flow != old
+    assert server.phones.registrar.bound(f"sip:{agent.mac}@127.0.0.1")

@@ -123,6 +123,9 @@ class SipTransport:
         self._dialing: dict[tuple[str, str, int], asyncio.Future[StreamConnection]] = {}
         self._ids = itertools.count(1)
         self._closing = False
+        #: The address new TCP/TLS connections are made from; None: the system's choice (a
+        #: simulated phone on 127.0.0.2 connects from there, as a real phone from its own).
+        self.source_host: str | None = None
         #: Inbound TCP/TLS connections of every listener, counted at accept (before TLS).
         self.gate = ConnectionGate("sip", self._gate_limits())
         #: UDP token buckets by source address (bounded, least recently used forgotten).
@@ -263,6 +266,13 @@ class SipTransport:
         assert conn.flow is not None
         conn.send(message.to_bytes())
         return conn.flow
+
+    def is_open(self, flow: Flow) -> bool:
+        """Whether a message can still go over ``flow`` (its connection or UDP socket)."""
+        if flow.connection_id is None:
+            return flow.local in self._udp_by_local
+        conn = self._connections.get(flow.connection_id)
+        return conn is not None and not conn.is_closing()
 
     async def flow_to(
         self, transport: str, host: str, port: int, *, server_hostname: str | None = None
@@ -417,6 +427,7 @@ class SipTransport:
                     port,
                     ssl=ctx,
                     server_hostname=(server_hostname or host) if ctx else None,
+                    local_addr=(self.source_host, 0) if self.source_host else None,
                 ),
                 self.limits.connect_timeout,
             )
