@@ -126,6 +126,9 @@ class SipTransport:
         #: The address new TCP/TLS connections are made from; None: the system's choice (a
         #: simulated phone on 127.0.0.2 connects from there, as a real phone from its own).
         self.source_host: str | None = None
+        #: Sources whose messages are not rate-limited (``message_rate``): an edge proxy
+        #: carries the messages of every phone behind it on one flow.
+        self.unmetered: Callable[[str], bool] | None = None
         #: Inbound TCP/TLS connections of every listener, counted at accept (before TLS).
         self.gate = ConnectionGate("sip", self._gate_limits())
         #: UDP token buckets by source address (bounded, least recently used forgotten).
@@ -266,6 +269,9 @@ class SipTransport:
         assert conn.flow is not None
         conn.send(message.to_bytes())
         return conn.flow
+
+    def is_unmetered(self, host: str) -> bool:
+        return self.unmetered is not None and self.unmetered(host)
 
     def is_open(self, flow: Flow) -> bool:
         """Whether a message can still go over ``flow`` (its connection or UDP socket)."""
@@ -442,7 +448,11 @@ class SipTransport:
         if not data.strip(b"\r\n"):
             return  # keep-alive datagram: nothing to answer on UDP
         flow = Flow("udp", listener.local, source)
-        if self.limits.message_rate is not None and not self._udp_take(source):
+        if (
+            self.limits.message_rate is not None
+            and not self.is_unmetered(source[0])
+            and not self._udp_take(source)
+        ):
             return
         try:
             message = parse_message(

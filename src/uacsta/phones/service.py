@@ -84,6 +84,8 @@ class PhoneService:
             NonceManager(secrets.token_bytes(32)),
             tuple(Algorithm.parse(a) for a in p.digest_algorithms),
         )
+        #: Edge proxies whose requests name the phone's address in its Via.
+        self.proxies = TrustedProxies(p.trusted_proxies)
         self.ua = self._user_agent()
         self.links: dict[str, PhoneLink] = {}
         #: Link set-ups in progress at one time (phones.max_parallel_setups).
@@ -104,8 +106,6 @@ class PhoneService:
         )
         #: REGISTER authentication: one rule with the TR/87 INVITE's (uacsta.sipauth).
         self.guard = DigestGuard(self.digest, self.throttle)
-        #: Edge proxies whose requests name the phone's address in its Via.
-        self.proxies = TrustedProxies(p.trusted_proxies)
         self._observe = observe_latency
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -121,7 +121,7 @@ class PhoneService:
             message_rate=p.max_messages_per_second or None,
             message_burst=p.message_burst,
         )
-        return UserAgent(
+        ua = UserAgent(
             on_request=self._on_request,
             on_closed=self._on_closed,
             user_agent="uacsta",
@@ -130,6 +130,13 @@ class PhoneService:
             registrar=self.registrar,
             on_expired=self._bindings_expired,
         )
+        # An edge proxy's flow carries every phone behind it: the per-flow message rate
+        # would throttle them all as one.
+        ua.transport.unmetered = self._from_proxy
+        return ua
+
+    def _from_proxy(self, host: str) -> bool:
+        return self.proxies.trusts(host)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> list[str]:

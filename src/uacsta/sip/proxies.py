@@ -42,6 +42,8 @@ class TrustedProxies:
 
     def trusts(self, host: str) -> bool:
         """Whether ``host`` (an IP address, IPv6 with or without brackets) is a proxy."""
+        if not self.networks:
+            return False
         try:
             address = ipaddress.ip_address(host.strip("[]"))
         except ValueError:
