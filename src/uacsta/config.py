@@ -76,7 +76,8 @@ class PhoneSettings:
     #: SIP edge proxies (addresses or networks, e.g. Kamailio in front of several nodes):
     #: for a request from one of them the phone's address is the one in the phone's own Via
     #: (``received``/``rport`` the edge added), for the nonces and the login throttle; empty:
-    #: none, the source address is the phone's (no Via can pick a new one). docs/edge.md
+    #: none, the source address is the phone's (no Via can pick a new one). Their flows are
+    #: not held to ``max_messages_per_second`` (one flow carries many phones). docs/edge.md
     trusted_proxies: list[str] = field(default_factory=list)
 
 
