@@ -88,17 +88,25 @@ async def test_silent_phone_is_lost_within_one_keepalive_and_relinked(harness: H
 
 
 async def test_tcp_drop_and_unregister(harness: Harness) -> None:
-    await harness.start_server()
+    server = await harness.start_server()
+    assert server.inventory is not None
     sim = harness.simulation()
     agent = sim.add_phone("snom", ["200"], transport="tcp")
     await sim.start()
     await harness.wait_state(agent.mac, "ready")
+    # The stored binding: the contact, no Path (registered directly).
+    record = server.inventory.get(agent.mac)
+    assert record.contact is not None and record.contact.startswith(f"sip:{agent.mac}@")
+    assert record.path == []
     agent.drop_connection()
     await harness.wait_state(agent.mac, "offline")
+    assert record.contact is None  # gone with the connection it was bound to
     assert await agent.register() == 200  # the phone comes back
     await harness.wait_state(agent.mac, "ready")
+    assert record.contact is not None
     assert await agent.unregister() == 200
     await harness.wait_state(agent.mac, "offline")
+    assert record.contact is None
 
 
 async def test_restart_keeps_inventory_and_settings_and_relinks(harness: Harness) -> None:

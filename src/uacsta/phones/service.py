@@ -410,7 +410,15 @@ class PhoneService:
                 continue
             log.info("registration of %s expired", mac)
             self._forget_target(mac)
+            self._forget_binding(mac)
             self._unlink(mac, "registration expired", state="offline")
+
+    def _forget_binding(self, mac: str) -> None:
+        """The stored binding is gone with the registration: nobody links it any more."""
+        record = self.inventory.get(mac)
+        if record is not None and record.contact is not None:
+            record.contact, record.path = None, []
+            self.inventory.touch(record)
 
     def _forget_target(self, mac: str) -> None:
         target = self.targets.pop(mac, None)
@@ -429,6 +437,7 @@ class PhoneService:
         log.info("connection of phone %s closed", mac)
         self.registrar.remove_flow_of(target.aor, flow)
         self._forget_target(mac)
+        self._forget_binding(mac)
         self._unlink(mac, "connection closed", state="offline")
 
     # ------------------------------------------------------------------ links
