@@ -29,6 +29,7 @@ from uacsta.config import Settings
 from uacsta.csta import codec
 from uacsta.csta import messages as m
 from uacsta.hub import SwitchHub
+from uacsta.net.errors import TransportError
 from uacsta.net.flow import Flow, TransportLimits
 from uacsta.net.useragent import ServerRequest, UserAgent
 from uacsta.phones.inventory import Inventory
@@ -369,7 +370,10 @@ class PhoneService:
         """Link a phone from its stored binding (contact and Path in the inventory), without
         waiting for its next REGISTER: a node taking over the phones of another. The INVITE
         goes to the first Path hop (the edge that still holds the phone's flow), or to the
-        contact itself. False when the phone has no stored binding or is not enabled."""
+        contact itself. False when the phone has no stored binding, is not enabled, or its
+        first hop cannot be reached (no listener of its transport, connection refused). This
+        node holds no binding of the phone: it stays the link's target (relinked after a
+        failure) until the phone registers here, un-registers, or is disabled or deleted."""
         record = self.inventory.get(mac)
         if record is None or not record.contact or not record.enabled or self._closing:
             return False
@@ -380,7 +384,11 @@ class PhoneService:
             return False
         if not isinstance(aor, SipUri):
             return False
-        flow = await self.ua.flow_to(hop.transport, hop.host, hop.port)
+        try:
+            flow = await self.ua.flow_to(hop.transport, hop.host, hop.port)
+        except (TransportError, OSError) as exc:
+            log.info("phone %s not linked from its stored binding: %s", mac, exc)
+            return False
         link = self.links.get(mac)
         if link is not None:
             await link.stop("linked from its stored binding", bye=False)
