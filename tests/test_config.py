@@ -51,6 +51,10 @@ def test_toml_then_environment_precedence(tmp_path: Path) -> None:
         ({"UACSTA_PHONES__SESSION_EXPIRES": "30"}, "RFC 4028"),
         ({"UACSTA_HTTP__LISTEN": "tcp:0.0.0.0:http"}, "http.listen"),
         ({"UACSTA_CLIENTS__SESSION_DURATION": "-5"}, "clients.session_duration: must be positive"),
+        (
+            {"UACSTA_PHONES__TRUSTED_PROXIES": "192.0.2.10,10.0.0.1/8"},
+            "phones.trusted_proxies: '10.0.0.1/8' is not an IP address or network",
+        ),
     ],
 )
 def test_errors_name_the_key(env: dict[str, str], message: str) -> None:

@@ -73,6 +73,12 @@ class PhoneSettings:
     #: blocked for every address except those it registered from before.
     max_account_failures: int = 20
     block_time: float = 60.0
+    #: SIP edge proxies (addresses or networks, e.g. Kamailio in front of several nodes):
+    #: for a request from one of them the phone's address is the one in the phone's own Via
+    #: (``received``/``rport`` the edge added), for the nonces and the login throttle; empty:
+    #: none, the source address is the phone's (no Via can pick a new one). Their flows are
+    #: not held to ``max_messages_per_second`` (one flow carries many phones). docs/edge.md
+    trusted_proxies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -400,14 +406,18 @@ def validate(settings: Settings) -> None:
                 parse_listen_address(address)
             except ValueError as exc:
                 raise ConfigError(f"{key}: {exc}") from None
-    for proxy in settings.http.trusted_proxies:
-        try:
-            ipaddress.ip_network(proxy)  # strict: uvicorn ignores "10.0.0.1/8" silently
-        except ValueError:
-            raise ConfigError(
-                f"http.trusted_proxies: {proxy!r} is not an IP address or network "
-                "(a network without host bits, e.g. 10.0.0.0/8)"
-            ) from None
+    for key, proxies in (
+        ("http.trusted_proxies", settings.http.trusted_proxies),
+        ("phones.trusted_proxies", settings.phones.trusted_proxies),
+    ):
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy)  # strict: uvicorn ignores "10.0.0.1/8" silently
+            except ValueError:
+                raise ConfigError(
+                    f"{key}: {proxy!r} is not an IP address or network "
+                    "(a network without host bits, e.g. 10.0.0.0/8)"
+                ) from None
     if settings.http.session_lifetime < 60:
         raise ConfigError("http.session_lifetime: must be at least 60 seconds")
     if settings.http.max_sessions_per_user < 1:

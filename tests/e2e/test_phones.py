@@ -88,17 +88,25 @@ async def test_silent_phone_is_lost_within_one_keepalive_and_relinked(harness: H
 
 
 async def test_tcp_drop_and_unregister(harness: Harness) -> None:
-    await harness.start_server()
+    server = await harness.start_server()
+    assert server.inventory is not None
     sim = harness.simulation()
     agent = sim.add_phone("snom", ["200"], transport="tcp")
     await sim.start()
     await harness.wait_state(agent.mac, "ready")
+    # The stored binding: the contact, no Path (registered directly).
+    record = server.inventory.get(agent.mac)
+    assert record.contact is not None and record.contact.startswith(f"sip:{agent.mac}@")
+    assert record.path == []
     agent.drop_connection()
     await harness.wait_state(agent.mac, "offline")
+    assert record.contact is None  # gone with the connection it was bound to
     assert await agent.register() == 200  # the phone comes back
     await harness.wait_state(agent.mac, "ready")
+    assert record.contact is not None
     assert await agent.unregister() == 200
     await harness.wait_state(agent.mac, "offline")
+    assert record.contact is None
 
 
 async def test_restart_keeps_inventory_and_settings_and_relinks(harness: Harness) -> None:
@@ -273,3 +281,33 @@ async def test_link_setups_wait_for_a_slot_beyond_max_parallel_setups(
     for agent in agents:
         await harness.wait_state(agent.mac, "ready")
     assert running == {"now": 0, "peak": 2}
+
+
+async def test_a_phone_is_linked_from_its_stored_binding(harness: Harness) -> None:
+    """Without an edge the INVITE goes to the stored contact; nothing stored, or a first hop
+    that cannot be reached, links nothing (and leaves the current link alone)."""
+    server = await harness.start_server()
+    assert server.phones is not None and server.inventory is not None
+    phones = server.phones
+    sim = harness.simulation()
+    agent = sim.add_phone("snom", ["200"], transport="udp")
+    await sim.start()
+    await harness.wait_state(agent.mac, "ready")
+    assert not await phones.link_stored("000413FFFFFF")  # not in the inventory
+    first = phones.links[agent.mac]
+    assert await phones.link_stored(agent.mac)
+
+    def relinked() -> bool:
+        link = phones.links.get(agent.mac)
+        return link is not None and link is not first and harness.state(agent.mac) == "ready"
+
+    await wait_until(relinked, what="linked again from the stored contact")
+    assert agent.registrations == 1
+    record = server.inventory.get(agent.mac)
+    assert record is not None
+    current = phones.links[agent.mac]
+    record.contact = f"sip:{agent.mac}@127.0.0.1:1;transport=tcp"  # nobody listens there
+    assert not await phones.link_stored(agent.mac)
+    assert phones.links[agent.mac] is current
+    record.contact = None
+    assert not await phones.link_stored(agent.mac)

@@ -101,3 +101,32 @@ async def test_udp_phone_flood_is_dropped_over_the_rate(harness: Harness) -> Non
     sock.close()
     assert 0 < answers <= _most_allowed(elapsed), (answers, elapsed)
     assert server.phones.ua.transport.flood_dropped >= FLOOD - _most_allowed(elapsed)
+
+
+async def test_an_edge_proxy_is_not_rate_limited_as_one_phone(harness: Harness) -> None:
+    """Behind an edge (phones.trusted_proxies) one flow carries every phone's messages."""
+    server = await harness.start_server(
+        max_messages_per_second=RATE, message_burst=BURST, trusted_proxies=["127.0.0.1"]
+    )
+    assert server.phones is not None
+    port = phone_ports(server)["udp"]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    sock.setblocking(False)
+    local_port = sock.getsockname()[1]
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for i in range(FLOOD):
+        sock.sendto(_options(i, "UDP", local_port), ("127.0.0.1", port))
+    answers = 0
+    while loop.time() - start < 1.0 and answers < FLOOD:
+        try:
+            while sock.recv(65536):
+                answers += 1
+        except BlockingIOError:
+            await asyncio.sleep(0.02)
+    elapsed = loop.time() - start
+    sock.close()
+    assert answers > _most_allowed(elapsed), (answers, elapsed)
+    assert server.phones.ua.transport.flood_dropped == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -179,6 +180,23 @@ def test_invite_carries_request_system_status_and_session_timer() -> None:
     assert headers["Session-Expires"] == "1800;refresher=uac"
     assert headers["Allow"] == ALLOW[Role.SERVER_TO_PHONE]
     assert invite.timeout == 8.0
+
+
+def test_invite_through_an_edge_carries_the_path_as_route_set() -> None:
+    """RFC 3327 §5.3: the registered Path, in order, as Route; the contact stays the
+    Request-URI (loose routing); a challenged retry keeps it."""
+    edge = "<sip:192.0.2.10;lr;received=sip:198.51.100.7:41000>"
+    d = phone_dialog()
+    d.start(dataclasses.replace(TARGET, route=("<sip:10.0.0.5;lr>", edge)), 0.0)
+    invite = only_send(d)
+    assert invite.request is not None
+    assert invite.request.uri == TARGET.uri
+    assert invite.request.header_values("Route") == ["<sip:10.0.0.5;lr>", edge]
+    assert [n for n, _ in invite.headers][:3] == ["Via", "Max-Forwards", "Route"]
+    d.authorize((("Authorization", "Digest x"),), 0.0)
+    retry = only_send(d)
+    assert retry.request is not None
+    assert retry.request.header_values("Route") == ["<sip:10.0.0.5;lr>", edge]
 
 
 def test_set_up_learns_yealink_lines_without_the_mac_account() -> None:

@@ -78,7 +78,7 @@ class StreamConnection(asyncio.Protocol):
             return
         self.admitted = True
         rate = self._limits.message_rate
-        if rate is not None and not self.outbound:
+        if rate is not None and not self.outbound and not self._owner.is_unmetered(peer[0]):
             self._bucket = TokenBucket(rate, self._limits.message_burst, self._loop.time())
         self._arm_idle()
 

@@ -123,6 +123,12 @@ class SipTransport:
         self._dialing: dict[tuple[str, str, int], asyncio.Future[StreamConnection]] = {}
         self._ids = itertools.count(1)
         self._closing = False
+        #: The address new TCP/TLS connections are made from; None: the system's choice (a
+        #: simulated phone on 127.0.0.2 connects from there, as a real phone from its own).
+        self.source_host: str | None = None
+        #: Sources whose messages are not rate-limited (``message_rate``): an edge proxy
+        #: carries the messages of every phone behind it on one flow.
+        self.unmetered: Callable[[str], bool] | None = None
         #: Inbound TCP/TLS connections of every listener, counted at accept (before TLS).
         self.gate = ConnectionGate("sip", self._gate_limits())
         #: UDP token buckets by source address (bounded, least recently used forgotten).
@@ -264,6 +270,30 @@ class SipTransport:
         conn.send(message.to_bytes())
         return conn.flow
 
+    def is_unmetered(self, host: str) -> bool:
+        return self.unmetered is not None and self.unmetered(host)
+
+    def is_open(self, flow: Flow) -> bool:
+        """Whether a message can still go over ``flow`` (its connection or UDP socket)."""
+        if flow.connection_id is None:
+            return flow.local in self._udp_by_local
+        conn = self._connections.get(flow.connection_id)
+        return conn is not None and not conn.is_closing()
+
+    async def flow_to(
+        self, transport: str, host: str, port: int, *, server_hostname: str | None = None
+    ) -> Flow:
+        """The flow a message to this address would take, without sending one: UDP from our
+        first UDP listener; TCP/TLS an existing connection to it, else a new one."""
+        transport = transport.lower()
+        if transport not in TRANSPORTS:
+            raise ValueError(f"unknown transport {transport!r}")
+        if transport == "udp":
+            return Flow("udp", self.listener("udp").local, (host, port))
+        conn = await self._connection_to(transport, host, port, server_hostname)
+        assert conn.flow is not None
+        return conn.flow
+
     @property
     def connections(self) -> list[Flow]:
         return [c.flow for c in self._connections.values() if c.flow is not None]
@@ -403,6 +433,7 @@ class SipTransport:
                     port,
                     ssl=ctx,
                     server_hostname=(server_hostname or host) if ctx else None,
+                    local_addr=(self.source_host, 0) if self.source_host else None,
                 ),
                 self.limits.connect_timeout,
             )
@@ -417,7 +448,11 @@ class SipTransport:
         if not data.strip(b"\r\n"):
             return  # keep-alive datagram: nothing to answer on UDP
         flow = Flow("udp", listener.local, source)
-        if self.limits.message_rate is not None and not self._udp_take(source):
+        if (
+            self.limits.message_rate is not None
+            and not self.is_unmetered(source[0])
+            and not self._udp_take(source)
+        ):
             return
         try:
             message = parse_message(

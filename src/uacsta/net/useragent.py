@@ -214,6 +214,12 @@ class UserAgent:
         hostpart = _host_for_uri(host or _advertised(listener.host))
         return f"<sip:{user}@{hostpart}:{listener.port}{param}>"
 
+    async def flow_to(self, transport: str, host: str, port: int) -> Flow:
+        """A flow to an address for requests sent with ``then=`` (see
+        :meth:`SipTransport.flow_to`); raises :class:`FlowClosed` when it cannot be made."""
+        self._loop = asyncio.get_running_loop()
+        return await self.transport.flow_to(transport, host, port)
+
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import functools
 import logging
@@ -28,8 +29,10 @@ from uacsta.net.useragent import DialogUsage
 from uacsta.phones.mac import normalize_mac
 from uacsta.phones.vendors import Refusal, VendorProfile, WriteForm
 from uacsta.sip.dialog import Dialog, DialogError
+from uacsta.sip.errors import SipParseError
 from uacsta.sip.helpers import generate_call_id
 from uacsta.sip.message import Response
+from uacsta.sip.registrar import route_to
 from uacsta.tr87 import MAX_IN_FLIGHT, State, account_key
 
 if TYPE_CHECKING:
@@ -54,13 +57,18 @@ class LinkState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where the phone is: its registered contact, the flow it registered on, its AOR."""
+    """Where the phone is: its registered contact, the flow it registered on, its AOR.
+
+    Behind an edge proxy ``route`` holds the Path the phone registered with (RFC 3327):
+    the INVITE carries it as Route headers and ``flow`` leads to its first hop.
+    """
 
     contact: str
     flow: Flow
     aor: str
     #: Our address as the phone knows it (the host it registered to).
     local_host: str | None
+    route: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=256)
@@ -172,6 +180,7 @@ class PhoneLink:
 
     async def _establish(self) -> None:
         """Send the INVITE and wait until the phone accepted it (or the link is lost)."""
+        await self._reach_edge()
         ua, flow, host = self.service.ua, self.target.flow, self.target.local_host
         target = tr87.InviteTarget(
             uri=self.target.contact,
@@ -179,10 +188,26 @@ class PhoneLink:
             contact=ua.contact(flow.transport, "uacsta", host),
             via=ua.via(flow.transport, host),
             call_id=generate_call_id(host or "uacsta"),
+            route=self.target.route,
         )
         self.dialog.start(target, self._now())
         self.driver.pump()
         await self._wait_while(State.INVITING)
+
+    async def _reach_edge(self) -> None:
+        """Behind an edge proxy, a closed connection to it is not the phone's: the INVITE goes
+        to the first Path hop over a new one (RFC 3327 §5.3). A phone without a Path is
+        reached only over the flow it registered on (its NAT binding, its connection)."""
+        target, ua = self.target, self.service.ua
+        if not target.route or ua.transport.is_open(target.flow):
+            return
+        try:
+            hop = route_to(target.contact, target.route)
+            flow = await ua.flow_to(hop.transport, hop.host, hop.port)
+        except (SipParseError, TransportError, OSError) as exc:
+            self.log.info("edge proxy of %s not reachable: %s", self.mac, exc)
+            return  # the INVITE fails on the old flow, and the link with it
+        self.target = dataclasses.replace(target, flow=flow)
 
     async def _learn_lines(self) -> None:
         """Wait while the dialog learns the phone's lines (SystemRegister, GetSwitching...)."""

@@ -8,6 +8,11 @@ source (rate-limited: a stranger must not flood the log). Repeated failures bloc
 guesser, not the phone (:mod:`uacsta.throttle`): per address and phone, per address, and per
 phone for addresses it never registered from. Nonces are bound to the source address, and a
 nonce answered without qop is good once, so a captured REGISTER cannot be replayed.
+
+Behind an edge proxy (``phones.trusted_proxies``, docs/edge.md) the source address is the
+phone's as its Via names it (:class:`uacsta.sip.proxies.TrustedProxies`), and the binding's
+Path (RFC 3327) is the Route set of the INVITE; the inventory keeps contact and Path, so a
+phone can be linked from its stored binding (:meth:`PhoneService.link_stored`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from uacsta.config import Settings
 from uacsta.csta import codec
 from uacsta.csta import messages as m
 from uacsta.hub import SwitchHub
+from uacsta.net.errors import TransportError
 from uacsta.net.flow import Flow, TransportLimits
 from uacsta.net.useragent import ServerRequest, UserAgent
 from uacsta.phones.inventory import Inventory
@@ -36,7 +42,8 @@ from uacsta.sip.digest import Algorithm, DigestServer, NonceManager
 from uacsta.sip.errors import SipParseError
 from uacsta.sip.helpers import generate_tag
 from uacsta.sip.message import Message, Request
-from uacsta.sip.registrar import Binding, Registrar, RegistrarPolicy
+from uacsta.sip.proxies import TrustedProxies
+from uacsta.sip.registrar import Binding, Registrar, RegistrarPolicy, route_to
 from uacsta.sip.uri import SipUri, parse_uri
 from uacsta.sipauth import Authenticated, Blocked, DigestGuard, Failed
 from uacsta.store.db import utcnow
@@ -78,6 +85,8 @@ class PhoneService:
             NonceManager(secrets.token_bytes(32)),
             tuple(Algorithm.parse(a) for a in p.digest_algorithms),
         )
+        #: Edge proxies whose requests name the phone's address in its Via.
+        self.proxies = TrustedProxies(p.trusted_proxies)
         self.ua = self._user_agent()
         self.links: dict[str, PhoneLink] = {}
         #: Link set-ups in progress at one time (phones.max_parallel_setups).
@@ -113,7 +122,7 @@ class PhoneService:
             message_rate=p.max_messages_per_second or None,
             message_burst=p.message_burst,
         )
-        return UserAgent(
+        ua = UserAgent(
             on_request=self._on_request,
             on_closed=self._on_closed,
             user_agent="uacsta",
@@ -122,6 +131,13 @@ class PhoneService:
             registrar=self.registrar,
             on_expired=self._bindings_expired,
         )
+        # An edge proxy's flow carries every phone behind it: the per-flow message rate
+        # would throttle them all as one.
+        ua.transport.unmetered = self._from_proxy
+        return ua
+
+    def _from_proxy(self, host: str) -> bool:
+        return self.proxies.trusts(host)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> list[str]:
@@ -147,6 +163,7 @@ class PhoneService:
             max_account_failures=p.max_account_failures,
         )
         self.digest.algorithms = tuple(Algorithm.parse(a) for a in p.digest_algorithms)
+        self.proxies = TrustedProxies(p.trusted_proxies)
         limit = self.settings.phones.max_parallel_setups
         if limit != self._setup_limit:
             # Set-ups already waiting finish under the old limit; new ones use the new one.
@@ -212,7 +229,8 @@ class PhoneService:
     def _register(self, sr: ServerRequest) -> None:
         request, flow = sr.request, sr.flow
         now = asyncio.get_running_loop().time()
-        source = flow.remote[0]
+        address = self.proxies.client_address(request, flow.remote)
+        source = address[0]
         # The account is the phone's MAC: a block of this address or of that phone does not
         # hold a phone that registered from here before (uacsta.sipauth, uacsta.throttle).
         verdict = self.guard.check(
@@ -232,7 +250,7 @@ class PhoneService:
                 verdict.wait,
             )
         elif isinstance(verdict, Failed):
-            self._auth_failed(sr, verdict)
+            self._auth_failed(address, verdict)
         if not isinstance(verdict, Authenticated):
             sr.reply(verdict.status, verdict.phrase, to_tag=generate_tag(), headers=verdict.headers)
             return
@@ -254,10 +272,10 @@ class PhoneService:
         reg = self.registrar.process_register(request, now, flow)
         sr.respond(reg.response(request, to_tag=generate_tag()))
         if reg.ok:
-            self._registered(mac, request, flow, reg.bindings, now)
+            self._registered(mac, request, flow, reg.bindings, address)
 
-    def _auth_failed(self, sr: ServerRequest, verdict: Failed) -> None:
-        source = sr.flow.remote[0]
+    def _auth_failed(self, address: tuple[str, int], verdict: Failed) -> None:
+        source = address[0]
         user = verdict.user
         self.auth_failures += 1
         hint = "" if user and normalize_mac(user) else " (the username must be the phone's MAC)"
@@ -265,7 +283,7 @@ class PhoneService:
             ("refused", source),
             "REGISTER from %s:%d as %r refused: %s%s",
             source,
-            sr.flow.remote[1],
+            address[1],
             user,
             verdict.reason,
             hint,
@@ -279,7 +297,14 @@ class PhoneService:
             )
 
     # ------------------------------------------------------------------ registrations
-    def _registered(self, mac: str, request: Request, flow: Flow, bindings, now: float) -> None:  # type: ignore[no-untyped-def]
+    def _registered(
+        self,
+        mac: str,
+        request: Request,
+        flow: Flow,
+        bindings: tuple[Binding, ...],
+        address: tuple[str, int],
+    ) -> None:
         record, new = self.inventory.upsert(mac)
         if new:
             record.enabled = self.settings.phones.auto_activate
@@ -299,9 +324,10 @@ class PhoneService:
         record.user_agent = user_agent
         record.simulated = bool(user_agent and SIMULATOR_TAG in user_agent)
         record.identity = str(request.to.uri) if isinstance(request.to.uri, SipUri) else None
-        record.ip, record.port = flow.remote
+        record.ip, record.port = address
         record.transport = flow.transport
         if not bindings:
+            record.contact, record.path = None, []
             log.info("phone %s un-registered", mac)
             self._forget_target(mac)
             self.inventory.touch(record)
@@ -309,16 +335,22 @@ class PhoneService:
             return
         record.last_login = utcnow()
         binding = bindings[0]
+        record.contact, record.path = str(binding.contact.uri), list(binding.path)
         target = Target(
-            contact=str(binding.contact.uri),
+            contact=record.contact,
             flow=flow,
             aor=binding.aor,
-            local_host=_host_phones_use(request),
+            # Behind an edge the Request-URI names the edge: we are the address it reached.
+            local_host=_local_host(flow) if binding.path else _host_phones_use(request),
+            route=binding.path,
         )
         previous = self.targets.get(mac)
         self._forget_target(mac)
         self.targets[mac] = target
-        self._flow_mac[(flow.transport, flow.remote)] = mac
+        if not binding.path:
+            # The flow is the phone's own (an edge's flow carries every phone behind it: its
+            # closing is not the phone's, and its messages are not this phone's trace).
+            self._flow_mac[(flow.transport, flow.remote)] = mac
         link = self.links.get(mac)
         if not record.enabled:
             self.inventory.set_state(record, "disabled", "disabled by the administrator")
@@ -333,6 +365,41 @@ class PhoneService:
             log.info("phone %s moved to %s: re-linking", mac, flow)
             self._spawn(link.stop("phone re-registered elsewhere", bye=False))
         self._start_link(mac)
+
+    async def link_stored(self, mac: str) -> bool:
+        """Link a phone from its stored binding (contact and Path in the inventory), without
+        waiting for its next REGISTER: a node taking over the phones of another. The INVITE
+        goes to the first Path hop (the edge that still holds the phone's flow), or to the
+        contact itself. False when the phone has no stored binding, is not enabled, or its
+        first hop cannot be reached (no listener of its transport, connection refused). This
+        node holds no binding of the phone: it stays the link's target (relinked after a
+        failure) until the phone registers here, un-registers, or is disabled or deleted."""
+        record = self.inventory.get(mac)
+        if record is None or not record.contact or not record.enabled or self._closing:
+            return False
+        try:
+            hop = route_to(record.contact, record.path)
+            aor = parse_uri(record.identity or record.contact)
+        except SipParseError:
+            return False
+        if not isinstance(aor, SipUri):
+            return False
+        try:
+            flow = await self.ua.flow_to(hop.transport, hop.host, hop.port)
+        except (TransportError, OSError) as exc:
+            log.info("phone %s not linked from its stored binding: %s", mac, exc)
+            return False
+        link = self.links.get(mac)
+        if link is not None:
+            await link.stop("linked from its stored binding", bye=False)
+        self._forget_target(mac)
+        self.targets[mac] = Target(
+            contact=hop.uri, flow=flow, aor=aor.aor, local_host=_local_host(flow), route=hop.route
+        )
+        if not hop.route:
+            self._flow_mac[(flow.transport, flow.remote)] = mac
+        self._start_link(mac)
+        return True
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """A background task kept referenced until done (the loop holds only weak ones)."""
@@ -351,7 +418,15 @@ class PhoneService:
                 continue
             log.info("registration of %s expired", mac)
             self._forget_target(mac)
+            self._forget_binding(mac)
             self._unlink(mac, "registration expired", state="offline")
+
+    def _forget_binding(self, mac: str) -> None:
+        """The stored binding is gone with the registration: nobody links it any more."""
+        record = self.inventory.get(mac)
+        if record is not None and record.contact is not None:
+            record.contact, record.path = None, []
+            self.inventory.touch(record)
 
     def _forget_target(self, mac: str) -> None:
         target = self.targets.pop(mac, None)
@@ -370,6 +445,7 @@ class PhoneService:
         log.info("connection of phone %s closed", mac)
         self.registrar.remove_flow_of(target.aor, flow)
         self._forget_target(mac)
+        self._forget_binding(mac)
         self._unlink(mac, "connection closed", state="offline")
 
     # ------------------------------------------------------------------ links
@@ -516,6 +592,13 @@ def _aor_user(request: Request) -> str | None:
     except SipParseError:
         return None
     return (uri.user or "") if isinstance(uri, SipUri) else None
+
+
+def _local_host(flow: Flow) -> str | None:
+    """Our address on ``flow`` when the socket is bound to one (a wildcard listener: None,
+    the listener's advertised address)."""
+    host = flow.local[0]
+    return None if host in ("", "0.0.0.0", "::") else host
 
 
 def _host_phones_use(request: Request) -> str | None:

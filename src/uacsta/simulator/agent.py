@@ -113,6 +113,7 @@ class PhoneAgent:
             folder = self.tls_dir or tempfile.mkdtemp(prefix="uacsta-sim-tls-")
             ctx = server_context(*ensure_self_signed_cert(folder))
         await self.ua.listen(f"{self.transport}:{self.local_host}:0", ssl_context=ctx)
+        self.ua.transport.source_host = self.local_host  # its connections come from there too
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._sender()))
         if register:

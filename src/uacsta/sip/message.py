@@ -80,6 +80,7 @@ MULTI_VALUE = frozenset(
         "Contact",
         "Route",
         "Record-Route",
+        "Path",
         "Allow",
         "Supported",
         "Require",

@@ -1,10 +1,17 @@
-"""Registrar bindings, sans-IO (RFC 3261 §10.3; expiry §10.2.1.1, §20.19; 423 §10.3 step 7).
+"""Registrar bindings, sans-IO (RFC 3261 §10.3; expiry §10.2.1.1, §20.19; 423 §10.3 step 7;
+Path, RFC 3327).
 
 This module owns the binding store: for each address of record (AOR) the Contact URIs a
 user agent registered, when each expires, the Call-ID/CSeq that last touched it (ordering
 per §10.3 step 7) and the opaque *flow token* of the transport flow the REGISTER came on,
 so that requests to a phone can go back over the connection it registered on (the same
 idea as RFC 5626 flows, without its extensions).
+
+Path (RFC 3327): an edge proxy in front of the registrar (Kamailio) adds a Path header to
+the REGISTER; the binding keeps the Path values, the 200 OK echoes them when the UA said
+``Supported: path`` (§5.3), and a request to the bound contact outside a dialog carries them
+as its Route set and goes to the first of them (:func:`route_to`, §5.3 with RFC 3261 §8.1.2
+and §16.12 loose routing: the Request-URI stays the contact).
 
 Authentication and authorization (§10.3 steps 3-4) are the caller's job, done with
 :mod:`uacsta.sip.digest` before :meth:`Registrar.process_register` is called. Time is
@@ -29,8 +36,13 @@ __all__ = [
     "RegisterResult",
     "Registrar",
     "RegistrarPolicy",
+    "RouteTo",
     "contact_key",
+    "route_to",
 ]
+
+#: Option tags a REGISTER may require of us (§10.3 step 2; RFC 3327 §5.3).
+SUPPORTED = frozenset({"path"})
 
 # §20.19 / §10.2.1.1: a value larger than 2**32-1 is taken as 2**32-1.
 _MAX_DELTA = 2**32 - 1
@@ -66,6 +78,8 @@ class Binding:
     flow: Hashable | None = None
     registered_at: float = 0.0
     user_agent: str | None = None
+    #: The REGISTER's Path values in order (RFC 3327): the Route set of requests to it.
+    path: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -273,10 +287,19 @@ class Registrar:
             if host is None or host.lower() not in policy.domains:
                 return _fail(404, "Domain Not Served")
 
-        # Step 2: we support no extensions that a registrar could be required to.
-        required = request.header_values("Require")
-        if required:
-            return _fail(420, headers=tuple(("Unsupported", tag) for tag in required))
+        # Step 2: of the extensions a registrar can be required to support, Path only.
+        unsupported = [t for t in _option_tags(request, "Require") if t.lower() not in SUPPORTED]
+        if unsupported:
+            return _fail(420, headers=tuple(("Unsupported", tag) for tag in unsupported))
+        # RFC 3327 §5.3: stored whether or not the UA supports it (the edge needs it to reach
+        # the phone), echoed only to a UA that said it does.
+        path = tuple(request.header_values("Path"))
+        try:
+            for hop in path:
+                parse_name_addr(hop)
+        except SipParseError:
+            return _fail(400, "Bad Path")
+        echo_path = path if _supports_path(request) else ()
 
         # Step 5: the AOR from To.
         if not isinstance(to.uri, SipUri):
@@ -302,7 +325,7 @@ class Registrar:
                 del current[key]
             if not current:
                 self._aors.pop(aor, None)
-            return self._ok(aor, now, registered=None, removed=removed)
+            return self._ok(aor, now, registered=None, removed=removed, path=echo_path)
 
         try:
             contacts = [parse_name_addr(v) for v in contacts_raw]
@@ -355,6 +378,7 @@ class Registrar:
                 flow=flow_token,
                 registered_at=now,
                 user_agent=user_agent,
+                path=path,
             )
             current[change.key] = binding
             heapq.heappush(self._expiry, (binding.expires_at, next(self._seq), aor, change.key))
@@ -365,7 +389,13 @@ class Registrar:
             self._aors.pop(aor, None)
         first = next((c.expires for c in changes), None)
         return self._ok(
-            aor, now, registered=first, added=added, refreshed=refreshed, removed=removed
+            aor,
+            now,
+            registered=first,
+            added=added,
+            refreshed=refreshed,
+            removed=removed,
+            path=echo_path,
         )
 
     def _ok(
@@ -377,11 +407,13 @@ class Registrar:
         added: Iterable[Binding] = (),
         refreshed: Iterable[Binding] = (),
         removed: Iterable[Binding] = (),
+        path: tuple[str, ...] = (),
     ) -> RegisterResult:
         live = self.lookup(aor, now)
         headers = [("Contact", b.contact_header(now)) for b in live]
         if registered is not None:
             headers.append(("Expires", str(registered)))
+        headers.extend(("Path", hop) for hop in path)  # RFC 3327 §5.3, in the same order
         return RegisterResult(
             status_code=200,
             reason="OK",
@@ -392,6 +424,52 @@ class Registrar:
             refreshed=tuple(refreshed),
             removed=tuple(removed),
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteTo:
+    """Where a request to a registered contact goes outside a dialog.
+
+    ``uri`` is the Request-URI (the contact), ``route`` the Route values (the binding's
+    Path, in order), and ``transport``/``host``/``port`` the next hop: the first Route's
+    address when there is one, else the contact's (RFC 3261 §8.1.2, §18.1.1; a URI without
+    a port means 5060, or 5061 for ``sips`` and TLS; without ``transport``, UDP, or TLS for
+    ``sips``).
+    """
+
+    uri: str
+    route: tuple[str, ...]
+    transport: str
+    host: str
+    port: int
+
+
+def route_to(contact: str, path: Iterable[str] = ()) -> RouteTo:
+    """The Request-URI, Route set and next hop of a request to ``contact`` registered with
+    ``path`` (RFC 3327 §5.3: the Path becomes the Route set; loose routing, §16.12, keeps the
+    contact as Request-URI). Raises :class:`SipParseError` for a URI that names no host."""
+    route = tuple(path)
+    hop = parse_name_addr(route[0]).uri if route else parse_uri(contact)
+    if not isinstance(hop, SipUri):
+        raise SipParseError(f"not a SIP URI: {hop}")
+    secure = hop.scheme.lower() == "sips"
+    transport = (hop.transport or ("TLS" if secure else "UDP")).lower()
+    if secure and transport == "tcp":
+        transport = "tls"
+    port = hop.port or (5061 if transport == "tls" else 5060)
+    return RouteTo(
+        uri=contact, route=route, transport=transport, host=hop.host.strip("[]"), port=port
+    )
+
+
+def _option_tags(request: Request, name: str) -> list[str]:
+    """The option tags of a Supported/Require header, however the values were written."""
+    return [t.strip() for v in request.header_values(name) for t in v.split(",") if t.strip()]
+
+
+def _supports_path(request: Request) -> bool:
+    tags = (*_option_tags(request, "Supported"), *_option_tags(request, "Require"))
+    return any(t.lower() == "path" for t in tags)
 
 
 def _delta(value: str | None) -> int | None:

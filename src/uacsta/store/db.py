@@ -48,6 +48,10 @@ phones = sa.Table(
     sa.Column("enabled", sa.Boolean, nullable=False, default=True),
     sa.Column("simulated", sa.Boolean, nullable=False, default=False),
     sa.Column("lines", sa.Text, nullable=False, default="[]"),
+    #: The registered binding: contact URI and Path (JSON list, RFC 3327), enough to send the
+    #: phone a request without a new REGISTER (through the edge proxy named in the Path).
+    sa.Column("contact", sa.String(512)),
+    sa.Column("path", sa.Text),
 )
 
 settings_table = sa.Table(
@@ -132,6 +136,11 @@ MIGRATIONS: list[list[AddColumn]] = [
         AddColumn("webhook_outbox", "claimed_by", "VARCHAR(64)"),
         AddColumn("webhook_outbox", "lease_until", "FLOAT"),
     ],
+    # 4: the phone's registered binding (contact, Path) for linking it from another node.
+    [
+        AddColumn("phones", "contact", "VARCHAR(512)"),
+        AddColumn("phones", "path", "TEXT"),
+    ],
 ]
 
 #: Key of the PostgreSQL advisory lock the migrations run under (any constant, ours alone).
@@ -175,16 +184,21 @@ class PhoneRecord:
     enabled: bool = True
     simulated: bool = False
     lines: list[str] = field(default_factory=list)
+    #: The registered contact and its Path (RFC 3327; empty: registered directly).
+    contact: str | None = None
+    path: list[str] = field(default_factory=list)
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)
         row["lines"] = json.dumps(self.lines)
+        row["path"] = json.dumps(self.path)
         return row
 
     @classmethod
     def from_row(cls, row: Any) -> PhoneRecord:
         data = dict(row._mapping)
         data["lines"] = json.loads(data.get("lines") or "[]")
+        data["path"] = json.loads(data.get("path") or "[]")
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 

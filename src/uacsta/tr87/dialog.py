@@ -175,6 +175,9 @@ class InviteTarget:
     #: Our Via, without branch (a new branch per attempt).
     via: Via
     call_id: str
+    #: Route values, in order: the Path the phone registered with (RFC 3327 §5.3), when an
+    #: edge proxy is in between; the driver sends the INVITE to the first of them.
+    route: tuple[str, ...] = ()
 
 
 # --- events ------------------------------------------------------------------------------------
@@ -604,6 +607,7 @@ class CstaDialog:
         headers: Headers = (
             ("Via", str(target.via.with_param("branch", generate_branch()))),
             ("Max-Forwards", "70"),
+            *(("Route", hop) for hop in target.route),
             ("From", f"{target.contact};tag={self._from_tag}"),
             ("To", f"<{target.to}>"),
             ("Call-ID", target.call_id),
