@@ -17,7 +17,7 @@ run: $(STAMP)
 
 # Real test peers come from Debian packages; install them when missing (root, as on CI).
 # sipp (sip-tester) is the independent SIP peer; chromium drives the browser tests.
-SYSPKGS := sip-tester:sipp chromium:chromium
+SYSPKGS := sip-tester:sipp chromium:chromium nats-server:nats-server
 sysdeps:
 	@missing=""; for pair in $(SYSPKGS); do pkg=$${pair%%:*}; bin=$${pair##*:}; \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \

@@ -264,6 +264,20 @@ class SipTransport:
         conn.send(message.to_bytes())
         return conn.flow
 
+    async def connect(
+        self, transport: str, host: str, port: int, *, server_hostname: str | None = None
+    ) -> Flow:
+        """A flow to an address for requests to come: UDP from our first UDP listener;
+        TCP/TLS over an existing connection to it, else a new one (kept for reuse)."""
+        transport = transport.lower()
+        if transport not in TRANSPORTS:
+            raise ValueError(f"unknown transport {transport!r}")
+        if transport == "udp":
+            return Flow("udp", self.listener("udp").local, (host, port))
+        conn = await self._connection_to(transport, host, port, server_hostname)
+        assert conn.flow is not None
+        return conn.flow
+
     @property
     def connections(self) -> list[Flow]:
         return [c.flow for c in self._connections.values() if c.flow is not None]
