@@ -35,17 +35,22 @@ def nats_url() -> Iterator[str]:
     if binary is None:
         pytest.fail("nats-server is not installed: run `make sysdeps` (Debian package nats-server)")
     port = _free_port()
-    with tempfile.TemporaryDirectory(prefix="uacsta-nats-") as store:
+    with (
+        tempfile.TemporaryDirectory(prefix="uacsta-nats-") as store,
+        open(os.path.join(store, "nats-server.log"), "wb") as log,
+    ):
         proc = subprocess.Popen(
             [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + START_TIMEOUT
             while True:
                 if proc.poll() is not None:
-                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                    log.flush()
+                    with open(log.name, "rb") as written:
+                        err = written.read().decode(errors="replace")
                     pytest.fail(f"nats-server exited at start:\n{err}")
                 try:
                     with socket.create_connection(("127.0.0.1", port), timeout=0.2):

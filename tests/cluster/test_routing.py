@@ -1,0 +1,138 @@
+"""Two nodes on a real nats-server act as one switching function: every line on every node,
+requests routed to the phone's owner, the owner's events on every node, the same call IDs
+whichever node a client is on; a phone registering with another node moves there."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from tests.cluster.conftest import Nodes
+from tests.e2e.conftest import wait_until
+from uacsta.clients.cstatcp import CstaTcpClient
+from uacsta.csta import messages as m
+from uacsta.server import Server
+
+pytestmark = pytest.mark.cluster
+
+
+def ready_lines(server: Server) -> set[str]:
+    return {d.device_id for d in server.hub.switch.ready_devices()}
+
+
+async def events_until(
+    client: CstaTcpClient, done: Callable[[list[m.CstaMessage]], bool], timeout: float = 8.0
+) -> list[m.CstaMessage]:
+    got: list[m.CstaMessage] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not done(got):
+        left = deadline - loop.time()
+        if left <= 0:
+            raise AssertionError(f"timed out; events so far: {[type(e).__name__ for e in got]}")
+        got.append(await client.event(left))
+    return got
+
+
+async def monitor(client: CstaTcpClient, line: str) -> str:
+    started = await client.request(m.MonitorStart(monitor_object=line))
+    assert isinstance(started, m.MonitorStartResponse), started
+    xref = started.monitor_cross_ref_id
+    await events_until(
+        client,
+        lambda ev: any(
+            isinstance(e, m.BackInServiceEvent) and e.monitor_cross_ref_id == xref for e in ev
+        ),
+    )
+    return xref
+
+
+def call_ids(events: list[m.CstaMessage], xref: str) -> dict[str, set[str]]:
+    """Per event name, the call IDs of the events on monitor ``xref``."""
+    seen: dict[str, set[str]] = {}
+    for event in events:
+        if not isinstance(event, m.CstaEvent) or event.monitor_cross_ref_id != xref:
+            continue
+        for name in ("connection", "originated_connection", "established_connection",
+                     "dropped_connection", "queued_connection"):  # fmt: skip
+            conn = getattr(event, name, None)
+            if conn is not None and getattr(conn, "call_id", None):
+                seen.setdefault(type(event).__name__, set()).add(conn.call_id)
+    return seen
+
+
+async def test_one_switching_function_over_two_nodes(nodes: Nodes) -> None:
+    a = await nodes.start("a")
+    b = await nodes.start("b")
+    sim = nodes.simulation()
+    nodes.register_with(sim, "b")
+    p100 = sim.add_phone("snom", ["100"], transport="udp")
+    nodes.register_with(sim, "a")
+    p200 = sim.add_phone("snom", ["200"], transport="udp")
+    await sim.start()
+    every = {"sip:100@sim.invalid", "sip:200@sim.invalid"}
+    await wait_until(lambda: ready_lines(a) == every and ready_lines(b) == every, 10, "mirrors")
+    # Exactly one owner each, the node the phone registered with; only it linked the phone.
+    assert a.cluster.held == {p200.mac} and b.cluster.held == {p100.mac}
+    assert set(a.cluster.mirrored) == {p100.mac} and set(b.cluster.mirrored) == {p200.mac}
+    assert a.phones is not None and b.phones is not None
+    assert set(a.phones.links) == {p200.mac} and set(b.phones.links) == {p100.mac}
+    assert p100.sip_received["INVITE"] == 0 or p100.linked.is_set()
+
+    on_a = await nodes.client("a")
+    on_b = await nodes.client("b")
+    # Switch-level requests answered with every node's lines.
+    answer = await on_a.request(m.GetSwitchingFunctionDevices())
+    assert isinstance(answer, m.GetSwitchingFunctionDevicesResponse)
+    listed = await on_a.wait_for(m.SwitchingFunctionDevices)
+    assert isinstance(listed, m.SwitchingFunctionDevices)
+    assert {d.device_id for d in listed.device_list} == every
+
+    # A client on a monitors and drives 100, whose phone is linked at b.
+    xa = await monitor(on_a, "100")
+    xb = await monitor(on_b, "100")
+    x200 = await monitor(on_b, "200")  # linked at a, watched from b
+    made = await on_a.request(m.MakeCall(calling_device="100", called_directory_number="200"))
+    assert isinstance(made, m.MakeCallResponse), made
+    assert made.calling_device is not None and made.calling_device.call_id
+    call_id = made.calling_device.call_id
+    assert call_id.startswith(p100.mac.lower() + ".")  # the prefix every node gives 100's calls
+    assert p100.received["MakeCall"] == 1
+
+    def delivered(xref: str) -> Callable[[list[m.CstaMessage]], bool]:
+        return lambda ev: "DeliveredEvent" in call_ids(ev, xref)
+
+    seen_a = call_ids(await events_until(on_a, delivered(xa)), xa)
+    got_b = await events_until(on_b, lambda ev: delivered(xb)(ev) and delivered(x200)(ev))
+    seen_b = call_ids(got_b, xb)
+    assert seen_a["DeliveredEvent"] == seen_b["DeliveredEvent"] == {call_id}
+    assert a.status()["cluster"]["owned"] == [p200.mac]
+
+    # The client on b answers at 200 (linked at a) with the call ID it was given.
+    at_200 = call_ids(got_b, x200)["DeliveredEvent"]
+    assert len(at_200) == 1 and next(iter(at_200)).startswith(p200.mac.lower() + ".")
+    connection = next(
+        e.connection
+        for e in got_b
+        if isinstance(e, m.DeliveredEvent) and e.monitor_cross_ref_id == x200
+    )
+    answered = await on_b.request(m.AnswerCall(call_to_be_answered=connection))
+    assert isinstance(answered, m.AnswerCallResponse), answered
+    assert p200.received["AnswerCall"] == 1
+    await events_until(
+        on_a,
+        lambda ev: any(
+            isinstance(e, m.EstablishedEvent) and e.monitor_cross_ref_id == xa for e in ev
+        ),
+    )
+    # The client on a hangs up 200 (linked at a) by the connection b's client was given.
+    cleared = await on_a.request(m.ClearConnection(connection_to_be_cleared=connection))
+    assert isinstance(cleared, m.ClearConnectionResponse), cleared
+    await events_until(
+        on_b,
+        lambda ev: any(
+            isinstance(e, m.ConnectionClearedEvent) and e.monitor_cross_ref_id == xb for e in ev
+        ),
+    )
