@@ -136,3 +136,33 @@ async def test_one_switching_function_over_two_nodes(nodes: Nodes) -> None:
             isinstance(e, m.ConnectionClearedEvent) and e.monitor_cross_ref_id == xb for e in ev
         ),
     )
+
+
+async def test_a_phone_registering_with_a_second_node_stays_with_its_live_owner(
+    nodes: Nodes,
+) -> None:
+    a = await nodes.start("a")
+    b = await nodes.start("b")
+    sim = nodes.simulation()
+    nodes.register_with(sim, "b")
+    phone = sim.add_phone("snom", ["100"], transport="udp")
+    await sim.start()
+    line = "sip:100@sim.invalid"
+    await wait_until(lambda: ready_lines(a) == ready_lines(b) == {line}, 10, "100 everywhere")
+    assert a.cluster is not None and b.cluster is not None
+    revision = a.cluster.entries[phone.mac][0]
+    assert phone.usage is not None
+    dialog = phone.usage
+    # The phone registers with a as well (a backup registrar): b keeps it, nobody re-links.
+    phone.server_port = nodes.servers["a"].phones.ua.transport.listener("udp").port  # type: ignore[union-attr]
+    assert await phone.register() == 200
+    assert a.phones is not None
+    await wait_until(lambda: phone.mac in a.phones.targets, 5, "a has its registration")
+    ticks = a.cluster.ticks
+    # Three of a's lease ticks (a look at the nodes, claims): no claim, no fight.
+    await wait_until(lambda: a.cluster.ticks >= ticks + 3, 10, "a's lease ticks")
+    assert b.cluster.held == {phone.mac} and a.cluster.held == set()
+    assert a.cluster.entries[phone.mac][0] == revision  # the same binding: nothing written
+    assert phone.mac not in a.phones.links
+    assert phone.usage is dialog  # its CSTA dialog with b, never replaced
+    assert ready_lines(a) == {line}

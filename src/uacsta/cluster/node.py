@@ -113,8 +113,9 @@ class ClusterNode:
         #: Phones mirrored ready in the switch: their owner and lines.
         self.mirrored: dict[str, tuple[str, tuple[str, ...]]] = {}
         #: Per phone: the entry still to write (one writer per phone at a time).
-        self._to_write: dict[str, PhoneEntry] = {}
+        self._to_write: dict[str, dict[str, Any]] = {}
         self._writing: set[str] = set()
+        self._relinking: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._closing = False
@@ -122,6 +123,8 @@ class ClusterNode:
         self.claims = 0
         self.releases = 0
         self.fenced = 0
+        #: Lease ticks done (a look at the nodes and the claims after it).
+        self.ticks = 0
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -237,6 +240,7 @@ class ClusterNode:
                 continue
             self._claim_orphans()
             self._claim_registered()
+            self.ticks += 1
 
     async def _renew(self) -> bool:
         assert self._nodes_kv is not None
@@ -292,9 +296,10 @@ class ClusterNode:
             self.spawn(self._take_over(mac))
 
     def _claim_registered(self) -> None:
-        """Phones registered here whose claim failed (the store was unreachable): again."""
+        """Phones registered here whose first claim failed (the store was unreachable):
+        again. (Phones the cluster knows are claimed by the rules of :func:`to_claim`.)"""
         for mac in list(self.phones.targets):
-            if mac not in self.held and mac not in self._claiming and mac not in self.phones.links:
+            if mac not in self.entries and mac not in self._claiming and mac not in self.held:
                 record = self.phones.inventory.get(mac)
                 if record is not None and record.enabled:
                     self._claiming.add(mac)
@@ -344,10 +349,41 @@ class ClusterNode:
         if mac in self.held:
             self._binding_changed(mac)
             return True
+        found = self.entries.get(mac)
+        if found is not None and found[1].owner != self.node_id and found[1].owner in self.live:
+            # Its owner is alive: it keeps the phone (a phone registering with two nodes
+            # must not move back and forth); it learns the new binding and re-links if
+            # the phone is somewhere else now.
+            self.spawn(self._share_binding(mac))
+            return False
         if mac not in self._claiming:
             self._claiming.add(mac)
             self.spawn(self._claim_registration(mac))
         return False
+
+    async def _share_binding(self, mac: str) -> None:
+        found = self.entries.get(mac)
+        fresh = self._registered_entry(mac)
+        if found is None or fresh is None:
+            return
+        entry = found[1]
+        if (entry.contact, entry.transport, entry.remote, entry.path) == (
+            fresh.contact,
+            fresh.transport,
+            fresh.remote,
+            fresh.path,
+        ):
+            return
+        shared = dataclasses.replace(
+            entry,
+            contact=fresh.contact,
+            transport=fresh.transport,
+            remote=fresh.remote,
+            path=fresh.path,
+            user_agent=fresh.user_agent or entry.user_agent,
+        )
+        if await self._cas(mac, shared, found[0]) is not None:
+            log.info("phone %s registered here: its owner %s re-links it", mac, entry.owner)
 
     def _registered_entry(self, mac: str) -> PhoneEntry | None:
         target = self.phones.targets.get(mac)
@@ -356,6 +392,8 @@ class ClusterNode:
         record = self.phones.inventory.get(mac)
         return PhoneEntry(
             owner=self.node_id,
+            # An edge proxy's RFC 3327 Path, where the phone service keeps one.
+            path=tuple(getattr(target, "path", ()) or ()),
             contact=target.contact,
             transport=target.flow.transport,
             remote=target.flow.remote,
@@ -398,12 +436,7 @@ class ClusterNode:
             fresh.transport,
             fresh.remote,
         ):
-            self._write(
-                mac,
-                dataclasses.replace(
-                    entry, contact=fresh.contact, transport=fresh.transport, remote=fresh.remote
-                ),
-            )
+            self._write(mac, contact=fresh.contact, transport=fresh.transport, remote=fresh.remote)
 
     async def _cas(self, mac: str, entry: PhoneEntry, revision: int | None) -> int | None:
         """Write ``entry`` if the key is still at ``revision`` (None: absent); the new
@@ -464,6 +497,9 @@ class ClusterNode:
             return
         entry = found[1]
         if entry.owner == self.node_id:
+            if mac in self.held and mac not in self._relinking and self._moved(mac, entry):
+                self._relinking.add(mac)
+                self.spawn(self._relink(mac, entry))
             return  # ours (held or being reclaimed by the lease tick)
         if mac in self.held:
             self.held.discard(mac)
@@ -472,6 +508,26 @@ class ClusterNode:
             self.spawn(self._release_then_mirror(mac))
             return
         self._mirror(mac)
+
+    def _moved(self, mac: str, entry: PhoneEntry) -> bool:
+        """The entry's binding (shared by the node the phone registered with) is not where
+        our link reaches the phone."""
+        target = self.phones.targets.get(mac)
+        if target is None:
+            return False
+        if entry.contact != target.contact or entry.transport != target.flow.transport:
+            return True
+        return entry.transport == "udp" and not entry.path and entry.remote != target.flow.remote
+
+    async def _relink(self, mac: str, entry: PhoneEntry) -> None:
+        try:
+            log.info("phone %s registered at another node: re-linked at %s", mac, entry.contact)
+            await self.phones.release(mac, "the phone registered elsewhere")
+            target = await self._target(entry)
+            if mac in self.held:
+                self.phones.adopt(mac, target, entry.user_agent)
+        finally:
+            self._relinking.discard(mac)
 
     async def _release_then_mirror(self, mac: str) -> None:
         await self.phones.release(mac, "linked at another node")
@@ -516,10 +572,10 @@ class ClusterNode:
             self.hub.phone_lost(mac, reason)
             del self.mirrored[mac]
 
-    def _write(self, mac: str, entry: PhoneEntry) -> None:
-        """Write the phone's entry (compare-and-set on the revision we hold); the latest
-        wanted entry wins, one write at a time per phone."""
-        self._to_write[mac] = entry
+    def _write(self, mac: str, **changes: Any) -> None:
+        """Change fields of our phone's entry (compare-and-set on the revision we know):
+        changes queued meanwhile are merged, one write at a time per phone."""
+        self._to_write.setdefault(mac, {}).update(changes)
         if mac not in self._writing:
             self._writing.add(mac)
             self.spawn(self._writer(mac))
@@ -527,18 +583,34 @@ class ClusterNode:
     async def _writer(self, mac: str) -> None:
         try:
             while mac in self._to_write:
-                entry = self._to_write.pop(mac)
-                found = self.entries.get(mac)
-                if mac not in self.held or found is None:
-                    return
-                if await self._cas(mac, entry, found[0]) is None and mac in self.held:
-                    # Fenced: another node wrote the key since we claimed it. The watch
-                    # brings its entry and _reconcile lets the phone go.
-                    log.warning("phone %s: our ownership is stale", mac)
-                    return
+                changes = self._to_write.pop(mac)
+                for _attempt in range(3):
+                    found = self.entries.get(mac)
+                    if mac not in self.held or found is None:
+                        return
+                    if found[1].owner != self.node_id:
+                        return  # fenced: _reconcile lets the phone go
+                    entry = dataclasses.replace(found[1], **changes)
+                    if await self._cas(mac, entry, found[0]) is not None:
+                        break
+                    # Another node wrote the key (a registration elsewhere shared its
+                    # binding, or a claim): read it; still ours, the change is made again.
+                    await self._reread(mac)
         finally:
             self._writing.discard(mac)
             self._to_write.pop(mac, None)
+
+    async def _reread(self, mac: str) -> None:
+        assert self._phones_kv is not None
+        try:
+            got = await self._phones_kv.get(mac)
+        except Exception as exc:
+            log.info("phone %s: reading its entry failed: %s", mac, exc)
+            return
+        if got.value is not None and got.revision is not None:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                if self._store(mac, got.revision, PhoneEntry.from_json(got.value)):
+                    self._reconcile(mac)
 
     # ------------------------------------------------------------------ the hub's observer
     def is_local(self, phone: str) -> bool:
@@ -564,20 +636,16 @@ class ClusterNode:
         """Our phone is ready (or its lines changed): the other nodes mirror it."""
         found = self.entries.get(phone)
         if phone in self.held and found is not None:
-            entry = dataclasses.replace(
-                self._to_write.get(phone, found[1]),
+            self._write(
+                phone,
                 ready=True,
                 lines=tuple(lines),
                 aliases={k: tuple(v) for k, v in (aliases or {}).items()},
             )
-            self._write(phone, entry)
 
     def phone_lost(self, phone: str, reason: str) -> None:
-        found = self.entries.get(phone)
-        if phone in self.held and found is not None:
-            self._write(
-                phone, dataclasses.replace(self._to_write.get(phone, found[1]), ready=False)
-            )
+        if phone in self.held and phone in self.entries:
+            self._write(phone, ready=False)
 
     def phone_event(self, phone: str, event: m.CstaEvent) -> None:
         nc = self.nc
