@@ -14,6 +14,7 @@ from tests.e2e.conftest import wait_until
 from uacsta.clients.cstatcp import CstaTcpClient
 from uacsta.csta import messages as m
 from uacsta.server import Server
+from uacsta.switch.callrecord import CallNotice, CallRecord
 
 pytestmark = pytest.mark.cluster
 
@@ -49,6 +50,13 @@ async def monitor(client: CstaTcpClient, line: str) -> str:
     return xref
 
 
+async def journal(server: Server, line: str) -> list[CallRecord]:
+    assert server.journal is not None
+    await server.journal.flush()
+    records, _next = await server.journal.query(line=line, limit=50)
+    return list(records)
+
+
 def call_ids(events: list[m.CstaMessage], xref: str) -> dict[str, set[str]]:
     """Per event name, the call IDs of the events on monitor ``xref``."""
     seen: dict[str, set[str]] = {}
@@ -71,6 +79,9 @@ async def test_one_switching_function_over_two_nodes(nodes: Nodes) -> None:
     p100 = sim.add_phone("snom", ["100"], transport="udp")
     nodes.register_with(sim, "a")
     p200 = sim.add_phone("snom", ["200"], transport="udp")
+    notices: dict[str, list[CallNotice]] = {"a": [], "b": []}
+    a.hub.notice_listeners.append(notices["a"].append)  # what each node publishes (webhooks)
+    b.hub.notice_listeners.append(notices["b"].append)
     await sim.start()
     every = {"sip:100@sim.invalid", "sip:200@sim.invalid"}
     await wait_until(lambda: ready_lines(a) == every and ready_lines(b) == every, 10, "mirrors")
@@ -136,6 +147,30 @@ async def test_one_switching_function_over_two_nodes(nodes: Nodes) -> None:
             isinstance(e, m.ConnectionClearedEvent) and e.monitor_cross_ref_id == xb for e in ev
         ),
     )
+
+    # Only the owner journals a phone's calls and publishes its notices: one row per line,
+    # on the node that linked the phone, whichever node's clients watched it.
+    line100, line200 = "sip:100@sim.invalid", "sip:200@sim.invalid"
+    rows: dict[str, list[CallRecord]] = {}
+
+    async def journaled() -> bool:
+        rows["b100"] = await journal(b, line100)
+        rows["a200"] = await journal(a, line200)
+        return bool(rows["b100"] and rows["a200"])
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while not await journaled():
+        assert loop.time() < deadline, "the owners did not journal the call"
+        await asyncio.sleep(0.05)
+    assert len(rows["b100"]) == len(rows["a200"]) == 1
+    assert await journal(a, line100) == [] and await journal(b, line200) == []
+    about = {
+        node: {(n.type.value, n.phone) for n in found if n.phone} for node, found in notices.items()
+    }
+    assert ("call.ended", p100.mac) in about["b"] and ("call.ended", p200.mac) in about["a"]
+    assert all(phone == p200.mac for _type, phone in about["a"])
+    assert all(phone == p100.mac for _type, phone in about["b"])
 
 
 async def test_a_phone_registering_with_a_second_node_stays_with_its_live_owner(
