@@ -186,3 +186,62 @@ async def test_sigkill_of_the_owner_moves_its_phone_without_replaying_a_request(
         ),
     )
     assert phone.received["MakeCall"] == 2
+
+
+async def test_three_nodes_the_dead_owners_phones_spread_over_the_survivors(
+    nodes: Nodes, killable: NodeProcess
+) -> None:
+    a = await nodes.start("a", lease=LEASE)
+    c = await nodes.start("c", lease=LEASE)
+    await killable.start()
+    sim = Simulation("127.0.0.1", {"udp": killable.phone_port}, password=PASSWORD, min_se=1)
+    nodes.sims.append(sim)
+    numbers = [str(100 + i) for i in range(8)]
+    phones = [sim.add_phone("snom", [n], transport="udp") for n in numbers]
+    await sim.start()
+    lines = {f"sip:{n}@sim.invalid" for n in numbers}
+    await wait_until(lambda: ready_lines(a) == ready_lines(c) == lines, 15, "every line mirrored")
+    assert a.cluster is not None and c.cluster is not None
+    on_a, on_c = await nodes.client("a"), await nodes.client("c")
+    xrefs = {"a": [await monitor(on_a, n) for n in numbers]}
+    xrefs["c"] = [await monitor(on_c, n) for n in numbers]
+
+    overlaps: list[set[str]] = []
+
+    async def sample() -> None:
+        while True:
+            both = a.cluster.held & c.cluster.held
+            if both:
+                overlaps.append(both)
+            await asyncio.sleep(0.005)
+
+    sampler = asyncio.ensure_future(sample())
+    killable.kill()
+    macs = {p.mac for p in phones}
+    try:
+        await wait_until(lambda: a.cluster.held | c.cluster.held == macs, LEASE + 6, "taken over")
+        for client, node in ((on_a, "a"), (on_c, "c")):
+            wanted = set(xrefs[node])
+            await events_until(
+                client,
+                lambda ev, wanted=wanted: (
+                    wanted
+                    <= {e.monitor_cross_ref_id for e in ev if isinstance(e, m.BackInServiceEvent)}
+                ),
+                timeout=LEASE + 8,
+            )
+    finally:
+        sampler.cancel()
+    assert overlaps == []
+    assert a.cluster.held and c.cluster.held  # spread by rendezvous hashing, not one node
+    for node, server in (("a", a), ("c", c)):
+        assert server.cluster is not None and server.phones is not None
+        for mac in server.cluster.held:
+            assert server.cluster.entries[mac][1].owner == node
+            assert mac in server.phones.links
+    for phone in phones:  # each phone's dialog is with its new owner only
+        owner = a if phone.mac in a.cluster.held else c
+        assert owner.phones is not None and phone.usage is not None
+        assert phone.usage.flow.remote[1] == owner.phones.ua.transport.listener("udp").port
+    # Every line is ready on both survivors again (owned or mirrored).
+    await wait_until(lambda: ready_lines(a) == ready_lines(c) == lines, 5, "mirrors again")
