@@ -6,8 +6,13 @@ One cluster (``cluster.name``) uses:
   bucket's max age is the lease time, each node rewrites its key every third of it;
 - key-value bucket ``<name>_phones``: one key per phone (its MAC), a
   :class:`~uacsta.cluster.rules.PhoneEntry` written only with compare-and-set;
-- subject ``<name>.node.<id>.req``: CSTA requests for the phones a node owns (request/reply);
-- subject ``<name>.evt.<mac>``: every CSTA event of a phone, published by its owner.
+- subject ``<name>.node.<id>.req``: CSTA requests for the phones a node owns;
+- subject ``<name>.evt.<mac>``: every CSTA event of a phone, published by its owner;
+- subject ``<name>.evt.reply.<id>.<n>``: the owner's answer to node ``<id>``'s request ``n``.
+
+Answers travel under ``evt`` on purpose: a node reads one subscription (``<name>.evt.>``),
+so it sees a phone's answer and the events the phone sent after it in the order the owner
+published them, as a single node does (clients get the answer first).
 
 CSTA travels as ECMA-323 XML (the codec the phones' side uses), so nothing new is invented
 for the wire: a request on the bus is exactly what goes to the phone.
@@ -51,7 +56,14 @@ class Names:
 
     @property
     def all_events(self) -> str:
-        return f"{self.cluster}.evt.*"
+        """Events and answers (one subscription: one order)."""
+        return f"{self.cluster}.evt.>"
+
+    def reply(self, node: str, number: int) -> str:
+        return f"{self.cluster}.evt.reply.{node}.{number}"
+
+    def is_reply(self, subject: str) -> bool:
+        return subject.startswith(f"{self.cluster}.evt.reply.")
 
     def mac_of_event_subject(self, subject: str) -> str:
         return subject.rsplit(".", 1)[-1]

@@ -2,10 +2,11 @@
 
 The switch of every node holds every phone of the cluster (its lines, its monitor points):
 a phone owned elsewhere is *mirrored* here, and this channel carries the switch's requests
-for it to the owner over NATS request/reply, where they go out on the owner's link exactly
-as the switch wrote them (call IDs already in the phone's terms). The answer comes back
-the same way. What the phone's vendor profile refuses is refused here, as the owner's link
-would (the profile comes from the User-Agent the cluster keeps).
+for it to the owner over NATS (:meth:`ClusterNode.relay`), where they go out on the owner's
+link exactly as the switch wrote them (call IDs already in the phone's terms). The answer
+comes back in order with the phone's events (:mod:`uacsta.cluster.bus`). What the phone's
+vendor profile refuses is refused here, as the owner's link would (the profile comes from
+the User-Agent the cluster keeps).
 
 A request whose outcome is unknown (the owner died, or no answer within the phone's CSTA
 timeout plus a margin) is answered with a CSTA error and never sent again: a MakeCall must
@@ -14,19 +15,14 @@ not ring twice.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from uacsta.cluster import bus
 from uacsta.csta import messages as m
 from uacsta.phones.vendors import Refusal, VendorProfile
 
 if TYPE_CHECKING:
     from uacsta.cluster.node import ClusterNode
-
-log = logging.getLogger("uacsta.cluster")
 
 OUT_OF_SERVICE = m.CSTAErrorCode.system_resource_availability("outOfService")
 
@@ -62,33 +58,4 @@ class RemotePhoneChannel:
     def csta_request_then(
         self, request: m.CstaRequest, done: Callable[[m.CstaMessage], None]
     ) -> None:
-        self.node.spawn(self._relay(request, done))
-
-    async def _relay(self, request: m.CstaRequest, done: Callable[[m.CstaMessage], None]) -> None:
-        nc = self.node.nc
-        answer: m.CstaMessage
-        if nc is None:
-            done(OUT_OF_SERVICE)
-            return
-        try:
-            reply = await nc.request(
-                self.node.names.requests(self.owner),
-                bus.encode_request(self.mac, request),
-                timeout=self.node.request_timeout,
-            )
-            answer = bus.decode_message(reply.data)
-        except asyncio.CancelledError:
-            done(OUT_OF_SERVICE)
-            raise
-        except Exception as exc:
-            # No responder (the owner is gone), a timeout, a broken connection: the outcome
-            # is unknown, so it is not sent again; the client gets an error at once.
-            log.info(
-                "%s for %s at node %s: no answer (%s)",
-                type(request).__name__,
-                self.mac,
-                self.owner,
-                type(exc).__name__,
-            )
-            answer = m.CSTAErrorCode.timeout()
-        done(answer)
+        self.node.relay(self.owner, self.mac, request, done)

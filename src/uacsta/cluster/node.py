@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import logging
 import socket
 import time
@@ -116,8 +117,12 @@ class ClusterNode:
         self._to_write: dict[str, dict[str, Any]] = {}
         self._writing: set[str] = set()
         self._relinking: set[str] = set()
+        #: Requests relayed to owners, by reply subject: who gets the answer, the timeout.
+        self._replies: dict[str, tuple[Callable[[m.CstaMessage], None], asyncio.TimerHandle]] = {}
+        self._reply_numbers = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
+        self._watcher_task: asyncio.Task[None] | None = None
         self._closing = False
         #: Counters for the status page and the tests.
         self.claims = 0
@@ -160,7 +165,8 @@ class ClusterNode:
         await self.nc.subscribe(self.names.all_events, cb=self._on_event)
         watcher = await self._phones_kv.watchall()
         loop = asyncio.get_running_loop()
-        self._loops.append(loop.create_task(self._watch(watcher), name="cluster-watch"))
+        self._watcher_task = loop.create_task(self._watch(watcher), name="cluster-watch")
+        self._loops.append(self._watcher_task)
         await self._look_at_nodes()
         self._loops.append(loop.create_task(self._tick_loop(), name="cluster-lease"))
         log.info("node %s joined cluster %s at %s", self.node_id, self.names.cluster, url)
@@ -169,6 +175,8 @@ class ClusterNode:
         """Leave: the lease is given back at once so the others take the phones over now
         (the phone service has ended the links before, with a BYE)."""
         self._closing = True
+        for subject in list(self._replies):
+            self._settle(subject, OUT_OF_SERVICE)
         for task in self._loops:
             task.cancel()
         pending = [t for t in (*self._loops, *self._tasks) if t is not asyncio.current_task()]
@@ -208,6 +216,17 @@ class ClusterNode:
 
     async def _nats_reconnected(self) -> None:
         log.info("node %s reconnected to NATS", self.node_id)
+        if not self._closing:  # read every phone's entry again: changes may have been missed
+            self.spawn(self._restart_watch())
+
+    async def _restart_watch(self) -> None:
+        assert self._phones_kv is not None
+        watcher = await self._phones_kv.watchall()
+        old = self._watcher_task
+        self._watcher_task = asyncio.get_running_loop().create_task(self._watch(watcher))
+        self._loops.append(self._watcher_task)
+        if old is not None:
+            old.cancel()
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict[str, Any]:
@@ -225,9 +244,16 @@ class ClusterNode:
         interval = min(1.0, self.lease.refresh_interval)
         next_renew = self.clock() + self.lease.refresh_interval
         while True:
-            await asyncio.sleep(interval)
+            # Wake at the tick, or when the lease would lapse if sooner: giving the phones up
+            # must not wait for a tick, or another node could claim them meanwhile.
             now = self.clock()
-            if now >= next_renew:
+            wait = interval
+            expires = self.lease.expires_at()
+            if (self.held or self.mirrored) and expires is not None and expires > now:
+                wait = min(wait, expires - now + 0.001)
+            await asyncio.sleep(wait)
+            now = self.clock()
+            if now >= next_renew or not self.lease.holding(now):
                 next_renew = now + self.lease.refresh_interval
                 await self._renew()
             if not self.lease.holding(self.clock()):
@@ -458,6 +484,13 @@ class ClusterNode:
 
     # ------------------------------------------------------------------ the phones bucket
     async def _watch(self, watcher: Any) -> None:
+        try:
+            await self._follow(watcher)
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()
+
+    async def _follow(self, watcher: Any) -> None:
         while True:
             try:
                 entry = await watcher.updates(timeout=3600)
@@ -659,6 +692,9 @@ class ClusterNode:
 
     # ------------------------------------------------------------------ the bus
     async def _on_event(self, msg: Msg) -> None:
+        if self.names.is_reply(msg.subject):
+            self._on_reply(msg)
+            return
         mac = self.names.mac_of_event_subject(msg.subject)
         if mac not in self.mirrored:
             return  # ours (our own publication), or not ready here
@@ -669,6 +705,61 @@ class ClusterNode:
             return
         if isinstance(event, m.CstaEvent):
             self.hub.phone_event(mac, event)
+
+    def relay(
+        self,
+        owner: str,
+        mac: str,
+        request: m.CstaRequest,
+        done: Callable[[m.CstaMessage], None],
+    ) -> None:
+        """Send ``request`` for ``mac`` to its owner; ``done`` gets the answer once, when
+        it is read (before the events the phone sent after it), or a CSTA error: no answer
+        within the phone's CSTA timeout plus a margin, or the bus is unreachable. Such a
+        request is never sent again: its outcome is unknown (a MakeCall must not ring
+        twice)."""
+        nc = self.nc
+        if nc is None or not nc.is_connected:
+            done(OUT_OF_SERVICE)
+            return
+        subject = self.names.reply(self.node_id, next(self._reply_numbers))
+        timer = asyncio.get_running_loop().call_later(
+            self.request_timeout, self._no_reply, subject, owner, type(request).__name__
+        )
+        self._replies[subject] = (done, timer)
+        self.spawn(self._send_request(nc, owner, subject, bus.encode_request(mac, request)))
+
+    async def _send_request(self, nc: NatsClient, owner: str, reply: str, data: bytes) -> None:
+        try:
+            await nc.publish(self.names.requests(owner), data, reply=reply)
+        except Exception as exc:
+            log.info("relaying a request to node %s failed: %s", owner, exc)
+            self._settle(reply, OUT_OF_SERVICE)
+
+    def _on_reply(self, msg: Msg) -> None:
+        if msg.subject not in self._replies:
+            return  # another node's answer (every node reads the evt subjects)
+        try:
+            answer = bus.decode_message(msg.data)
+        except Exception:
+            log.warning("unreadable answer from the bus: the request is answered with an error")
+            answer = m.CSTAErrorCode.timeout()
+        self._settle(msg.subject, answer)
+
+    def _no_reply(self, subject: str, owner: str, service: str) -> None:
+        log.info("%s relayed to node %s: no answer in %.1f s", service, owner, self.request_timeout)
+        self._settle(subject, m.CSTAErrorCode.timeout())
+
+    def _settle(self, subject: str, answer: m.CstaMessage) -> None:
+        waiting = self._replies.pop(subject, None)
+        if waiting is None:
+            return  # answered already (or timed out): once only
+        done, timer = waiting
+        timer.cancel()
+        try:
+            done(answer)
+        except Exception:
+            log.exception("delivering a relayed answer failed")
 
     async def _on_request(self, msg: Msg) -> None:
         """Another node's switch relays a request for a phone we own to its link."""
