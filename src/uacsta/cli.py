@@ -167,6 +167,7 @@ def serve(
     loopback-only (unless --allow-default-credentials): the error names the setting to change.
     """
     from uacsta.banner import serve_banner
+    from uacsta.cluster import ClusterError
     from uacsta.safety import DefaultCredentialsError
     from uacsta.server import Server
 
@@ -185,6 +186,9 @@ def serve(
     except DefaultCredentialsError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    except ClusterError as exc:
+        typer.echo(f"cannot start: {exc}", err=True)
+        raise typer.Exit(1) from None
     except OSError as exc:
         typer.echo(f"cannot start: {exc} (is another server using the port?)", err=True)
         raise typer.Exit(1) from None

@@ -189,7 +189,15 @@ class Server:
         phone is linked once claimed). Left after the phones' links are closed."""
         if not self.settings.cluster.nats_url:
             return
-        from uacsta.cluster.node import ClusterNode
+        from uacsta.cluster import ClusterError
+
+        try:
+            from uacsta.cluster.node import ClusterNode
+        except ImportError as exc:
+            raise ClusterError(
+                f"cluster.nats_url is set but {exc.name or 'nats-py'} is missing: "
+                "pip install 'uacsta[cluster]'"
+            ) from exc
 
         assert self.phones is not None
         self.cluster = ClusterNode(self.settings, self.hub, self.phones)

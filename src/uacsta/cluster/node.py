@@ -58,7 +58,7 @@ from nats.aio.msg import Msg
 from nats.js.errors import KeyWrongLastSequenceError, NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
-from uacsta.cluster import bus
+from uacsta.cluster import ClusterError, bus
 from uacsta.cluster.channel import OUT_OF_SERVICE, RemotePhoneChannel
 from uacsta.cluster.rules import Lease, PhoneEntry, call_id_prefix, node_token, to_claim
 from uacsta.config import Settings
@@ -71,12 +71,10 @@ from uacsta.switch.callids import CallIdSpace
 
 log = logging.getLogger("uacsta.cluster")
 
+#: Connection attempts per NATS server when joining.
+JOIN_ATTEMPTS = 3
 #: Seconds beyond the phone's CSTA timeout a relayed request waits for the owner's answer.
 RELAY_MARGIN = 2.0
-
-
-class ClusterError(RuntimeError):
-    """The cluster cannot be joined (NATS unreachable, JetStream off)."""
 
 
 class ClusterNode:
@@ -141,12 +139,15 @@ class ClusterNode:
                 name=f"uacsta-{self.node_id}",
                 connect_timeout=2,
                 allow_reconnect=True,
-                max_reconnect_attempts=-1,
+                # A few tries to join (a node that cannot reach NATS must not start), then
+                # reconnect for ever once joined (set below).
+                max_reconnect_attempts=JOIN_ATTEMPTS,
                 reconnect_time_wait=0.5,
                 error_cb=self._nats_error,
                 disconnected_cb=self._nats_disconnected,
                 reconnected_cb=self._nats_reconnected,
             )
+            self.nc.options["max_reconnect_attempts"] = -1
             js = self.nc.jetstream()
             self._nodes_kv = await _bucket(
                 js, self.names.nodes_bucket, ttl=self.lease.lease_seconds
