@@ -121,6 +121,7 @@ class ClusterNode:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._watcher_task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         self._closing = False
         #: Counters for the status page and the tests.
         self.claims = 0
@@ -176,6 +177,8 @@ class ClusterNode:
         """Leave: the lease is given back at once so the others take the phones over now
         (the phone service has ended the links before, with a BYE)."""
         self._closing = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         for subject in list(self._replies):
             self._settle(subject, OUT_OF_SERVICE)
         for task in self._loops:
@@ -258,7 +261,7 @@ class ClusterNode:
                 next_renew = now + self.lease.refresh_interval
                 await self._renew()
             if not self.lease.holding(self.clock()):
-                await self._fence()
+                self._fence()
                 continue
             try:
                 await self._look_at_nodes()
@@ -281,11 +284,31 @@ class ClusterNode:
             log.warning("node %s could not renew its lease: %s", self.node_id, exc)
             return False
         self.lease.confirmed(sent)
+        self._arm_watchdog()
         return True
 
-    async def _fence(self) -> None:
-        """Our lease may have lapsed: give every phone up (no BYE: a new owner may hold the
-        phone's dialog already); its clients here get OutOfService."""
+    def _arm_watchdog(self) -> None:
+        """Give the phones up the moment the lease would lapse, whatever the tick is doing
+        (a renewal or a look at the nodes may be waiting on a partitioned connection)."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        expires = self.lease.expires_at()
+        if expires is None or self._closing:
+            return
+        delay = max(0.0, expires - self.clock())
+        self._watchdog = asyncio.get_running_loop().call_later(delay, self._lease_lapsed)
+
+    def _lease_lapsed(self) -> None:
+        self._watchdog = None
+        if self.lease.holding(self.clock()):
+            self._arm_watchdog()  # renewed meanwhile
+        else:
+            self._fence()
+
+    def _fence(self) -> None:
+        """Our lease may lapse now: stop acting as owner at once (nothing relayed to our
+        links, nothing written) and end the links without a BYE (a new owner may hold the
+        phone's dialog soon); its clients here get OutOfService."""
         if not self.held and not self.mirrored:
             return
         self.fenced += 1
@@ -295,7 +318,7 @@ class ClusterNode:
         for mac in list(self.held):
             self.held.discard(mac)
             self.releases += 1
-            await self.phones.release(mac, "this node lost its cluster lease")
+            self.spawn(self.phones.release(mac, "this node lost its cluster lease"))
         for mac in list(self.mirrored):
             self._unmirror(mac, "cluster unreachable")
         self.live = frozenset()  # the next good look mirrors again
@@ -476,6 +499,7 @@ class ClusterNode:
                 new = await self._phones_kv.update(mac, entry.to_json(), last=revision)
         except KeyWrongLastSequenceError:
             log.info("phone %s: another node wrote it first", mac)
+            self.spawn(self._reread(mac))  # what we knew is stale: learn what is there
             return None
         except Exception as exc:
             log.warning("phone %s: writing its ownership failed: %s", mac, exc)
