@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from tests.cluster.conftest import Nodes
@@ -15,6 +16,7 @@ from uacsta.clients.cstatcp import CstaTcpClient
 from uacsta.csta import messages as m
 from uacsta.server import Server
 from uacsta.switch.callrecord import CallNotice, CallRecord
+from uacsta.web.auth import Auth
 
 pytestmark = pytest.mark.cluster
 
@@ -201,3 +203,27 @@ async def test_a_phone_registering_with_a_second_node_stays_with_its_live_owner(
     assert phone.mac not in a.phones.links
     assert phone.usage is dialog  # its CSTA dialog with b, never replaced
     assert ready_lines(a) == {line}
+
+
+async def test_the_json_api_of_any_node_drives_a_phone_linked_at_another(nodes: Nodes) -> None:
+    a = await nodes.start("a")
+    b = await nodes.start("b")
+    sim = nodes.simulation()
+    nodes.register_with(sim, "b")
+    phone = sim.add_phone("snom", ["100"], transport="udp")
+    await sim.start()
+    line = "sip:100@sim.invalid"
+    await wait_until(lambda: ready_lines(a) == ready_lines(b) == {line}, 10, "100 on a")
+    assert a.store is not None
+    _id, token = Auth(a.store).create_token("cluster")
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{a.http_port}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=15.0,
+    ) as http:
+        listed = (await http.get("/api/v1/devices")).json()
+        assert [(d["device"], d["phone"], d["ready"]) for d in listed] == [(line, phone.mac, True)]
+        made = await http.post("/api/v1/devices/100/calls", json={"to": "200"})
+        assert made.status_code == 201, made.text
+        assert made.json()["call_id"].startswith(phone.mac.lower() + ".")
+    assert phone.received["MakeCall"] == 1
