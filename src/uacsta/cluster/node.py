@@ -364,8 +364,8 @@ class ClusterNode:
             revision, entry = found
             mine = dataclasses.replace(entry, owner=self.node_id, ready=False)
             new = await self._cas(mac, mine, revision)
-            if new is None:
-                return
+            if new is None or not self.lease.holding(self.clock()):
+                return  # another node was first; or fenced meanwhile: claimed again later
             previous = entry.owner
             self.held.add(mac)
             self.claims += 1
@@ -463,7 +463,7 @@ class ClusterNode:
             if found is not None and found[1].owner == self.node_id and mac in self.held:
                 return
             new = await self._cas(mac, entry, found[0] if found is not None else None)
-            if new is None:
+            if new is None or not self.lease.holding(self.clock()):
                 return
             self.held.add(mac)
             self.claims += 1
