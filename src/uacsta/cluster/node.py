@@ -71,6 +71,7 @@ from uacsta.switch.callids import CallIdSpace
 
 log = logging.getLogger("uacsta.cluster")
 
+_TARGET_FIELDS = frozenset(f.name for f in dataclasses.fields(Target))
 #: Connection attempts per NATS server when joining.
 JOIN_ATTEMPTS = 3
 #: Seconds beyond the phone's CSTA timeout a relayed request waits for the owner's answer.
@@ -392,7 +393,10 @@ class ClusterNode:
         else:
             host, port = _hostport(entry.contact, entry.transport)
         flow = await transport.connect(entry.transport, host, port)
-        return Target(contact=entry.contact, flow=flow, aor=entry.aor, local_host=None)
+        # Where the phone service keeps a Path on its target (the edge's registrar support),
+        # the link routes its INVITE by it.
+        routed = {"path": entry.path} if entry.path and "path" in _TARGET_FIELDS else {}
+        return Target(contact=entry.contact, flow=flow, aor=entry.aor, local_host=None, **routed)
 
     def may_link(self, mac: str) -> bool:
         """The phone service is about to link ``mac`` (it registered here, or relinks)."""
