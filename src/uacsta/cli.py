@@ -506,6 +506,18 @@ def format_status(status: dict[str, Any]) -> list[str]:
             f"{_plural(flood.get('paused', 0), 'pause')}",
         )
     )
+    cluster = status.get("cluster")
+    if cluster:
+        rows.append(
+            (
+                "cluster",
+                f"node {cluster.get('node')} of {cluster.get('cluster')}"
+                f" ({'holding its lease' if cluster.get('holding') else 'LEASE LOST'}), "
+                f"live nodes: {', '.join(cluster.get('live_nodes') or []) or 'none'}; "
+                f"{_plural(len(cluster.get('owned') or []), 'phone')} owned here, "
+                f"{len(cluster.get('mirrored') or [])} linked at other nodes",
+            )
+        )
     for i, address in enumerate(status.get("listening") or []):
         rows.append(("listening" if i == 0 else "", str(address)))
     width = max(len(name) for name, _ in rows) + 2

@@ -11,6 +11,7 @@ import pytest
 
 from tests.cluster.conftest import Nodes
 from tests.e2e.conftest import make_settings
+from uacsta.cli import format_status
 from uacsta.cluster import ClusterError
 from uacsta.cluster.rules import PhoneEntry
 from uacsta.server import Server
@@ -36,6 +37,8 @@ async def test_status_shows_the_cluster(nodes: Nodes) -> None:
     assert status["node"] == "a" and status["cluster"] == nodes.name
     assert status["holding"] is True and status["live_nodes"] == ["a"]
     assert status["owned"] == [] and status["mirrored"] == []
+    (line,) = [row for row in format_status(a.status()) if row.startswith("cluster")]
+    assert f"node a of {nodes.name} (holding its lease), live nodes: a;" in line
 
 
 async def test_a_new_owner_reaches_the_phone_by_its_path_else_where_it_registered_from(
