@@ -19,7 +19,6 @@ import pytest
 from tests.cluster.conftest import Nodes
 from tests.cluster.test_routing import events_until, monitor, ready_lines
 from tests.e2e.conftest import PASSWORD, wait_until
-from tests.e2e.test_process_signals import free_port
 from uacsta.control import call
 from uacsta.csta import messages as m
 from uacsta.simulator.runtime import Simulation
@@ -37,20 +36,21 @@ class NodeProcess:
         self.data.mkdir(parents=True)
         self.sock = self.data / "uacsta.sock"
         self.log = tmp_path / f"{node_id}.log"
-        self.phone_port = free_port(udp_too=True)
+        #: Learnt from its status once started (ports 0: no race with other tests for them).
+        self.phone_port = 0
         self.config = tmp_path / f"{node_id}.toml"
         self.config.write_text(
             f"""
 [phones]
-listen = ["udp:127.0.0.1:{self.phone_port}"]
+listen = ["udp:127.0.0.1:0"]
 password = "{PASSWORD}"
 relink_backoff = 0.2
 csta_timeout = 2.0
 keepalive_interval = 30
 
 [clients]
-sip_listen = ["tcp:127.0.0.1:{free_port()}"]
-csta_listen = ["tcp:127.0.0.1:{free_port()}"]
+sip_listen = ["tcp:127.0.0.1:0"]
+csta_listen = ["tcp:127.0.0.1:0"]
 [[clients.accounts]]
 name = "crm"
 password = "crm-secret"
@@ -59,7 +59,7 @@ password = "crm-secret"
 path = "{self.data}"
 
 [http]
-listen = "tcp:127.0.0.1:{free_port()}"
+listen = "tcp:127.0.0.1:0"
 
 [log]
 level = "DEBUG"
@@ -81,10 +81,12 @@ lease_seconds = {LEASE}
             )  # fmt: skip
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 20
-        while await self.status() is None:
+        while (status := await self.status()) is None:
             if self.proc.returncode is not None or loop.time() > deadline:
                 raise AssertionError(f"the node did not start:\n{self.tail()}")
             await asyncio.sleep(0.05)
+        (phones,) = [a for a in status["listening"] if a.startswith("phones udp:")]
+        self.phone_port = int(phones.rsplit(":", 1)[1])
 
     async def status(self) -> dict[str, Any] | None:
         answer = await call(self.sock, {"cmd": "status"}, timeout=2.0)

@@ -1,12 +1,14 @@
 """A real NATS server with JetStream for the tests (Debian's ``nats-server``).
 
-Session-scoped: one server on a free loopback port, its store in a temporary directory,
-stopped at the end. A missing binary fails the tests that need it (``make sysdeps``
+Session-scoped: one server on a loopback port it picks itself (``-p -1``; it writes the
+port to a ports file: no race with other tests for a "free" port), its store in a temporary
+directory, stopped at the end. A missing binary fails the tests that need it (``make sysdeps``
 installs it): a cluster test that skips proves nothing.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -20,10 +22,16 @@ import pytest
 START_TIMEOUT = 10.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _listening(ports_file: str) -> str | None:
+    """The server's URL once its ports file is written and it accepts connections."""
+    try:
+        with open(ports_file, encoding="utf-8") as file:
+            url = str(json.load(file)["nats"][0])
+        host, port = url.removeprefix("nats://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=0.2):
+            return url
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
 
 
 @pytest.fixture(scope="session")
@@ -34,32 +42,33 @@ def nats_url() -> Iterator[str]:
     )
     if binary is None:
         pytest.fail("nats-server is not installed: run `make sysdeps` (Debian package nats-server)")
-    port = _free_port()
     with (
         tempfile.TemporaryDirectory(prefix="uacsta-nats-") as store,
         open(os.path.join(store, "nats-server.log"), "wb") as log,
     ):
+        # -p -1: a port of its own choosing, written to the ports file.
+        command = [binary, "-js", "-a", "127.0.0.1", "-p", "-1", "-sd", store]
         proc = subprocess.Popen(
-            [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", store],
+            [*command, "--ports_file_dir", store],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + START_TIMEOUT
-            while True:
+            ports = os.path.join(store, f"nats-server_{proc.pid}.ports")
+            url = None
+            while url is None:
                 if proc.poll() is not None:
                     log.flush()
                     with open(log.name, "rb") as written:
                         err = written.read().decode(errors="replace")
                     pytest.fail(f"nats-server exited at start:\n{err}")
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                        break
-                except OSError:
+                url = _listening(ports)
+                if url is None:
                     if time.monotonic() > deadline:
                         pytest.fail("nats-server did not start listening")
                     time.sleep(0.05)
-            yield f"nats://127.0.0.1:{port}"
+            yield url
         finally:
             proc.terminate()
             try:
