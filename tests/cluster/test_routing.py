@@ -12,6 +12,7 @@ import pytest
 
 from tests.cluster.conftest import Nodes
 from tests.e2e.conftest import wait_until
+from tests.gateways.test_tr87 import Tr87Client
 from uacsta.clients.cstatcp import CstaTcpClient
 from uacsta.csta import messages as m
 from uacsta.server import Server
@@ -227,3 +228,36 @@ async def test_the_json_api_of_any_node_drives_a_phone_linked_at_another(nodes: 
         assert made.status_code == 201, made.text
         assert made.json()["call_id"].startswith(phone.mac.lower() + ".")
     assert phone.received["MakeCall"] == 1
+
+
+async def test_a_tr87_client_on_one_node_drives_a_phone_linked_at_another(nodes: Nodes) -> None:
+    a = await nodes.start("a")
+    b = await nodes.start("b")
+    sim = nodes.simulation()
+    nodes.register_with(sim, "b")
+    phone = sim.add_phone("snom", ["100"], transport="udp")
+    await sim.start()
+    await wait_until(lambda: ready_lines(a) == ready_lines(b) == {"sip:100@sim.invalid"}, 10)
+    assert a.tr87 is not None
+    client = Tr87Client(a.tr87.ua.transport.listener("tcp").port)
+    await client.start()
+    try:
+        _challenge, accepted = await client.invite(user="crm", password="crm-secret")
+        assert accepted is not None and accepted.status_code == 200
+        started = await client.csta(m.MonitorStart(monitor_object="100"))
+        assert isinstance(started, m.MonitorStartResponse), started
+        assert isinstance(await client.next_info(), m.BackInServiceEvent)
+        made = await client.csta(m.MakeCall(calling_device="100", called_directory_number="200"))
+        assert isinstance(made, m.MakeCallResponse), made
+        assert made.calling_device is not None
+        call_id = made.calling_device.call_id
+        seen: list[m.CstaMessage] = []
+        while not any(isinstance(e, m.OriginatedEvent) for e in seen):
+            seen.append(await client.next_info())
+        originated = next(e for e in seen if isinstance(e, m.OriginatedEvent))
+        assert originated.originated_connection is not None
+        assert originated.originated_connection.call_id == call_id
+        assert phone.received["MakeCall"] == 1
+        await client.hangup()
+    finally:
+        await client.close()
