@@ -18,9 +18,10 @@ run: $(STAMP)
 # Real test peers come from Debian packages; install them when missing (root, as on CI).
 # sipp (sip-tester) is the independent SIP peer; chromium drives the browser tests;
 # postgresql's server binaries (not on PATH: a pair's check may be a path glob) run the
-# store tests' throw-away PostgreSQL server; kamailio (in /usr/sbin) is the SIP edge.
+# store tests' throw-away PostgreSQL server; kamailio (in /usr/sbin) is the SIP edge;
+# nats-server carries the cluster tests' bus.
 SYSPKGS := sip-tester:sipp chromium:chromium postgresql:/usr/lib/postgresql/*/bin/initdb \
-	kamailio:/usr/sbin/kamailio
+	kamailio:/usr/sbin/kamailio nats-server:nats-server
 sysdeps:
 	@missing=""; for pair in $(SYSPKGS); do pkg=$${pair%%:*}; bin=$${pair#*:}; \
 	  case $$bin in /*) ls $$bin >/dev/null 2>&1;; *) command -v $$bin >/dev/null 2>&1;; esac \

@@ -16,7 +16,7 @@ import uacsta
 
 ROOT = Path(uacsta.__file__).parent
 #: The packages (and modules) whose graph must stay acyclic.
-UNITS = ("server", "operations", "web", "control", "phones", "net", "gateways")
+UNITS = ("server", "operations", "web", "control", "phones", "net", "gateways", "cluster")
 #: Who may import the server: the entry points that run it.
 MAY_IMPORT_SERVER = {"uacsta.cli", "uacsta.demo", "uacsta.__main__", "uacsta.server"}
 #: Modules still typed against the server while they move to uacsta.operations (the JSON API

@@ -6,6 +6,8 @@ import pathlib
 import pytest
 
 CORE = ["sip", "csta", "switch", "tr87"]
+#: Sans-IO modules inside packages that also hold adapters.
+CORE_MODULES = ["cluster/rules.py", "cluster/bus.py"]
 FORBIDDEN = {"asyncio", "socket", "ssl", "time", "selectors", "threading"}
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "uacsta"
 
@@ -28,6 +30,12 @@ def test_core_layer_imports_no_io(layer: str) -> None:
     for path in files:
         bad = _imports(path) & FORBIDDEN
         assert not bad, f"{path.relative_to(SRC)} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("module", CORE_MODULES)
+def test_core_module_imports_no_io(module: str) -> None:
+    bad = _imports(SRC / module) & FORBIDDEN
+    assert not bad, f"{module} imports {sorted(bad)}"
 
 
 def test_core_layers_depend_only_downwards() -> None:

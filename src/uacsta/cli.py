@@ -167,6 +167,7 @@ def serve(
     loopback-only (unless --allow-default-credentials): the error names the setting to change.
     """
     from uacsta.banner import serve_banner
+    from uacsta.cluster import ClusterError
     from uacsta.safety import DefaultCredentialsError
     from uacsta.server import Server
     from uacsta.store.db import StoreError
@@ -186,6 +187,9 @@ def serve(
     except (DefaultCredentialsError, StoreError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
+    except ClusterError as exc:
+        typer.echo(f"cannot start: {exc}", err=True)
+        raise typer.Exit(1) from None
     except OSError as exc:
         typer.echo(f"cannot start: {exc} (is another server using the port?)", err=True)
         raise typer.Exit(1) from None
@@ -503,6 +507,18 @@ def format_status(status: dict[str, Any]) -> list[str]:
             f"{_plural(flood.get('paused', 0), 'pause')}",
         )
     )
+    cluster = status.get("cluster")
+    if cluster:
+        rows.append(
+            (
+                "cluster",
+                f"node {cluster.get('node')} of {cluster.get('cluster')}"
+                f" ({'holding its lease' if cluster.get('holding') else 'LEASE LOST'}), "
+                f"live nodes: {', '.join(cluster.get('live_nodes') or []) or 'none'}; "
+                f"{_plural(len(cluster.get('owned') or []), 'phone')} owned here, "
+                f"{len(cluster.get('mirrored') or [])} linked at other nodes",
+            )
+        )
     for i, address in enumerate(status.get("listening") or []):
         rows.append(("listening" if i == 0 else "", str(address)))
     width = max(len(name) for name, _ in rows) + 2

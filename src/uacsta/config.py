@@ -270,6 +270,21 @@ class WebhookSettings:
 
 
 @dataclass
+class ClusterSettings:
+    """Several nodes as one switching function (docs/cluster.md), over NATS with JetStream."""
+
+    #: NATS server(s), comma-separated (``nats://10.0.0.5:4222``); empty: this node alone.
+    nats_url: str = ""
+    #: This node's name in the cluster; empty: the host name.
+    node_id: str = ""
+    #: Nodes of one cluster share this name (subjects and key-value buckets are named by it).
+    name: str = "uacsta"
+    #: A node silent this long (s) is gone: its phones move to the others. A node that could
+    #: not renew its lease for about this long gives its phones up.
+    lease_seconds: float = 10.0
+
+
+@dataclass
 class Settings:
     phones: PhoneSettings = field(default_factory=PhoneSettings)
     clients: ClientSettings = field(default_factory=ClientSettings)
@@ -281,6 +296,7 @@ class Settings:
     connections: ConnectionSettings = field(default_factory=ConnectionSettings)
     journal: JournalSettings = field(default_factory=JournalSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -486,6 +502,11 @@ def validate(settings: Settings) -> None:
         raise ConfigError("webhooks.give_up_after / keep_days: must be positive")
     if w.max_concurrency < 1 or w.max_per_endpoint < 1 or w.queue_size < 1:
         raise ConfigError("webhooks.max_concurrency / max_per_endpoint / queue_size: at least 1")
+    c = settings.cluster
+    if c.lease_seconds < 1:
+        raise ConfigError("cluster.lease_seconds: at least 1 second")
+    if c.name and not all(ch.isalnum() or ch in "-_" for ch in c.name):
+        raise ConfigError("cluster.name: letters, digits, '-' and '_' only")
     if settings.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("log.level: one of DEBUG, INFO, WARNING, ERROR")
 

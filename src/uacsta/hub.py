@@ -64,6 +64,31 @@ class PhoneChannel(Protocol):
         events: clients get the answer first, and no task is needed per request."""
 
 
+class PhoneObserver(Protocol):
+    """Who learns of every phone's lifecycle and events besides the switch (the cluster node,
+    which shares them with the other nodes), and says which phones this node owns."""
+
+    def is_local(self, phone: str) -> bool:
+        """The phone is linked here (not mirrored from another node): its calls are journaled
+        and its notices published here."""
+
+    def phone_ready(
+        self,
+        phone: str,
+        channel: PhoneChannel,
+        lines: list[str],
+        aliases: Mapping[str, Iterable[str]] | None,
+    ) -> None: ...
+
+    def phone_lines_changed(
+        self, phone: str, lines: list[str], aliases: Mapping[str, Iterable[str]] | None
+    ) -> None: ...
+
+    def phone_lost(self, phone: str, reason: str) -> None: ...
+
+    def phone_event(self, phone: str, event: m.CstaEvent) -> None: ...
+
+
 class SwitchHub:
     def __init__(
         self,
@@ -82,6 +107,8 @@ class SwitchHub:
         self.on_record: Callable[[CallRecord], None] | None = None
         #: Who gets every notice (the webhook service); must not block.
         self.notice_listeners: list[Callable[[CallNotice], object]] = []
+        #: Several nodes as one switching function (uacsta.cluster); None: this node alone.
+        self.observer: PhoneObserver | None = None
 
     # ------------------------------------------------------------------ phones
     def phone_ready(
@@ -95,8 +122,13 @@ class SwitchHub:
         offered: frozenset[str] | None = None,
         aliases: Mapping[str, Iterable[str]] | None = None,
         names_releasing_device: bool = True,
+        mirrored: bool = False,
     ) -> None:
+        """``mirrored``: linked at another node, ``channel`` relays to it (uacsta.cluster)."""
         self.channels[phone] = channel
+        lines = list(lines)
+        if self.observer is not None and not mirrored:
+            self.observer.phone_ready(phone, channel, lines, aliases)
         self._run(
             self.switch.phone_ready(
                 phone,
@@ -107,6 +139,7 @@ class SwitchHub:
                 aliases=aliases,
                 names_releasing_device=names_releasing_device,
                 now=self.clock(),
+                mirrored=mirrored,
             )
         )
 
@@ -117,10 +150,15 @@ class SwitchHub:
         *,
         aliases: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
+        lines = list(lines)
+        if self.observer is not None:
+            self.observer.phone_lines_changed(phone, lines, aliases)
         self._run(self.switch.phone_lines_changed(phone, lines, aliases=aliases))
 
     def phone_lost(self, phone: str, reason: str = "") -> None:
         self.channels.pop(phone, None)
+        if self.observer is not None:
+            self.observer.phone_lost(phone, reason)
         self._run(self.switch.phone_lost(phone, now=self.clock(), reason=reason))
 
     def phone_removed(self, phone: str) -> None:
@@ -128,6 +166,8 @@ class SwitchHub:
         self._run(self.switch.phone_removed(phone, now=self.clock()))
 
     def phone_event(self, phone: str, event: m.CstaEvent) -> None:
+        if self.observer is not None:
+            self.observer.phone_event(phone, event)
         self._run(self.switch.phone_event(phone, event, self.clock()))
 
     def assign_line(self, device_id: str, phone: str) -> None:
@@ -203,7 +243,7 @@ class SwitchHub:
                 case Notify():
                     self._notify(action)
                 case Journal():
-                    if self.on_record is not None:
+                    if self.on_record is not None and self._local(action.record.phone):
                         try:
                             self.on_record(action.record)
                         except Exception:
@@ -220,7 +260,9 @@ class SwitchHub:
 
     def _notify(self, action: Notify) -> None:
         notice = action.notice
-        for listener in self.notice_listeners:
+        # A mirrored phone's notices reach this node's clients; its owner publishes them.
+        listeners = self.notice_listeners if self._notice_is_local(notice) else ()
+        for listener in listeners:
             try:
                 listener(notice)
             except Exception:  # one broken listener must not stop the others
@@ -230,6 +272,18 @@ class SwitchHub:
                 cast(ClientSink, sink).deliver_notice(notice)
             except Exception:
                 log.exception("delivering %s to a client failed", notice.type.value)
+
+    def _local(self, phone: str | None) -> bool:
+        return self.observer is None or phone is None or self.observer.is_local(phone)
+
+    def _notice_is_local(self, notice: CallNotice) -> bool:
+        if self.observer is None:
+            return True
+        phone = notice.phone
+        if phone is None and notice.line is not None:
+            device = self.switch.devices.resolve(notice.line)
+            phone = device.phone if device is not None else None
+        return self._local(phone)
 
     def _answered(self, action: ToPhone, answer: m.CstaMessage) -> None:
         self._run(self.switch.phone_response(action.token, answer))

@@ -244,7 +244,8 @@ class Operations:
         sf = parts.hub.switch
         phones = parts.phones
         server_monitors = sf.monitors.count_of(SWITCH)  # the switch's own (the journal's)
-        return {
+        cluster = getattr(parts, "cluster", None)
+        status: dict[str, Any] = {
             "uptime": round(time.time() - parts.started_at, 1),
             "listening": parts.listening,
             "web_url": parts.web_url,
@@ -265,6 +266,9 @@ class Operations:
                 "paused": phones.ua.transport.flood_pauses if phones else 0,
             },
         }
+        if cluster is not None:
+            status["cluster"] = cluster.status()
+        return status
 
     # ------------------------------------------------------------------ devices
     def own_devices(self, principal: Principal) -> list[Device]:

@@ -90,6 +90,8 @@ class Server:
             block_time=settings.clients.block_time,
         )
         self.phones: PhoneService | None = None
+        #: This node in a cluster (uacsta.cluster), with cluster.nats_url set; else None.
+        self.cluster: Any = None
         #: Webhook delivery (durable outbox); notices reach it through ``publish()``.
         self.webhooks: WebhookService | None = None
         self.cstatcp: CstaTcpGateway | None = None
@@ -152,6 +154,7 @@ class Server:
             tls_context=self.tls_context,
             observe_latency=self.metrics.observe,
         )
+        await self._join_cluster()
         self._running.push_async_callback(self.phones.close)
         self.listening += [f"phones {a}" for a in await self.phones.start()]
         c = self.settings.clients
@@ -179,6 +182,28 @@ class Server:
         self._running.push_async_callback(self.control.close)
         await self.control.start(self.data_dir / "uacsta.sock")
         log.info("uacsta started: %s", "; ".join(self.listening))
+
+    # ------------------------------------------------------------------ several nodes
+    async def _join_cluster(self) -> None:
+        """With ``cluster.nats_url``: join the other nodes before any phone registers (a
+        phone is linked once claimed). Left after the phones' links are closed."""
+        if not self.settings.cluster.nats_url:
+            return
+        from uacsta.cluster import ClusterError
+
+        try:
+            from uacsta.cluster.node import ClusterNode
+        except ImportError as exc:
+            raise ClusterError(
+                f"cluster.nats_url is set but {exc.name or 'nats-py'} is missing: "
+                "pip install 'uacsta[cluster]'"
+            ) from exc
+
+        assert self.phones is not None
+        self.cluster = ClusterNode(self.settings, self.hub, self.phones)
+        await self.cluster.start()
+        self._running.push_async_callback(self.cluster.close)
+        self.listening.append(f"cluster {self.cluster.node_id}@{self.settings.cluster.name}")
 
     # ------------------------------------------------------------------ default passwords
     def _check_default_credentials(self) -> None:

@@ -23,7 +23,7 @@ import secrets
 import ssl
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from uacsta.config import Settings
 from uacsta.csta import codec
@@ -57,6 +57,14 @@ auth_log = RateLimitedLog(log)
 SIMULATOR_TAG = "uacsta-simulator"
 
 ALLOW = "REGISTER, INVITE, ACK, BYE, CANCEL, INFO, OPTIONS"
+
+
+class OwnerGate(Protocol):
+    """Several nodes (uacsta.cluster): a phone is linked by the one node that owns it."""
+
+    def may_link(self, mac: str) -> bool:
+        """True: this node owns the phone, link it now. False: not yet; the gate claims it
+        and calls :meth:`PhoneService.start_link` once it is ours."""
 
 
 class PhoneService:
@@ -111,6 +119,8 @@ class PhoneService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self.auth_failures = 0
+        #: Several nodes: asked before each link starts (None: this node links every phone).
+        self.owner_gate: OwnerGate | None = None
 
     def _user_agent(self) -> UserAgent:
         p = self.settings.phones
@@ -449,12 +459,18 @@ class PhoneService:
         self._unlink(mac, "connection closed", state="offline")
 
     # ------------------------------------------------------------------ links
+    def start_link(self, mac: str) -> None:
+        """Link a registered, enabled phone (the owner gate calls it once the phone is ours)."""
+        self._start_link(mac)
+
     def _start_link(self, mac: str) -> None:
         if self._closing:
             return
         record = self.inventory.get(mac)
         target = self.targets.get(mac)
         if record is None or target is None or not record.enabled:
+            return
+        if self.owner_gate is not None and not self.owner_gate.may_link(mac):
             return
         handle = self._relink.pop(mac, None)
         if handle is not None:
@@ -524,6 +540,44 @@ class PhoneService:
             self.inventory.set_state(record, "disabled", "disabled by the administrator")
         elif record is not None:
             self.inventory.set_state(record, state, reason)
+
+    # ------------------------------------------------------------------ several nodes
+    def adopt(self, mac: str, target: Target, user_agent: str | None) -> None:
+        """Link a phone this node took over from a node that is gone: from the registration
+        the cluster kept (it registered elsewhere, so not in this node's registrar)."""
+        record, new = self.inventory.upsert(mac)
+        if new:
+            record.enabled = True  # it was linked at its last owner
+        if user_agent:
+            identity = detect(user_agent, mac)
+            record.vendor, record.model, record.firmware = (
+                identity.vendor,
+                identity.model,
+                identity.firmware,
+            )
+            record.user_agent = user_agent
+            record.simulated = SIMULATOR_TAG in user_agent
+        record.ip, record.port = target.flow.remote
+        record.transport = target.flow.transport
+        self._forget_target(mac)
+        self.targets[mac] = target
+        self._flow_mac[(target.flow.transport, target.flow.remote)] = mac
+        self.inventory.touch(record)
+        self._start_link(mac)
+
+    async def release(self, mac: str, reason: str) -> None:
+        """Another node owns the phone now (or this one lost its lease): its link ends without
+        a BYE (the phone's dialog may already belong to the new owner) and is not retried."""
+        self._forget_target(mac)
+        handle = self._relink.pop(mac, None)
+        if handle is not None:
+            handle.cancel()
+        link = self.links.get(mac)
+        if link is not None:
+            await link.stop(reason, bye=False)
+        record = self.inventory.get(mac)
+        if record is not None and record.enabled:
+            self.inventory.set_state(record, "offline", reason)
 
     async def set_enabled(self, mac: str, enabled: bool) -> bool:
         record = self.inventory.get(mac)

@@ -42,8 +42,12 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 class CallIdSpace:
     """Per-phone prefixes and the mapping of call IDs both ways."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix_of: Callable[[str], str] | None = None) -> None:
         self._numbers = itertools.count(1)
+        #: Several nodes as one switching function: the prefix is derived from the phone (the
+        #: same on every node) instead of counted here. It must be unique per phone and free
+        #: of the separators.
+        self._derive = prefix_of
         self._prefix_of: dict[str, str] = {}
         self._phone_of: dict[str, str] = {}
 
@@ -54,7 +58,7 @@ class CallIdSpace:
         """The phone's prefix, given on first use."""
         prefix = self._prefix_of.get(phone)
         if prefix is None:
-            prefix = str(next(self._numbers))
+            prefix = self._derive(phone) if self._derive else str(next(self._numbers))
             self._prefix_of[phone] = prefix
             self._phone_of[prefix] = phone
         return prefix

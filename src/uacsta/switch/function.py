@@ -141,6 +141,9 @@ class PhoneState:
     offered: frozenset[str] | None = None
     #: Its ConnectionCleared names who hung up (False: it always names itself).
     names_releasing_device: bool = True
+    #: Linked at another node of a cluster, relayed through it: the switch keeps no monitor
+    #: of its own on its lines (the owner's switch journals its calls).
+    mirrored: bool = False
 
 
 @dataclass(slots=True)
@@ -217,19 +220,21 @@ class SwitchingFunction:
         aliases: Mapping[str, Iterable[str]] | None = None,
         names_releasing_device: bool = True,
         now: float = 0.0,
+        mirrored: bool = False,
     ) -> list[SwitchAction]:
         """The phone's CSTA link is up and its lines are known: restore its monitors.
 
         ``aliases``: other names the phone gives a line (a Yealink account's ``tel:``);
         ``names_releasing_device``: its ConnectionCleared says who hung up (the call
         tracker's rule for missed and declined calls); ``now``: epoch seconds, the call
-        tracker's clock."""
+        tracker's clock; ``mirrored``: the phone is linked at another node of a cluster."""
         state = self.phones.setdefault(phone, PhoneState(phone))
         state.ready = True
         state.services = services
         state.emulate_alternate_call = emulate_alternate_call
         state.offered = offered
         state.names_releasing_device = names_releasing_device
+        state.mirrored = mirrored
         actions = self._set_lines(phone, device_ids, aliases)
         self._own_monitors(phone)
         for point in self.monitors.points_of_phone(phone):
@@ -434,11 +439,17 @@ class SwitchingFunction:
             return
         state = self.phones.get(phone)
         trusted = state.names_releasing_device if state is not None else True
+        mirrored = state is not None and state.mirrored
         for device in self.devices.by_phone(phone):
             self.calls.line_added(phone, device.device_id, names_releasing_device=trusted)
-            if not self.own_monitors:
-                continue
             point = self.monitors.points.get(device)
+            if mirrored and point is not None:
+                # Linked elsewhere now (it was ours): the owner's switch keeps its monitor.
+                for cm in [cm for cm in point.clients.values() if cm.client is SWITCH]:
+                    self.monitors.remove_client_monitor(cm.cross_ref_id)
+                continue
+            if not self.own_monitors or mirrored:
+                continue
             if point is None or not any(cm.client is SWITCH for cm in point.clients.values()):
                 self.monitors.add_client_monitor(SWITCH, device)
 
