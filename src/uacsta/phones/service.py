@@ -46,7 +46,7 @@ from uacsta.sip.proxies import TrustedProxies
 from uacsta.sip.registrar import Binding, Registrar, RegistrarPolicy, route_to
 from uacsta.sip.uri import SipUri, parse_uri
 from uacsta.sipauth import Authenticated, Blocked, DigestGuard, Failed
-from uacsta.store.db import utcnow
+from uacsta.store.db import PhoneRecord, utcnow
 from uacsta.throttle import AuthThrottle
 
 log = logging.getLogger("uacsta.phones")
@@ -324,15 +324,7 @@ class PhoneService:
                 request.header("User-Agent"),
                 "enabled" if record.enabled else "waiting to be enabled",
             )
-        user_agent = request.header("User-Agent")
-        identity = detect(user_agent, mac)
-        record.vendor, record.model, record.firmware = (
-            identity.vendor,
-            identity.model,
-            identity.firmware,
-        )
-        record.user_agent = user_agent
-        record.simulated = bool(user_agent and SIMULATOR_TAG in user_agent)
+        _identify(record, mac, request.header("User-Agent"))
         record.identity = str(request.to.uri) if isinstance(request.to.uri, SipUri) else None
         record.ip, record.port = address
         record.transport = flow.transport
@@ -549,14 +541,7 @@ class PhoneService:
         if new:
             record.enabled = True  # it was linked at its last owner
         if user_agent:
-            identity = detect(user_agent, mac)
-            record.vendor, record.model, record.firmware = (
-                identity.vendor,
-                identity.model,
-                identity.firmware,
-            )
-            record.user_agent = user_agent
-            record.simulated = SIMULATOR_TAG in user_agent
+            _identify(record, mac, user_agent)
         record.ip, record.port = target.flow.remote
         record.transport = target.flow.transport
         self._forget_target(mac)
@@ -627,6 +612,18 @@ class PhoneService:
     def observe_latency(self, service: str, seconds: float) -> None:
         if self._observe is not None:
             self._observe(service, seconds)
+
+
+def _identify(record: PhoneRecord, mac: str, user_agent: str | None) -> None:
+    """Vendor, model and firmware from the phone's User-Agent (the vendor profile's key)."""
+    identity = detect(user_agent, mac)
+    record.vendor, record.model, record.firmware = (
+        identity.vendor,
+        identity.model,
+        identity.firmware,
+    )
+    record.user_agent = user_agent
+    record.simulated = bool(user_agent and SIMULATOR_TAG in user_agent)
 
 
 def _aor_mac(aor: str) -> str | None:
