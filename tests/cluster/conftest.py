@@ -3,8 +3,12 @@ simulated phones registering with the node of the test's choice, CSTA clients on
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
-from collections.abc import AsyncIterator
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,7 @@ import pytest
 from tests.e2e.conftest import PASSWORD, csta_port, make_settings, phone_ports
 from tests.engines.nats import nats_url  # noqa: F401  (the session's nats-server)
 from uacsta.clients.cstatcp import CstaTcpClient
+from uacsta.control import call
 from uacsta.server import Server
 from uacsta.simulator.runtime import Simulation
 
@@ -65,6 +70,118 @@ class Nodes:
         await client.connect("127.0.0.1", csta_port(self.servers[node]))
         await client.login("crm", "crm-secret")
         return client
+
+
+class NodeProcess:
+    """``uacsta serve`` as one node of the cluster, killable.
+
+    ``host``: the address its phone listener binds (a node behind an edge binds its own, not
+    0.0.0.0); ``trusted_proxies``: ``phones.trusted_proxies`` (the edge's address);
+    ``store_url``: ``store.url`` (a shared PostgreSQL store), else SQLite in its directory.
+    """
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        nodes: Nodes,
+        node_id: str,
+        *,
+        lease: float = 3.0,
+        host: str = "127.0.0.1",
+        trusted_proxies: Sequence[str] = (),
+        store_url: str = "",
+        keepalive_interval: int = 30,
+    ) -> None:
+        self.node_id = node_id
+        self.data = tmp_path / f"proc-{node_id}"
+        self.data.mkdir(parents=True)
+        self.sock = self.data / "uacsta.sock"
+        self.log = tmp_path / f"{node_id}.log"
+        self.host = host
+        #: Learnt from its status once started (ports 0: no race with other tests for them).
+        self.phone_port = 0
+        self.csta_port = 0
+        self.config = tmp_path / f"{node_id}.toml"
+        proxies = ", ".join(f'"{p}"' for p in trusted_proxies)
+        store_line = f'url = "{store_url}"' if store_url else ""
+        self.config.write_text(
+            f"""
+[phones]
+listen = ["udp:{host}:0"]
+password = "{PASSWORD}"
+relink_backoff = 0.2
+csta_timeout = 2.0
+keepalive_interval = {keepalive_interval}
+trusted_proxies = [{proxies}]
+
+[clients]
+sip_listen = ["tcp:127.0.0.1:0"]
+csta_listen = ["tcp:127.0.0.1:0"]
+[[clients.accounts]]
+name = "crm"
+password = "crm-secret"
+
+[store]
+path = "{self.data}"
+{store_line}
+
+[http]
+listen = "tcp:127.0.0.1:0"
+
+[log]
+level = "DEBUG"
+
+[cluster]
+nats_url = "{nodes.url}"
+node_id = "{node_id}"
+name = "{nodes.name}"
+lease_seconds = {lease}
+"""
+        )
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "uacsta.cli", "serve", "--config", str(self.config),
+                stdout=log, stderr=log,
+            )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while (status := await self.status()) is None:
+            if self.proc.returncode is not None or loop.time() > deadline:
+                raise AssertionError(f"the node did not start:\n{self.tail()}")
+            await asyncio.sleep(0.05)
+        (phones,) = [a for a in status["listening"] if a.startswith("phones udp:")]
+        self.phone_port = int(phones.rsplit(":", 1)[1])
+        (csta,) = [a for a in status["listening"] if a.startswith("csta tcp:")]
+        self.csta_port = int(csta.rsplit(":", 1)[1])
+
+    async def status(self) -> dict[str, Any] | None:
+        """Its status; None when it does not answer (not started, or being killed)."""
+        try:
+            answer = await call(self.sock, {"cmd": "status"}, timeout=2.0)
+        except OSError:  # killed while answering
+            return None
+        return answer.get("status", answer) if answer is not None else None
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+
+    async def stop(self) -> None:
+        """Killed if still running (a test's clean-up)."""
+        if self.proc is None:
+            return
+        if self.proc.returncode is None:
+            self.proc.kill()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.proc.wait(), 5)
+
+    def tail(self, lines: int = 40) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 @pytest.fixture

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import Nodes
+from tests.cluster.conftest import NodeProcess, Nodes
 from tests.cluster.test_routing import events_until, monitor, ready_lines
 from tests.e2e.conftest import PASSWORD, wait_until
-from uacsta.control import call
 from uacsta.csta import messages as m
 from uacsta.simulator.runtime import Simulation
 
@@ -28,83 +24,9 @@ pytestmark = pytest.mark.cluster
 LEASE = 3.0
 
 
-class NodeProcess:
-    """``uacsta serve`` as one node of the cluster, killable."""
-
-    def __init__(self, tmp_path: Path, nodes: Nodes, node_id: str) -> None:
-        self.data = tmp_path / f"proc-{node_id}"
-        self.data.mkdir(parents=True)
-        self.sock = self.data / "uacsta.sock"
-        self.log = tmp_path / f"{node_id}.log"
-        #: Learnt from its status once started (ports 0: no race with other tests for them).
-        self.phone_port = 0
-        self.config = tmp_path / f"{node_id}.toml"
-        self.config.write_text(
-            f"""
-[phones]
-listen = ["udp:127.0.0.1:0"]
-password = "{PASSWORD}"
-relink_backoff = 0.2
-csta_timeout = 2.0
-keepalive_interval = 30
-
-[clients]
-sip_listen = ["tcp:127.0.0.1:0"]
-csta_listen = ["tcp:127.0.0.1:0"]
-[[clients.accounts]]
-name = "crm"
-password = "crm-secret"
-
-[store]
-path = "{self.data}"
-
-[http]
-listen = "tcp:127.0.0.1:0"
-
-[log]
-level = "DEBUG"
-
-[cluster]
-nats_url = "{nodes.url}"
-node_id = "{node_id}"
-name = "{nodes.name}"
-lease_seconds = {LEASE}
-"""
-        )
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with self.log.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "uacsta.cli", "serve", "--config", str(self.config),
-                stdout=log, stderr=log,
-            )  # fmt: skip
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 20
-        while (status := await self.status()) is None:
-            if self.proc.returncode is not None or loop.time() > deadline:
-                raise AssertionError(f"the node did not start:\n{self.tail()}")
-            await asyncio.sleep(0.05)
-        (phones,) = [a for a in status["listening"] if a.startswith("phones udp:")]
-        self.phone_port = int(phones.rsplit(":", 1)[1])
-
-    async def status(self) -> dict[str, Any] | None:
-        answer = await call(self.sock, {"cmd": "status"}, timeout=2.0)
-        return answer.get("status", answer) if answer is not None else None
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-
-    def tail(self, lines: int = 40) -> str:
-        if not self.log.exists():
-            return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
 @pytest.fixture
 async def killable(tmp_path: Path, nodes: Nodes) -> AsyncIterator[NodeProcess]:
-    process = NodeProcess(tmp_path, nodes, "b")
+    process = NodeProcess(tmp_path, nodes, "b", lease=LEASE)
     try:
         yield process
     finally:

@@ -132,7 +132,7 @@ class DailyRotatingFileHandler(logging.handlers.RotatingFileHandler):
         path = Path(self.baseFilename)
         if self.stream is not None:
             self.stream.close()
-            self.stream = None  # type: ignore[assignment]
+            self.stream = None  # type: ignore[assignment,unused-ignore]
         for old in path.parent.glob(path.name + "*"):
             with contextlib.suppress(OSError):
                 old.unlink()
