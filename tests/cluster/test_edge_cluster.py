@@ -8,7 +8,7 @@ has two owners at any sampled moment."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -112,10 +112,10 @@ async def test_sigkill_of_a_node_behind_the_edge_moves_its_phones_to_the_survivo
                 for a in agents
             )
 
-        async def poll(check: object, timeout: float, what: str) -> None:
+        async def poll(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout
-            while not await check():  # type: ignore[operator]
+            while not await check():
                 if loop.time() > deadline:
                     tails = "\n".join(f"--- {n}\n{p.tail(15)}" for n, p in procs.items())
                     raise AssertionError(f"timed out: {what}; owned {owned}\n{tails}")
