@@ -99,3 +99,19 @@ async def test_calls_smoke_journal_round(common) -> None:  # type: ignore[no-unt
     assert r["phone_events"]["DeliveredEvent"] == r["calls_started"]
     assert r["delivered_matched"] == r["calls_started"]
     assert r["delivered_unmatched_lines"] == 0
+
+
+@pytest.mark.cluster
+async def test_cluster_smoke_two_nodes(common) -> None:  # type: ignore[no-untyped-def]
+    """``cluster.py`` with 2 nodes in small: 10 phones on a real nats-server, every request
+    answered and the SetDoNotDisturbs' events relayed to the client on node 1."""
+    import cluster
+
+    run = await cluster.one_count(2, 10, 0.5)
+    assert run["owners_as_registered"] == 10 and run["monitors"] == 10
+    get, put = run["rounds"]["GetDoNotDisturb"], run["rounds"]["SetDoNotDisturb"]
+    assert get["failed"] == put["failed"] == 0
+    assert get["to_node"][1] > 0 and put["to_node"][1] > 0
+    # one event per SetDoNotDisturb; the last ones may still be on their way
+    assert put["requests"] > 0 and abs(put["events"] - put["requests"]) <= put["requests"] // 10
+    assert [r["phones_owned"] for r in run["rows"][:2]] == [5, 5]
