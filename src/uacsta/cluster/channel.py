@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from uacsta.csta import messages as m
-from uacsta.phones.vendors import Refusal, VendorProfile
+from uacsta.phones.vendors import VendorProfile
 
 if TYPE_CHECKING:
     from uacsta.cluster.node import ClusterNode
@@ -48,12 +48,7 @@ class RemotePhoneChannel:
         return f"<RemotePhoneChannel {self.mac} at {self.owner}>"
 
     def refusal(self, request: m.CstaRequest) -> tuple[m.CSTAErrorCode, str] | None:
-        found: Refusal | None = self.profile.refusal(type(request).__name__, self.firmware)
-        if found is None:
-            found = self.profile.predict_silence(request)
-        if found is None:
-            return None
-        return found.error(), f"{self.profile.name} phone {self.mac}: {found.reason}"
+        return self.profile.refuse(request, self.firmware, self.mac)
 
     def csta_request_then(
         self, request: m.CstaRequest, done: Callable[[m.CstaMessage], None]

@@ -27,7 +27,7 @@ from uacsta.net.errors import TransportError
 from uacsta.net.flow import Flow
 from uacsta.net.useragent import DialogUsage
 from uacsta.phones.mac import normalize_mac
-from uacsta.phones.vendors import Refusal, VendorProfile, WriteForm
+from uacsta.phones.vendors import VendorProfile, WriteForm
 from uacsta.sip.dialog import Dialog, DialogError
 from uacsta.sip.errors import SipParseError
 from uacsta.sip.helpers import generate_call_id
@@ -334,12 +334,7 @@ class PhoneLink:
     def refusal(self, request: m.CstaRequest) -> tuple[m.CSTAErrorCode, str] | None:
         """The error and its reason when ``request`` must not (or need not) go to the phone:
         a service the phone lacks, or a request it is known to leave unanswered."""
-        found: Refusal | None = self.profile.refusal(type(request).__name__, self.firmware)
-        if found is None:
-            found = self.profile.predict_silence(request)
-        if found is None:
-            return None
-        return found.error(), f"{self.profile.name} phone {self.mac}: {found.reason}"
+        return self.profile.refuse(request, self.firmware, self.mac)
 
     def features(self) -> dict[str, dict[str, object]]:
         """Per service: offered or not, why not, what to know (see the vendor profile)."""

@@ -134,6 +134,19 @@ class VendorProfile:
             }
         return out
 
+    def refuse(
+        self, request: m.CstaRequest, firmware: str | None, mac: str
+    ) -> tuple[m.CSTAErrorCode, str] | None:
+        """The error and its reason when ``request`` must not (or need not) go to phone
+        ``mac``: a service it lacks, or a request it is known to leave unanswered. One rule
+        for the phone's link and for its mirror on another node."""
+        found = self.refusal(type(request).__name__, firmware)
+        if found is None:
+            found = self.predict_silence(request)
+        if found is None:
+            return None
+        return found.error(), f"{self.name} phone {mac}: {found.reason}"
+
     def predict_silence(self, request: m.CstaRequest) -> Refusal | None:
         """A request this phone would leave unanswered, known from the request alone."""
         if not self.silent_errors:
